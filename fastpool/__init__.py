@@ -1,0 +1,27 @@
+"""fastpool: a fast, correct database connection pool.
+
+``fastpool.__impl__`` says which core is active: ``"c"`` (compiled) or
+``"python"`` (the pure-Python twin); ``FASTPOOL_IMPL`` chooses.
+"""
+from __future__ import annotations
+
+from ._core import DEBUG as __debug_core__
+from ._core import IMPL as __impl__
+from ._core import SlotRing
+from .errors import PoolClosed, PoolInternalError, PoolTimeout, TooManyRequests
+from .null_pool import NullConnectionPool
+from .pool import ConnectionPool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConnectionPool",
+    "NullConnectionPool",
+    "PoolClosed",
+    "PoolInternalError",
+    "PoolTimeout",
+    "SlotRing",
+    "TooManyRequests",
+    "__impl__",
+    "__version__",
+]

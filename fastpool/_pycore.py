@@ -1,0 +1,179 @@
+"""Pure-Python twin of the compiled core (``src/_fastpool.pyx``).
+
+Same class, same methods, same return values, same exceptions and messages; a
+single ``threading.Lock`` stands in for the atomics. It is the fallback where the
+extension can't be built and the reference the compiled core is tested against.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from .errors import PoolInternalError
+
+#: The twin has no debug build; its checks are always on.
+DEBUG = False
+
+MAX_CAPACITY = 1 << 20
+
+
+def _as_slot(op: str, slot: Any) -> int:
+    if not isinstance(slot, int):
+        raise TypeError(f"{op}: slot must be an int, got {type(slot).__name__}")
+    return slot
+
+
+class SlotRing:
+    """A fixed-capacity set of slots: FIFO of idle indexes plus an in-use set."""
+
+    __slots__ = ("_capacity", "_lock", "_idle", "_present", "_in_use")
+
+    def __init__(self, capacity: int) -> None:
+        if not isinstance(capacity, int) or isinstance(capacity, bool):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise ValueError(f"capacity must be between 1 and {MAX_CAPACITY}, got {capacity}")
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._idle: deque[int] = deque()
+        self._present: set[int] = set()
+        self._in_use: set[int] = set()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def _check_held(self, op: str, slot: int) -> None:
+        # Caller holds the lock. Same order of checks as fp_release/fp_retire.
+        if not 0 <= slot < self._capacity:
+            raise IndexError(f"{op}: slot {slot} is out of range for capacity {self._capacity}")
+        if slot not in self._present:
+            raise ValueError(f"{op}: slot {slot} is not in the pool")
+        if slot not in self._in_use:
+            raise ValueError(f"{op}: slot {slot} is not in use")
+
+    def try_acquire(self) -> int:
+        with self._lock:
+            if not self._idle:
+                return -1
+            slot = self._idle.popleft()
+            self._in_use.add(slot)
+            return slot
+
+    def release(self, slot: int) -> None:
+        slot = _as_slot("release", slot)
+        with self._lock:
+            self._check_held("release", slot)
+            self._in_use.discard(slot)
+            self._idle.append(slot)
+
+    def add(self, *, acquired: bool = False) -> int:
+        with self._lock:
+            if len(self._present) >= self._capacity:
+                raise ValueError(f"add: all {self._capacity} slots are already in the pool")
+            slot = next(i for i in range(self._capacity) if i not in self._present)
+            self._present.add(slot)
+            if acquired:
+                self._in_use.add(slot)
+            else:
+                self._idle.append(slot)
+            return slot
+
+    def retire(self, slot: int) -> None:
+        slot = _as_slot("retire", slot)
+        with self._lock:
+            self._check_held("retire", slot)
+            self._in_use.discard(slot)
+            self._present.discard(slot)
+
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    def in_use_count(self) -> int:
+        return len(self._in_use)
+
+    def size(self) -> int:
+        return len(self._present)
+
+    def is_in_use(self, slot: int) -> bool:
+        slot = _as_slot("is_in_use", slot)
+        if not 0 <= slot < self._capacity:
+            raise IndexError(f"is_in_use: slot {slot} is out of range for capacity {self._capacity}")
+        return slot in self._in_use
+
+    def in_use(self) -> list[int]:
+        with self._lock:
+            return sorted(self._in_use)
+
+    def idle(self) -> list[int]:
+        with self._lock:
+            return list(self._idle)
+
+    def check_invariants(self) -> None:
+        with self._lock:
+            idle = list(self._idle)
+            held = set(self._in_use)
+            present = set(self._present)
+        problems = []
+        if len(set(idle)) != len(idle):
+            problems.append(f"an index is in the ring twice: {sorted(idle)}")
+        both = set(idle) & held
+        if both:
+            problems.append(f"slots both idle and in use: {sorted(both)}")
+        for s in idle:
+            if s not in present:
+                problems.append(f"slot {s} is in the ring but not in the pool")
+        for s in sorted(held):
+            if s not in present:
+                problems.append(f"slot {s} is in use but not in the pool")
+        if len(idle) + len(held) != len(present):
+            problems.append(
+                f"idle {len(idle)} + in use {len(held)} != slots in the pool {len(present)}"
+            )
+        if problems:
+            raise PoolInternalError("check_invariants: " + "; ".join(problems))
+
+    def debug_counters(self) -> dict[str, int]:
+        return {"acquires": 0, "releases": 0, "adds": 0, "retires": 0}
+
+    def __repr__(self) -> str:
+        return (
+            f"<SlotRing capacity={self._capacity} size={self.size()} "
+            f"idle={self.idle_count()} in_use={self.in_use_count()}>"
+        )
+
+
+class Counters:
+    """Twin of the compiled ``Counters``: fixed int counters behind one lock."""
+
+    __slots__ = ("_lock", "_values", "n")
+
+    def __init__(self, n: int) -> None:
+        if type(n) is not int or not 1 <= n <= 4096:
+            raise ValueError(f"n must be an int between 1 and 4096, got {n!r}")
+        self.n = n
+        self._lock = threading.Lock()
+        self._values = [0] * n
+
+    def _index(self, i: int) -> int:
+        if not 0 <= i < self.n:
+            raise IndexError(f"counter {i} out of range for {self.n} counters")
+        return i
+
+    def add(self, i: int, delta: int = 1) -> None:
+        i = self._index(i)
+        with self._lock:
+            self._values[i] += delta
+
+    def get(self, i: int) -> int:
+        return self._values[self._index(i)]
+
+    def snapshot(self) -> list[int]:
+        with self._lock:
+            return list(self._values)
+
+    def pop(self) -> list[int]:
+        with self._lock:
+            values, self._values = self._values, [0] * self.n
+            return values

@@ -1,0 +1,140 @@
+"""Pure-Python twin of ``src/_pool_hotpath.pxi``: ConnectionPool's
+checkout/return fast path. Keep the two in step."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+_IDLE = 0
+_UNKNOWN = 4
+_I_REQUESTS_NUM = 0
+_I_USAGE_MS = 4
+
+monotonic = time.monotonic
+
+
+class PoolHotPath:
+    """Base class of ConnectionPool holding what the fast path reads."""
+
+    # Declared for type checkers; set by the pool.
+    _ring: Any
+    _counters: Any
+    _conns: list
+    _expire_at: list
+    _created_at: list
+    _last_used: list
+    _waiting: Any
+    _check: Any
+    _reset: Any
+    _fast: bool = False
+    _closed: bool = True
+    _drained_at: float = -1.0
+
+    def getconn(self, timeout: float | None = None) -> Any:
+        """Take a connection out of the pool; give it back with ``putconn()``.
+
+        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+        raises PoolTimeout."""
+        # A timeout that isn't a plain non-negative number takes the slow path,
+        # which rejects it with a clear error.
+        if (
+            self._fast
+            and not self._waiting
+            and (timeout is None or (type(timeout) in (float, int) and timeout >= 0))
+        ):
+            slot = self._ring.try_acquire()
+            if slot >= 0:
+                self._counters.add(_I_REQUESTS_NUM)
+                now = monotonic()
+                conn = self._conns[slot]
+                if now < self._expire_at[slot] and self._check is None:
+                    conn._pool = self
+                    return conn
+                conn = self._checkout_checked(slot, now)
+                if conn is not None:
+                    return conn
+                return self._getconn_slow(timeout, True)
+        return self._getconn_slow(timeout, False)
+
+    def putconn(self, conn: Any) -> None:
+        """Give back a connection obtained with ``getconn()``."""
+        if getattr(conn, "_pool", None) is not self:
+            self._raise_foreign(conn)
+            return
+        slot = conn._fp_slot
+        conn._pool = None
+        if not 0 <= slot < len(self._conns) or self._conns[slot] is not conn:
+            # Checked out before a fork and returned in the child: the parent owns
+            # the socket. Drop it without closing.
+            return
+        if not self._closed:
+            now = monotonic()
+            if (
+                conn.pgconn.transaction_status == _IDLE
+                and now < self._expire_at[slot]
+                and self._reset is None
+                and self._created_at[slot] > self._drained_at
+            ):
+                if self._check is not None:
+                    self._last_used[slot] = now
+                if not self._waiting:
+                    self._ring.release(slot)
+                    if self._waiting:
+                        # Someone queued while we released: the slot may sit idle.
+                        self._serve_waiters()
+                    return
+                self._give_back(slot)
+                return
+        self._putconn_slow(slot, conn)
+
+    def connection(self, timeout: float | None = None) -> "ConnectionContext":
+        """Context manager: a connection for the block, committed on success,
+        rolled back on error, then returned to the pool."""
+        return ConnectionContext(self, timeout)
+
+    # Implemented by the pool.
+    def _getconn_slow(self, timeout: Any, counted: bool) -> Any: raise NotImplementedError
+    def _checkout_checked(self, slot: int, now: float) -> Any: raise NotImplementedError
+    def _putconn_slow(self, slot: int, conn: Any) -> None: raise NotImplementedError
+    def _give_back(self, slot: int) -> None: raise NotImplementedError
+    def _serve_waiters(self) -> None: raise NotImplementedError
+    def _raise_foreign(self, conn: Any) -> None: raise NotImplementedError
+
+
+class ConnectionContext:
+    """``with pool.connection() as conn:`` — psycopg's ``with conn:`` semantics,
+    minus commit()/rollback() of an IDLE connection, which send nothing."""
+
+    __slots__ = ("pool", "timeout", "conn", "t0")
+
+    def __init__(self, pool: Any, timeout: float | None) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    def __enter__(self) -> Any:
+        self.t0 = monotonic()
+        self.conn = self.pool.getconn(self.timeout)
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        conn, pool = self.conn, self.pool
+        self.conn = None
+        try:
+            status = conn.pgconn.transaction_status
+            # UNKNOWN is a closed or broken connection: psycopg's __exit__ skips it.
+            if status != _IDLE and status != _UNKNOWN:
+                if exc_type is None:
+                    conn.commit()
+                else:
+                    try:
+                        conn.rollback()
+                    except Exception as ex2:
+                        logging.getLogger("psycopg.pool").warning(
+                            "error ignored in rollback on %s: %s", conn, ex2
+                        )
+        finally:
+            # Already returned if the block called conn.close() with close_returns.
+            if getattr(conn, "_pool", None) is pool:
+                pool.putconn(conn)
+            pool._counters.add(_I_USAGE_MS, int((monotonic() - self.t0) * 1_000_000))

@@ -1,0 +1,258 @@
+"""What every pool shares and that does no I/O: argument checks, statistics,
+jitter and reconnection backoff."""
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from typing import Any, Callable
+
+from ._core import Counters
+
+# Idle slots the ring is sized for when max_size is small: resize() can grow the
+# pool up to this (or to the initial max_size, if larger) without a new ring.
+MIN_SLOT_CAPACITY = 1024
+
+# psycopg.pq.TransactionStatus values, as plain ints: comparing ints is cheaper
+# than comparing enum members on the return path.
+IDLE, ACTIVE, INTRANS, INERROR, UNKNOWN = 0, 1, 2, 3, 4
+STATUS_NAMES = {IDLE: "IDLE", ACTIVE: "ACTIVE", INTRANS: "INTRANS", INERROR: "INERROR", UNKNOWN: "UNKNOWN"}
+
+_pool_names = itertools.count(1)
+
+
+def _positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+        need = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {need}, got {value!r}")
+    return float(value)
+
+
+def check_timeout(value: Any, name: str = "timeout") -> float:
+    """A timeout in seconds: a non-negative int or float."""
+    return _positive_number(name, value, allow_zero=True)
+
+
+def _check_callable(name: str, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
+
+
+class Stats:
+    """psycopg_pool's counters, kept in atomic core counters.
+
+    Times are accumulated in microseconds and reported in milliseconds, so many
+    sub-millisecond waits don't round down to zero each."""
+
+    REQUESTS_NUM = "requests_num"
+    REQUESTS_QUEUED = "requests_queued"
+    REQUESTS_WAIT_MS = "requests_wait_ms"
+    REQUESTS_ERRORS = "requests_errors"
+    USAGE_MS = "usage_ms"
+    RETURNS_BAD = "returns_bad"
+    CONNECTIONS_NUM = "connections_num"
+    CONNECTIONS_MS = "connections_ms"
+    CONNECTIONS_ERRORS = "connections_errors"
+    CONNECTIONS_LOST = "connections_lost"
+
+    KEYS = (
+        REQUESTS_NUM, REQUESTS_QUEUED, REQUESTS_WAIT_MS, REQUESTS_ERRORS, USAGE_MS,
+        RETURNS_BAD, CONNECTIONS_NUM, CONNECTIONS_MS, CONNECTIONS_ERRORS, CONNECTIONS_LOST,
+    )
+    _MS_KEYS = frozenset((REQUESTS_WAIT_MS, USAGE_MS, CONNECTIONS_MS))
+    # Index of each key in the Counters array (attribute lookups on the hot path
+    # use these module-level ints).
+    INDEX = {k: i for i, k in enumerate(KEYS)}
+
+    def __init__(self) -> None:
+        self.counters = Counters(len(self.KEYS))
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counters.add(self.INDEX[key], n)
+
+    def add_ms(self, key: str, seconds: float) -> None:
+        self.counters.add(self.INDEX[key], int(seconds * 1_000_000))
+
+    def _as_dict(self, values: list[int]) -> dict[str, int]:
+        out = {}
+        for key, value in zip(self.KEYS, values):
+            if key in self._MS_KEYS:
+                value //= 1000
+            if value:  # like psycopg's Counter: a key is absent until non-zero
+                out[key] = value
+        return out
+
+    def get(self) -> dict[str, int]:
+        return self._as_dict(self.counters.snapshot())
+
+    def pop(self) -> dict[str, int]:
+        return self._as_dict(self.counters.pop())
+
+
+I_REQUESTS_NUM = Stats.INDEX[Stats.REQUESTS_NUM]
+I_USAGE_MS = Stats.INDEX[Stats.USAGE_MS]
+
+
+class AttemptWithBackoff:
+    """Delays between reconnection attempts: exponential, with jitter, within a
+    time budget. Class attributes are the knobs (tests patch them)."""
+
+    INITIAL_DELAY = 1.0
+    DELAY_JITTER = 0.1
+    DELAY_BACKOFF = 2.0
+    # fastpool keeps refilling after a give-up; the delay between rounds is capped.
+    MAX_DELAY = 30.0
+
+    def __init__(self, *, timeout: float):
+        self.timeout = timeout
+        self.delay = 0.0
+        self.give_up_at = 0.0
+
+    def update_delay(self, now: float) -> None:
+        """Compute the delay before the next attempt, after a failure at ``now``."""
+        if not self.delay:
+            self.give_up_at = now + self.timeout
+            self.delay = BasePool._jitter(self.INITIAL_DELAY, -self.DELAY_JITTER, self.DELAY_JITTER)
+        else:
+            self.delay *= self.DELAY_BACKOFF
+        self.delay = min(self.delay, self.MAX_DELAY)
+        if self.delay + now > self.give_up_at:
+            self.delay = max(0.0, self.give_up_at - now)
+
+    def time_to_give_up(self, now: float) -> bool:
+        return self.give_up_at and now >= self.give_up_at
+
+
+class BasePool:
+    """Configuration and statistics common to every fastpool pool."""
+
+    def __init__(
+        self,
+        conninfo: Any = "",
+        *,
+        kwargs: Any = None,
+        min_size: int = 4,
+        max_size: int | None = None,
+        name: str | None = None,
+        timeout: float = 30.0,
+        max_waiting: int = 0,
+        max_lifetime: float = 60 * 60.0,
+        max_idle: float = 10 * 60.0,
+        reconnect_timeout: float = 5 * 60.0,
+        reconnect_failed: Callable[[Any], Any] | None = None,
+        num_workers: int = 3,
+        check_bypass: float = 0.0,
+        fork_safe: bool = False,
+    ):
+        if not isinstance(conninfo, str) and not callable(conninfo):
+            raise TypeError(
+                f"conninfo must be a str or a callable returning one, got {type(conninfo).__name__}"
+            )
+        if kwargs is not None and not isinstance(kwargs, dict) and not callable(kwargs):
+            raise TypeError(
+                f"kwargs must be a dict, a callable returning one, or None, got {type(kwargs).__name__}"
+            )
+        min_size, max_size = self._check_size(min_size, max_size)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int):
+            raise TypeError(f"num_workers must be an int, got {type(num_workers).__name__}")
+        if num_workers < 1:
+            raise ValueError("num_workers must be at least 1")
+        if isinstance(max_waiting, bool) or not isinstance(max_waiting, int):
+            raise TypeError(f"max_waiting must be an int, got {type(max_waiting).__name__}")
+        if max_waiting < 0:
+            raise ValueError(f"max_waiting must be >= 0 (0 means unlimited), got {max_waiting}")
+        _check_callable("reconnect_failed", reconnect_failed)
+
+        self.conninfo = conninfo
+        self.kwargs = kwargs
+        self._min_size = min_size
+        self._max_size = max_size
+        self.name = name if name is not None else f"pool-{next(_pool_names)}"
+        self.timeout = check_timeout(timeout)
+        self.max_waiting = max_waiting
+        self.max_lifetime = _positive_number("max_lifetime", max_lifetime)
+        self.max_idle = _positive_number("max_idle", max_idle)
+        self.reconnect_timeout = _positive_number("reconnect_timeout", reconnect_timeout, allow_zero=True)
+        self._reconnect_failed = reconnect_failed
+        self.num_workers = num_workers
+        self.check_bypass = _positive_number("check_bypass", check_bypass, allow_zero=True)
+        self.fork_safe = bool(fork_safe)
+        self._stats = Stats()
+        self._opened = False
+        self._closed = True
+
+    def _check_size(self, min_size: Any, max_size: Any) -> tuple[int, int]:
+        if isinstance(min_size, bool) or not isinstance(min_size, int):
+            raise TypeError(f"min_size must be an int, got {type(min_size).__name__}")
+        if max_size is None:
+            max_size = min_size
+        elif isinstance(max_size, bool) or not isinstance(max_size, int):
+            raise TypeError(f"max_size must be an int or None, got {type(max_size).__name__}")
+        if min_size < 0:
+            raise ValueError("min_size cannot be negative")
+        if max_size < min_size:
+            raise ValueError("max_size must be greater or equal than min_size")
+        if min_size == max_size == 0:
+            raise ValueError("max_size must be greater than 0 when min_size is 0")
+        return min_size, max_size
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__module__}.{self.__class__.__name__} {self.name!r} at 0x{id(self):x}>"
+
+    @property
+    def min_size(self) -> int:
+        return self._min_size
+
+    @property
+    def max_size(self) -> int:
+        return self._max_size
+
+    @property
+    def closed(self) -> bool:
+        """True if the pool is closed (or not opened yet)."""
+        return self._closed
+
+    def reconnect_failed(self) -> None:
+        """Called when reconnecting gives up; runs the ``reconnect_failed`` callback."""
+        if self._reconnect_failed:
+            self._reconnect_failed(self)
+
+    @classmethod
+    def _jitter(cls, value: float, min_pc: float, max_pc: float) -> float:
+        """Add a random change to ``value``, between ``min_pc`` and ``max_pc`` of it."""
+        return value * (1.0 + ((max_pc - min_pc) * random.random()) + min_pc)
+
+    def _resolve_conninfo(self) -> str:
+        conninfo = self.conninfo() if callable(self.conninfo) else self.conninfo
+        if not isinstance(conninfo, str):
+            raise TypeError(f"the conninfo callable must return a str, got {type(conninfo).__name__}")
+        return conninfo or ""
+
+    def _resolve_kwargs(self) -> dict[str, Any]:
+        kwargs = self.kwargs() if callable(self.kwargs) else self.kwargs
+        if kwargs is None:
+            return {}
+        if not isinstance(kwargs, dict):
+            raise TypeError(f"the kwargs callable must return a dict, got {type(kwargs).__name__}")
+        return kwargs
+
+    # Statistics -----------------------------------------------------------
+
+    def _get_measures(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def get_stats(self) -> dict[str, int]:
+        """Return current stats about the pool usage."""
+        rv = self._get_measures()
+        rv.update(self._stats.get())
+        return rv
+
+    def pop_stats(self) -> dict[str, int]:
+        """Return current stats about the pool usage, and reset the counters."""
+        rv = self._get_measures()
+        rv.update(self._stats.pop())
+        return rv

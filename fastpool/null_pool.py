@@ -1,0 +1,214 @@
+"""``NullConnectionPool``: psycopg_pool's pool that keeps no idle connection.
+
+Every checkout opens a connection and every return closes it, unless a client
+is waiting (``max_size`` reached): then the connection goes straight to the
+oldest waiter. Unlike psycopg_pool, connecting happens outside the pool lock,
+so concurrent first requests connect in parallel instead of one by one.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import base
+from .errors import PoolClosed, PoolTimeout, TooManyRequests
+from .pool import CT, ConnectionPool, monotonic
+from .base import UNKNOWN, Stats
+from ._pyhotpath import ConnectionContext as GenericConnectionContext
+from .waiting import remove_waiter, thread_waiter
+
+try:
+    from psycopg import errors as e
+except ImportError:  # pragma: no cover
+    e = None  # type: ignore[assignment]
+
+# A waiter served with this instead of a slot may open its own connection: a
+# connection slot was freed (a return was closed, or a connect failed).
+_CONNECT_YOURSELF = -2
+
+
+class NullConnectionPool(ConnectionPool[CT]):
+    """A pool that opens a connection per request, bounded by ``max_size``."""
+
+    def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any):
+        kwargs.setdefault("close_returns", False)
+        super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)
+        # close() on a connection of a null pool really closes it (psycopg_pool too).
+        self.close_returns = False
+
+    def _check_size(self, min_size: Any, max_size: Any) -> tuple[int, int]:
+        if isinstance(min_size, bool) or not isinstance(min_size, int):
+            raise TypeError(f"min_size must be an int, got {type(min_size).__name__}")
+        if min_size != 0:
+            raise ValueError("null pools must have min_size = 0")
+        if max_size is None:
+            max_size = 0
+        elif isinstance(max_size, bool) or not isinstance(max_size, int):
+            raise TypeError(f"max_size must be an int or None, got {type(max_size).__name__}")
+        if max_size < 0:
+            raise ValueError("max_size cannot be negative (0 or None means unlimited)")
+        return min_size, max_size
+
+    def _start_workers_locked(self) -> None:
+        pass  # no background connections, no shrinking
+
+    def _limit_reached_locked(self) -> bool:
+        return self._max_size > 0 and self._nconns >= self._max_size
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Check that a connection can be made (then close it)."""
+        timeout = base.check_timeout(timeout)
+        self._check_open_getconn()
+        try:
+            conn = self._connect(timeout=timeout)
+        except Exception as ex:
+            self.close()
+            raise PoolTimeout(f"pool initialization incomplete after {timeout} sec: {ex}") from None
+        self._close_quietly(conn)
+
+    def getconn(self, timeout: float | None = None) -> CT:
+        self._stats.add(Stats.REQUESTS_NUM)
+        timeout = self.timeout if timeout is None else base.check_timeout(timeout)
+        deadline = monotonic() + timeout
+        self._check_open_getconn()
+        with self._lock:
+            if self._closed:
+                raise PoolClosed(f"the pool {self.name!r} is already closed")
+            if not self._waiting and not self._limit_reached_locked():
+                self._nconns += 1
+                slot = _CONNECT_YOURSELF
+            else:
+                slot = -1
+        if slot == -1:
+            slot = self._queue_and_wait(deadline, timeout)
+        if slot >= 0:  # a connection handed over by a returning client
+            conn = self._conns[slot]
+            conn._pool = self
+            return conn
+        return self._connect_new(deadline, timeout)
+
+    def _queue_and_wait(self, deadline: float, timeout: float) -> int:
+        with self._lock:
+            if self.max_waiting and len(self._waiting) >= self.max_waiting:
+                self._stats.add(Stats.REQUESTS_ERRORS)
+                raise TooManyRequests(
+                    f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
+                )
+            w = thread_waiter()
+            self._waiting.append(w)
+            self._stats.add(Stats.REQUESTS_QUEUED)
+        t0 = monotonic()
+        try:
+            served = w.wait(deadline - t0)
+        except BaseException:
+            self._abandon_wait(w)
+            raise
+        if not served:
+            with self._lock:
+                gave_up = remove_waiter(self._waiting, w)
+            if not gave_up:
+                w.collect()
+        slot, error = w.reset()
+        self._stats.add_ms(Stats.REQUESTS_WAIT_MS, monotonic() - t0)
+        if error is not None:
+            self._stats.add(Stats.REQUESTS_ERRORS)
+            raise error
+        if slot == -1:
+            self._stats.add(Stats.REQUESTS_ERRORS)
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        return slot
+
+    def _abandon_wait(self, w: Any) -> None:
+        with self._lock:
+            if remove_waiter(self._waiting, w):
+                w.reset()
+                return
+        w.collect()
+        slot, _ = w.reset()
+        if slot >= 0:
+            self._give_back(slot)
+        elif slot == _CONNECT_YOURSELF:
+            self._free_connection_slot()
+
+    def _connect_new(self, deadline: float, timeout: float) -> CT:
+        """Open a connection for the caller (a connection slot is reserved)."""
+        remaining = deadline - monotonic()
+        try:
+            if remaining <= 0:
+                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+            conn = self._connect(timeout=remaining)
+        except BaseException as ex:
+            self._free_connection_slot()
+            if e is not None and isinstance(ex, e.ConnectionTimeout):
+                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+            raise
+        with self._lock:
+            if self._closed:
+                slot = -1
+            else:
+                slot = self._install(conn)
+        if slot < 0:
+            self._close_quietly(conn)
+            raise PoolClosed(f"the pool {self.name!r} is already closed")
+        conn._pool = self
+        return conn
+
+    def _free_connection_slot(self) -> None:
+        """A reserved connection won't exist: let the oldest waiter connect instead."""
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().serve(_CONNECT_YOURSELF)
+            else:
+                self._nconns -= 1
+
+    def putconn(self, conn: CT) -> None:
+        if getattr(conn, "_pool", None) is not self:
+            self._raise_foreign(conn)
+        slot = conn._fp_slot
+        conn._pool = None
+        if not self._closed and self._waiting:
+            self._reset_connection(conn)
+            if conn.pgconn.transaction_status != UNKNOWN:
+                with self._lock:
+                    if self._waiting:
+                        self._waiting.popleft().serve(slot)
+                        return
+        if conn.pgconn.transaction_status == UNKNOWN:
+            self._stats.add(Stats.RETURNS_BAD)
+        with self._lock:
+            self._conns[slot] = None
+            self._ring.retire(slot)
+        self._close_quietly(conn)
+        self._free_connection_slot()
+
+    def _give_back(self, slot: int) -> None:
+        # Only reached from _abandon_wait: a handed-over connection nobody took.
+        conn = self._conns[slot]
+        conn._pool = self
+        self.putconn(conn)
+
+    def connection(self, timeout: float | None = None) -> Any:
+        # The compiled context manager calls the ConnectionPool fast path
+        # directly; this pool has its own getconn()/putconn().
+        return GenericConnectionContext(self, timeout)
+
+    def check(self) -> None:
+        """No idle connections to check in a null pool."""
+
+    def drain(self) -> None:
+        """No idle connections to drain in a null pool."""
+
+    def resize(self, min_size: int, max_size: int | None = None) -> None:
+        min_size, max_size = self._check_size(min_size, max_size)
+        if max_size > self._capacity:
+            raise ValueError(
+                f"max_size {max_size} is more than this pool can grow to ({self._capacity})"
+            )
+        with self._lock:
+            self._min_size, self._max_size = min_size, max_size
+            # Raising the limit may let queued clients connect now.
+            while self._waiting and not self._limit_reached_locked():
+                self._nconns += 1
+                self._waiting.popleft().serve(_CONNECT_YOURSELF)
+
+
+__all__ = ["NullConnectionPool"]

@@ -1,0 +1,106 @@
+"""Background threads of a pool: ``num_workers`` workers running maintenance
+tasks (connect, reconnect, shrink) from a queue, and one scheduler that turns
+delayed tasks into queued ones. Neither ever runs on a client's thread.
+
+Tasks are ``(function, args)`` where ``function(pool, *args)`` is called with
+the pool dereferenced from a weak reference: a forgotten pool can still be
+garbage-collected (and then its threads stop), as with psycopg_pool.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+import weakref
+from typing import Any, Callable
+
+logger = logging.getLogger("psycopg.pool")
+
+Task = Callable[..., Any]
+_STOP = object()
+
+
+class Workers:
+    """A task queue, its worker threads and a scheduler thread for one pool."""
+
+    def __init__(self, pool: Any, num_workers: int) -> None:
+        self._pool_ref = weakref.ref(pool)
+        self._name = pool.name
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Scheduler state: a heap of (when, seq, task, args) guarded by _cond.
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Task, tuple]] = []
+        self._seq = itertools.count()
+        self._stopping = False
+        self.threads = [
+            threading.Thread(target=self._work, name=f"{self._name}-worker-{i}", daemon=True)
+            for i in range(num_workers)
+        ]
+        self.threads.append(
+            threading.Thread(target=self._schedule_loop, name=f"{self._name}-scheduler", daemon=True)
+        )
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def run_soon(self, task: Task, *args: Any) -> None:
+        self._queue.put((task, args))
+
+    def run_later(self, delay: float, task: Task, *args: Any) -> None:
+        with self._cond:
+            if self._stopping:
+                return
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), task, args))
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Ask every thread to finish; returns at once (join() waits)."""
+        with self._cond:
+            self._stopping = True
+            self._heap.clear()
+            self._cond.notify()
+        for _ in range(len(self.threads) - 1):
+            self._queue.put(_STOP)
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            if t is threading.current_thread() or not t.is_alive():
+                continue
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                logger.warning("couldn't stop thread %r within %s seconds", t.name, timeout)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            task, args = item
+            pool = self._pool_ref()
+            if pool is None:
+                return
+            try:
+                task(pool, *args)
+            except Exception as ex:
+                logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
+                               ex.__class__.__name__, ex)
+            del pool  # don't keep the pool alive while blocked on the queue
+
+    def _schedule_loop(self) -> None:
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                if not self._heap:
+                    self._cond.wait(600.0)
+                    continue
+                when = self._heap[0][0]
+                if when > now:
+                    self._cond.wait(when - now)
+                    continue
+                _, _, task, args = heapq.heappop(self._heap)
+                self._queue.put((task, args))

@@ -1,0 +1,50 @@
+# Shared set-up for scripts/test and scripts/bench (sourced, not run).
+# Creates .venv, builds and installs fastpool with the given extras, and makes
+# sure a PostgreSQL is reachable or can be started from server binaries.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+VENV="${FASTPOOL_VENV:-$ROOT/.venv}"
+
+say() { printf '==> %s\n' "$*"; }
+
+setup_venv() {  # $1: extras, e.g. "test" or "bench"
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating virtualenv $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    # shellcheck disable=SC1091
+    . "$VENV/bin/activate"
+    python -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel "Cython>=3.1"
+    say "building fastpool (compiled core required) and installing [$1]"
+    FASTPOOL_REQUIRE_EXTENSIONS=1 python -m pip install -q --disable-pip-version-check \
+        --no-build-isolation -e ".[$1]"
+}
+
+pg_binaries_present() {
+    command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+ensure_postgres() {
+    # A server the tests can reach (env, 127.0.0.1:5432) is enough; otherwise
+    # the tests start a private cluster, which needs the server binaries.
+    if python -c 'import sys; from fastpool.testing.postgres import find_server; sys.exit(0 if find_server() else 1)'; then
+        say "PostgreSQL: using $(python -c 'from fastpool.testing.postgres import find_server; print(repr(find_server()))')"
+        return
+    fi
+    if ! pg_binaries_present; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            say "no PostgreSQL found: installing Debian's postgresql package"
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        else
+            echo "error: no PostgreSQL reachable and no server binaries; install PostgreSQL" \
+                 "(e.g. apt-get install postgresql) or set FASTPOOL_TEST_DSN" >&2
+            exit 1
+        fi
+    fi
+    say "PostgreSQL: no server found, a private throwaway cluster will be started"
+}

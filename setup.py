@@ -1,0 +1,69 @@
+"""Build the compiled core ``fastpool._fastpool`` from ``src/_fastpool.pyx``.
+
+Environment switches (read at build time):
+
+* ``FASTPOOL_NO_EXTENSIONS=1``      install the pure-Python twin only.
+* ``FASTPOOL_REQUIRE_EXTENSIONS=1`` fail the build if the extension can't be compiled
+                                    (CI uses this so a broken build can't hide behind the twin).
+* ``FASTPOOL_DEBUG=1``              compile the invariant checks in (``-O0 -g``).
+"""
+import os
+
+from setuptools import Extension, setup
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+NO_EXTENSIONS = _flag("FASTPOOL_NO_EXTENSIONS")
+REQUIRE_EXTENSIONS = _flag("FASTPOOL_REQUIRE_EXTENSIONS")
+DEBUG = _flag("FASTPOOL_DEBUG")
+
+if NO_EXTENSIONS and REQUIRE_EXTENSIONS:
+    raise RuntimeError(
+        "FASTPOOL_NO_EXTENSIONS and FASTPOOL_REQUIRE_EXTENSIONS are both set: choose one"
+    )
+
+# When adding a compiled module, add it here too: tests/test_build.py checks that
+# every src/*.pyx is listed.
+CYTHON_MODULES = {"fastpool._fastpool": "src/_fastpool.pyx"}
+
+
+def extensions() -> list:
+    if NO_EXTENSIONS:
+        print("fastpool: pure-Python build (FASTPOOL_NO_EXTENSIONS is set)")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        if REQUIRE_EXTENSIONS:
+            raise RuntimeError(
+                "FASTPOOL_REQUIRE_EXTENSIONS is set but Cython is not installed; "
+                "will not degrade to a pure-Python install"
+            )
+        print("fastpool: Cython missing, pure-Python build")
+        return []
+    cflags = ["-O0", "-g3", "-UNDEBUG"] if DEBUG else ["-O2"]
+    cflags += ["-Wall", "-Wno-unused-function", "-pthread"]
+    exts = [
+        Extension(
+            name,
+            [path],
+            include_dirs=["src"],
+            define_macros=[("FASTPOOL_DEBUG", "1" if DEBUG else "0")],
+            extra_compile_args=cflags,
+            extra_link_args=["-pthread"],
+            optional=not REQUIRE_EXTENSIONS,
+        )
+        for name, path in CYTHON_MODULES.items()
+    ]
+    print("fastpool: compiled build" + (" (debug: invariant checks on)" if DEBUG else ""))
+    return cythonize(
+        exts,
+        language_level=3,
+        annotate=DEBUG,
+    )
+
+
+setup(ext_modules=extensions())

@@ -1,0 +1,665 @@
+# cython: language_level=3
+# cython: freethreading_compatible=True
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""fastpool's compiled core: a slot allocator, not a pool.
+
+``SlotRing`` hands out small integers ("slots"). The pool keeps a table from
+slot to connection; this module never sees a connection, a clock or a waiter.
+
+State of one slot:
+
+    absent --add()--> idle (index in the ring) --try_acquire()--> in use (bit set)
+      ^                 ^                                            |
+      |                 +------------------release()-----------------+
+      +----------------------------retire()--------------------------+
+
+* The idle slots sit in a fixed-size lock-free MPMC ring (Dmitry Vyukov's bounded
+  queue: every cell carries a sequence number that tells producers and consumers
+  whose turn it is, so one CAS on a cursor claims a cell).
+* Two atomic bitmaps, one bit per slot: ``present`` (the slot is in the pool) and
+  ``in_use`` (somebody holds it). ``fetch_and``/``fetch_or`` on them are where a
+  double release or a retire race is decided: exactly one caller sees the bit
+  flip, the other gets an error and nothing changes.
+
+Every operation is a handful of atomic instructions on C memory. The ``fp_*``
+functions run without the GIL (the native-thread stress test calls them from
+pthreads); the ``SlotRing`` methods are thin wrappers that turn result codes into
+exceptions.
+
+Capacity is fixed when the ring is made (the pool sizes it once, generously:
+slots are 16 bytes of ring + 2 bits). Growing and shrinking the pool means
+adding and retiring slots inside that capacity, which never stops the world.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+cdef extern from "fp_atomic.h" nogil:
+    int FASTPOOL_DEBUG
+    int FP_CACHE_LINE
+    uint64_t fp_load_relaxed_u64(const uint64_t *p)
+    uint64_t fp_load_acquire_u64(const uint64_t *p)
+    void fp_store_relaxed_u64(uint64_t *p, uint64_t v)
+    void fp_store_release_u64(uint64_t *p, uint64_t v)
+    int64_t fp_load_relaxed_i64(const int64_t *p)
+    void fp_store_relaxed_i64(int64_t *p, int64_t v)
+    bint fp_cas_weak_relaxed_u64(uint64_t *p, uint64_t *expected, uint64_t desired)
+    bint fp_cas_acq_rel_u64(uint64_t *p, uint64_t *expected, uint64_t desired)
+    bint fp_cas_acq_rel_i64(int64_t *p, int64_t *expected, int64_t desired)
+    uint64_t fp_fetch_or_acq_rel_u64(uint64_t *p, uint64_t v)
+    uint64_t fp_fetch_and_acq_rel_u64(uint64_t *p, uint64_t v)
+    int64_t fp_fetch_add_relaxed_i64(int64_t *p, int64_t v)
+    int fp_popcount_u64(uint64_t v)
+    int fp_ctz_u64(uint64_t v)
+    void fp_cpu_relax()
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_t:
+        pass
+    int pthread_create(pthread_t *thread, const void *attr,
+                       void *(*start_routine)(void *) noexcept nogil, void *arg)
+    int pthread_join(pthread_t thread, void **retval)
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+#: True when built with FASTPOOL_DEBUG=1 (extra invariant checks on every operation).
+DEBUG = bool(FASTPOOL_DEBUG)
+
+#: Largest capacity a ring accepts. A connection pool never needs more; the bound
+#: keeps a typo (capacity=10**9) from allocating gigabytes.
+MAX_CAPACITY = 1 << 20
+
+# Result codes of the fp_* functions. A slot index is >= 0, so negative numbers
+# can share the return value.
+cdef enum:
+    FP_OK = 0
+    FP_EMPTY = -1           # try_acquire: no idle slot right now
+    FP_OUT_OF_RANGE = -2    # slot index outside [0, capacity)
+    FP_NOT_IN_POOL = -3     # slot is absent (never added, or retired)
+    FP_NOT_IN_USE = -4      # release/retire of a slot nobody holds
+    FP_FULL = -5            # add: every slot is already in the pool
+    FP_BROKEN = -6          # an invariant failed: a bug in this module, never the caller's
+
+
+cdef struct fp_cell:
+    uint64_t seq      # Vyukov sequence: == pos -> free for the producer at pos;
+                      # == pos + 1 -> holds a value for the consumer at pos
+    uint64_t value    # the slot index stored in this cell
+
+
+cdef struct fp_ring:
+    fp_cell *cells
+    uint64_t mask           # ring size - 1 (ring size is a power of two >= capacity)
+    uint64_t *cursors       # cursors[0] = enqueue position, cursors[CURSOR_GAP] = dequeue
+                            # position: separate cache lines so producers and consumers
+                            # don't false-share
+    uint64_t *present       # bit i set: slot i is in the pool
+    uint64_t *in_use        # bit i set: slot i is held by a caller
+    int64_t nwords          # words in each bitmap
+    int64_t capacity
+    int64_t *debug_counts   # [acquires, releases, adds, retires] (only counted in debug builds)
+
+
+cdef enum:
+    CURSOR_GAP = 8          # 8 * 8 bytes = one 64-byte cache line between the cursors
+
+
+cdef inline uint64_t _bit(int64_t slot) noexcept nogil:
+    return (<uint64_t>1) << (slot & 63)
+
+
+# ---------------------------------------------------------------------------
+# The ring of idle slot indexes (Vyukov bounded MPMC queue)
+# ---------------------------------------------------------------------------
+
+cdef bint _ring_push(fp_ring *r, uint64_t value) noexcept nogil:
+    """Enqueue ``value``. Returns False if the ring is full (which the pool's
+    bookkeeping makes impossible: the ring holds at least ``capacity`` cells)."""
+    cdef uint64_t pos = fp_load_relaxed_u64(&r.cursors[0])
+    cdef fp_cell *cell
+    cdef uint64_t seq
+    cdef int64_t dif
+    cdef int spins = 0
+    while True:
+        cell = &r.cells[pos & r.mask]
+        # acquire: pairs with the consumer's release store of seq, so the cell's
+        # previous value has been read before we overwrite it.
+        seq = fp_load_acquire_u64(&cell.seq)
+        dif = <int64_t>seq - <int64_t>pos
+        if dif == 0:
+            # The cell is free for position ``pos``: claim the position. Relaxed
+            # is enough, the cell's seq (acquire above, release below) carries
+            # the ordering; a failed CAS reloads ``pos``.
+            if fp_cas_weak_relaxed_u64(&r.cursors[0], &pos, pos + 1):
+                break
+        elif dif < 0:
+            # The cell still belongs to a consumer one lap behind that has claimed
+            # it but not yet released it (Vyukov's queue reports "full" here). The
+            # pool never holds more slots than the ring has cells, so the ring is
+            # not really full: wait for that consumer, a few instructions away
+            # unless its thread was preempted. Giving up would lose a slot.
+            if (fp_load_relaxed_u64(&r.cursors[0])
+                    - fp_load_relaxed_u64(&r.cursors[CURSOR_GAP])) > r.mask:
+                return False    # really full: a bookkeeping bug, reported by the caller
+            spins += 1
+            if spins < 64:
+                fp_cpu_relax()
+            else:
+                sched_yield()
+            pos = fp_load_relaxed_u64(&r.cursors[0])
+        else:
+            pos = fp_load_relaxed_u64(&r.cursors[0])
+    cell.value = value
+    # release: publishes ``value`` (and everything the releasing thread did with
+    # the slot before returning it) to the consumer that acquires this seq.
+    fp_store_release_u64(&cell.seq, pos + 1)
+    return True
+
+
+cdef int64_t _ring_pop(fp_ring *r) noexcept nogil:
+    """Dequeue the oldest idle index, or FP_EMPTY.
+
+    Like every bounded Vyukov queue this may report empty while a concurrent push
+    has claimed its cell but not yet published it; callers treat FP_EMPTY as
+    "nothing idle right now", never as proof. It never returns an index twice."""
+    cdef uint64_t pos = fp_load_relaxed_u64(&r.cursors[CURSOR_GAP])
+    cdef fp_cell *cell
+    cdef uint64_t seq
+    cdef int64_t dif
+    cdef uint64_t value
+    while True:
+        cell = &r.cells[pos & r.mask]
+        # acquire: pairs with the producer's release store, so ``cell.value`` is
+        # the value it wrote.
+        seq = fp_load_acquire_u64(&cell.seq)
+        dif = <int64_t>seq - <int64_t>(pos + 1)
+        if dif == 0:
+            if fp_cas_weak_relaxed_u64(&r.cursors[CURSOR_GAP], &pos, pos + 1):
+                break
+        elif dif < 0:
+            return FP_EMPTY
+        else:
+            pos = fp_load_relaxed_u64(&r.cursors[CURSOR_GAP])
+    value = cell.value
+    # release: our read of ``value`` happens before a producer reuses the cell
+    # one lap later (it waits for seq == pos + ring size).
+    fp_store_release_u64(&cell.seq, pos + r.mask + 1)
+    return <int64_t>value
+
+
+# ---------------------------------------------------------------------------
+# Slot operations: the nogil entry points
+# ---------------------------------------------------------------------------
+
+cdef int64_t fp_try_acquire(fp_ring *r) noexcept nogil:
+    """Take an idle slot: its index (>= 0), FP_EMPTY, or FP_BROKEN."""
+    cdef int64_t slot = _ring_pop(r)
+    cdef uint64_t prev
+    if slot < 0:
+        return slot
+    if FASTPOOL_DEBUG:
+        if not (fp_load_acquire_u64(&r.present[slot >> 6]) & _bit(slot)):
+            return FP_BROKEN
+        fp_fetch_add_relaxed_i64(&r.debug_counts[0], 1)
+    # acq_rel: the bit is set after the dequeue made the index ours, and it is
+    # what a later release() (possibly on another thread) clears.
+    prev = fp_fetch_or_acq_rel_u64(&r.in_use[slot >> 6], _bit(slot))
+    if prev & _bit(slot):
+        # An index in the ring must be idle: the ring handed out a held slot.
+        return FP_BROKEN
+    return slot
+
+
+cdef int fp_release(fp_ring *r, int64_t slot) noexcept nogil:
+    """Return a held slot to the idle ring."""
+    cdef uint64_t prev
+    if slot < 0 or slot >= r.capacity:
+        return FP_OUT_OF_RANGE
+    if not (fp_load_acquire_u64(&r.present[slot >> 6]) & _bit(slot)):
+        return FP_NOT_IN_POOL
+    # The CAS-like decision point: of two threads releasing the same slot, only
+    # one sees the bit set. acq_rel: the holder's use of the slot happens-before
+    # the clear, and the clear happens-before the push below publishes the index.
+    prev = fp_fetch_and_acq_rel_u64(&r.in_use[slot >> 6], ~_bit(slot))
+    if not (prev & _bit(slot)):
+        return FP_NOT_IN_USE
+    if FASTPOOL_DEBUG:
+        fp_fetch_add_relaxed_i64(&r.debug_counts[1], 1)
+    if not _ring_push(r, <uint64_t>slot):
+        return FP_BROKEN
+    return FP_OK
+
+
+cdef int64_t fp_add(fp_ring *r, bint acquired) noexcept nogil:
+    """Bring the lowest absent slot into the pool. Returns its index or FP_FULL.
+
+    With ``acquired`` the new slot comes back already held (a freshly made
+    connection handed straight to a waiter skips the ring); otherwise it is idle.
+    """
+    cdef int64_t w
+    cdef uint64_t word, free_bits, bit
+    cdef int64_t slot
+    cdef int64_t last_bits = r.capacity - (r.nwords - 1) * 64
+    for w in range(r.nwords):
+        word = fp_load_acquire_u64(&r.present[w])
+        while True:
+            free_bits = ~word
+            if w == r.nwords - 1 and last_bits < 64:
+                free_bits &= ((<uint64_t>1) << last_bits) - 1
+            if free_bits == 0:
+                break
+            bit = free_bits & (~free_bits + 1)          # lowest absent slot in this word
+            # Claim it: a CAS, not fetch_or, so two adders never claim the same slot.
+            if fp_cas_acq_rel_u64(&r.present[w], &word, word | bit):
+                slot = w * 64 + fp_ctz_u64(bit)
+                if FASTPOOL_DEBUG:
+                    fp_fetch_add_relaxed_i64(&r.debug_counts[2], 1)
+                if acquired:
+                    if fp_fetch_or_acq_rel_u64(&r.in_use[w], bit) & bit:
+                        return FP_BROKEN    # an absent slot was marked in use
+                    return slot
+                if FASTPOOL_DEBUG:
+                    if fp_load_acquire_u64(&r.in_use[w]) & bit:
+                        return FP_BROKEN
+                if not _ring_push(r, <uint64_t>slot):
+                    return FP_BROKEN
+                return slot
+            # CAS failed: ``word`` now holds the current value, look again.
+    return FP_FULL
+
+
+cdef int fp_retire(fp_ring *r, int64_t slot) noexcept nogil:
+    """Take a held slot out of the pool (its connection is being closed)."""
+    if slot < 0 or slot >= r.capacity:
+        return FP_OUT_OF_RANGE
+    if not (fp_load_acquire_u64(&r.present[slot >> 6]) & _bit(slot)):
+        return FP_NOT_IN_POOL
+    # Same decision point as release: only the holder's call sees the bit set.
+    if not (fp_fetch_and_acq_rel_u64(&r.in_use[slot >> 6], ~_bit(slot)) & _bit(slot)):
+        return FP_NOT_IN_USE
+    if FASTPOOL_DEBUG:
+        fp_fetch_add_relaxed_i64(&r.debug_counts[3], 1)
+    # release (in acq_rel): the slot is absent only after it stopped being in use;
+    # an add() that reclaims it sees both bits clear.
+    fp_fetch_and_acq_rel_u64(&r.present[slot >> 6], ~_bit(slot))
+    return FP_OK
+
+
+cdef int64_t _popcount_words(const uint64_t *words, int64_t nwords) noexcept nogil:
+    cdef int64_t n = 0, w
+    for w in range(nwords):
+        n += fp_popcount_u64(fp_load_relaxed_u64(&words[w]))
+    return n
+
+
+# ---------------------------------------------------------------------------
+# Python wrapper
+# ---------------------------------------------------------------------------
+
+cdef object _internal_error_class():
+    from fastpool.errors import PoolInternalError
+    return PoolInternalError
+
+
+cdef inline int64_t _as_slot(str op, object slot) except? -1:
+    # Same check and message as the pure-Python twin.
+    if type(slot) is not int and not isinstance(slot, int):
+        raise TypeError(f"{op}: slot must be an int, got {type(slot).__name__}")
+    if slot < 0 or slot >= MAX_CAPACITY:
+        return -1 if slot < 0 else MAX_CAPACITY
+    return slot
+
+
+cdef int _raise_for(int code, str op, object slot, int64_t capacity) except -1:
+    if code == FP_OUT_OF_RANGE:
+        raise IndexError(f"{op}: slot {slot} is out of range for capacity {capacity}")
+    if code == FP_NOT_IN_POOL:
+        raise ValueError(f"{op}: slot {slot} is not in the pool")
+    if code == FP_NOT_IN_USE:
+        raise ValueError(f"{op}: slot {slot} is not in use")
+    if code == FP_FULL:
+        raise ValueError(f"{op}: all {capacity} slots are already in the pool")
+    raise _internal_error_class()(f"{op}: ring invariant broken (code {code})")
+
+
+cdef class SlotRing:
+    """A fixed-capacity set of slots: lock-free ring of idle indexes plus atomic
+    in-use bitmap. See the module docstring for the state diagram."""
+
+    cdef fp_ring r
+
+    def __cinit__(self, capacity):
+        if type(capacity) is not int and not isinstance(capacity, int) or isinstance(capacity, bool):
+            raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise ValueError(f"capacity must be between 1 and {MAX_CAPACITY}, got {capacity}")
+        cdef int64_t cap = capacity
+        # Ring size: a power of two (index by mask) of at least twice the capacity,
+        # so a producer rarely meets a cell a slow consumer has not yet freed.
+        cdef uint64_t size = 2
+        while <int64_t>size < 2 * cap:
+            size <<= 1
+        memset(&self.r, 0, sizeof(fp_ring))
+        self.r.capacity = cap
+        self.r.mask = size - 1
+        self.r.nwords = (cap + 63) // 64
+        self.r.cells = <fp_cell *>calloc(size, sizeof(fp_cell))
+        self.r.present = <uint64_t *>calloc(self.r.nwords, sizeof(uint64_t))
+        self.r.in_use = <uint64_t *>calloc(self.r.nwords, sizeof(uint64_t))
+        self.r.debug_counts = <int64_t *>calloc(4, sizeof(int64_t))
+        cdef void *cursors = NULL
+        if posix_memalign(&cursors, FP_CACHE_LINE, 2 * CURSOR_GAP * sizeof(uint64_t)) != 0:
+            cursors = NULL
+        self.r.cursors = <uint64_t *>cursors
+        if (self.r.cells == NULL or self.r.present == NULL or self.r.in_use == NULL
+                or self.r.debug_counts == NULL or self.r.cursors == NULL):
+            raise MemoryError()
+        memset(self.r.cursors, 0, 2 * CURSOR_GAP * sizeof(uint64_t))
+        cdef uint64_t i
+        for i in range(size):
+            self.r.cells[i].seq = i
+
+    def __dealloc__(self):
+        free(self.r.cells)
+        free(self.r.present)
+        free(self.r.in_use)
+        free(self.r.debug_counts)
+        free(self.r.cursors)
+
+    @property
+    def capacity(self) -> int:
+        """Number of slot indexes, 0 .. capacity-1."""
+        return self.r.capacity
+
+    def try_acquire(self) -> int:
+        """Take an idle slot and mark it in use. Returns its index, or -1 if none is
+        idle right now (never blocks, never hands one slot to two callers)."""
+        cdef int64_t slot = fp_try_acquire(&self.r)
+        if slot >= 0 or slot == FP_EMPTY:
+            return slot
+        _raise_for(<int>slot, "try_acquire", None, self.r.capacity)
+
+    def release(self, slot) -> None:
+        """Give a held slot back. Releasing a slot that is not held raises
+        ValueError (IndexError outside the capacity) and changes nothing."""
+        cdef int64_t s = _as_slot("release", slot)
+        cdef int code = fp_release(&self.r, s)
+        if code != FP_OK:
+            _raise_for(code, "release", slot, self.r.capacity)
+
+    def add(self, *, bint acquired=False) -> int:
+        """Bring the lowest absent slot into the pool and return its index: idle,
+        or already held by the caller with ``acquired=True``. ValueError if all
+        ``capacity`` slots are in the pool."""
+        cdef int64_t slot = fp_add(&self.r, acquired)
+        if slot < 0:
+            _raise_for(<int>slot, "add", None, self.r.capacity)
+        return slot
+
+    def retire(self, slot) -> None:
+        """Take a slot the caller holds out of the pool (its index becomes free
+        for add()). To retire an idle slot, try_acquire() it first: that is how
+        maintenance claims a slot without racing a checkout."""
+        cdef int64_t s = _as_slot("retire", slot)
+        cdef int code = fp_retire(&self.r, s)
+        if code != FP_OK:
+            _raise_for(code, "retire", slot, self.r.capacity)
+
+    def idle_count(self) -> int:
+        """Slots waiting in the ring (a snapshot; exact when no call is in flight)."""
+        cdef int64_t n = <int64_t>(fp_load_relaxed_u64(&self.r.cursors[0])
+                                   - fp_load_relaxed_u64(&self.r.cursors[CURSOR_GAP]))
+        return n if n > 0 else 0
+
+    def in_use_count(self) -> int:
+        """Slots currently held (a snapshot)."""
+        return _popcount_words(self.r.in_use, self.r.nwords)
+
+    def size(self) -> int:
+        """Slots in the pool, idle or held (a snapshot)."""
+        return _popcount_words(self.r.present, self.r.nwords)
+
+    def is_in_use(self, slot) -> bool:
+        cdef int64_t s = _as_slot("is_in_use", slot)
+        if s < 0 or s >= self.r.capacity:
+            _raise_for(FP_OUT_OF_RANGE, "is_in_use", slot, self.r.capacity)
+        return bool(fp_load_acquire_u64(&self.r.in_use[s >> 6]) & _bit(s))
+
+    def in_use(self) -> list:
+        """Indexes of the held slots, ascending (a snapshot: for leak scans)."""
+        cdef list out = []
+        cdef int64_t w
+        cdef uint64_t word
+        for w in range(self.r.nwords):
+            word = fp_load_acquire_u64(&self.r.in_use[w])
+            while word:
+                out.append(w * 64 + fp_ctz_u64(word))
+                word &= word - 1
+        return out
+
+    def idle(self) -> list:
+        """Indexes in the ring, oldest first. Only meaningful when no other thread
+        is using the ring (tests and debugging)."""
+        cdef list out = []
+        cdef uint64_t pos = fp_load_acquire_u64(&self.r.cursors[CURSOR_GAP])
+        cdef uint64_t end = fp_load_acquire_u64(&self.r.cursors[0])
+        while pos < end:
+            out.append(<int64_t>self.r.cells[pos & self.r.mask].value)
+            pos += 1
+        return out
+
+    def check_invariants(self) -> None:
+        """Verify the books while the ring is quiescent; raise PoolInternalError
+        naming what is wrong. Cheap enough for test teardown."""
+        idle = self.idle()
+        held = self.in_use()
+        n_present = self.size()
+        problems = []
+        if len(set(idle)) != len(idle):
+            problems.append(f"an index is in the ring twice: {sorted(idle)}")
+        both = set(idle) & set(held)
+        if both:
+            problems.append(f"slots both idle and in use: {sorted(both)}")
+        for s in idle:
+            if not fp_load_acquire_u64(&self.r.present[s >> 6]) & _bit(s):
+                problems.append(f"slot {s} is in the ring but not in the pool")
+        for s in held:
+            if not fp_load_acquire_u64(&self.r.present[s >> 6]) & _bit(s):
+                problems.append(f"slot {s} is in use but not in the pool")
+        if len(idle) + len(held) != n_present:
+            problems.append(
+                f"idle {len(idle)} + in use {len(held)} != slots in the pool {n_present}")
+        if problems:
+            raise _internal_error_class()("check_invariants: " + "; ".join(problems))
+
+    def debug_counters(self) -> dict:
+        """Operation counts (acquires, releases, adds, retires); zeros unless the
+        core was built with FASTPOOL_DEBUG=1."""
+        return {
+            "acquires": fp_load_relaxed_i64(&self.r.debug_counts[0]),
+            "releases": fp_load_relaxed_i64(&self.r.debug_counts[1]),
+            "adds": fp_load_relaxed_i64(&self.r.debug_counts[2]),
+            "retires": fp_load_relaxed_i64(&self.r.debug_counts[3]),
+        }
+
+    def __repr__(self):
+        return (f"<SlotRing capacity={self.r.capacity} size={self.size()} "
+                f"idle={self.idle_count()} in_use={self.in_use_count()}>")
+
+
+# ---------------------------------------------------------------------------
+# Test-only: native-thread stress
+# ---------------------------------------------------------------------------
+
+cdef struct stress_shared:
+    fp_ring *ring
+    int64_t *owner          # owner[slot] = id of the thread holding it, -1 if none
+    int64_t iterations      # acquire/release cycles each thread must complete
+    int64_t hold_spins      # busy-wait while holding, to widen race windows
+    int64_t max_empty_polls # give up after this many consecutive empty polls (no hang)
+
+
+cdef struct stress_worker:
+    stress_shared *shared
+    int64_t tid
+    int64_t cycles          # completed acquire/release cycles
+    int64_t empty_polls     # try_acquire found nothing idle
+    int64_t duplicates      # slot was already owned by another thread: a double hand-out
+    int64_t errors          # release failed or try_acquire reported a broken ring
+    int64_t gave_up         # 1 if the thread stopped on max_empty_polls (a lost slot)
+
+
+cdef void *_stress_run(void *arg) noexcept nogil:
+    cdef stress_worker *me = <stress_worker *>arg
+    cdef stress_shared *sh = me.shared
+    cdef int64_t slot, expected, spin, streak = 0
+    while me.cycles < sh.iterations:
+        slot = fp_try_acquire(sh.ring)
+        if slot == FP_EMPTY:
+            me.empty_polls += 1
+            streak += 1
+            if streak > sh.max_empty_polls:
+                me.gave_up = 1
+                return NULL
+            fp_cpu_relax()
+            continue
+        if slot < 0:
+            me.errors += 1
+            return NULL
+        streak = 0
+        # Conservation check: claim the slot in an ownership table that is
+        # independent of the ring. If the ring handed the slot to two threads, one
+        # of these CASes finds another owner.
+        expected = -1
+        if not fp_cas_acq_rel_i64(&sh.owner[slot], &expected, me.tid):
+            me.duplicates += 1
+        spin = 0
+        while spin < sh.hold_spins:
+            fp_cpu_relax()
+            spin += 1
+        expected = me.tid
+        if not fp_cas_acq_rel_i64(&sh.owner[slot], &expected, -1):
+            me.duplicates += 1
+        if fp_release(sh.ring, slot) != FP_OK:
+            me.errors += 1
+        me.cycles += 1
+    return NULL
+
+
+def _stress_native(SlotRing ring not None, int threads, long long iterations,
+                   long long hold_spins=0, long long max_empty_polls=200_000_000):
+    """Run ``threads`` OS threads doing ``iterations`` acquire/hold/release cycles
+    each on ``ring`` with the GIL released. Returns totals; the caller checks
+    conservation (no duplicates, no errors, every slot idle again)."""
+    if threads < 1 or threads > 256:
+        raise ValueError(f"threads must be between 1 and 256, got {threads}")
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    cdef stress_shared sh
+    cdef stress_worker *workers = <stress_worker *>calloc(threads, sizeof(stress_worker))
+    cdef pthread_t *tids = <pthread_t *>calloc(threads, sizeof(pthread_t))
+    cdef int64_t *owner = <int64_t *>calloc(ring.r.capacity, sizeof(int64_t))
+    cdef int i, started = 0
+    cdef int64_t s
+    if workers == NULL or tids == NULL or owner == NULL:
+        free(workers); free(tids); free(owner)
+        raise MemoryError()
+    for s in range(ring.r.capacity):
+        owner[s] = -1
+    sh.ring = &ring.r
+    sh.owner = owner
+    sh.iterations = iterations
+    sh.hold_spins = hold_spins
+    sh.max_empty_polls = max_empty_polls
+    try:
+        with nogil:
+            for i in range(threads):
+                workers[i].shared = &sh
+                workers[i].tid = i
+                if pthread_create(&tids[i], NULL, _stress_run, &workers[i]) != 0:
+                    break
+                started += 1
+            for i in range(started):
+                pthread_join(tids[i], NULL)
+        if started != threads:
+            raise OSError(f"could only start {started} of {threads} threads")
+        totals = {"threads": threads, "cycles": 0, "empty_polls": 0, "duplicates": 0,
+                  "errors": 0, "gave_up": 0}
+        for i in range(threads):
+            totals["cycles"] += workers[i].cycles
+            totals["empty_polls"] += workers[i].empty_polls
+            totals["duplicates"] += workers[i].duplicates
+            totals["errors"] += workers[i].errors
+            totals["gave_up"] += workers[i].gave_up
+        totals["still_owned"] = sum(1 for s in range(ring.r.capacity) if owner[s] != -1)
+        return totals
+    finally:
+        free(workers)
+        free(tids)
+        free(owner)
+
+
+# ---------------------------------------------------------------------------
+# Statistics counters
+# ---------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    static inline int64_t fp_exchange_relaxed_i64(int64_t *p, int64_t v) {
+        return __atomic_exchange_n(p, v, __ATOMIC_RELAXED);
+    }
+    """
+    int64_t fp_exchange_relaxed_i64(int64_t *p, int64_t v) nogil
+
+
+cdef class Counters:
+    """A fixed number of int64 counters updated with relaxed atomic adds.
+
+    Pool statistics are bumped from every thread on the hot path; a Python
+    ``+=`` there loses increments under free-threading (and allocates). Relaxed
+    is enough: each counter is independent and only needs to be exact, not
+    ordered against anything else."""
+
+    cdef int64_t *values
+    cdef readonly Py_ssize_t n
+
+    def __cinit__(self, n):
+        if type(n) is not int or n < 1 or n > 4096:
+            raise ValueError(f"n must be an int between 1 and 4096, got {n!r}")
+        self.n = n
+        self.values = <int64_t *>calloc(n, sizeof(int64_t))
+        if self.values == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.values)
+
+    def add(self, Py_ssize_t i, int64_t delta=1) -> None:
+        if i < 0 or i >= self.n:
+            raise IndexError(f"counter {i} out of range for {self.n} counters")
+        fp_fetch_add_relaxed_i64(&self.values[i], delta)
+
+    def get(self, Py_ssize_t i) -> int:
+        if i < 0 or i >= self.n:
+            raise IndexError(f"counter {i} out of range for {self.n} counters")
+        return fp_load_relaxed_i64(&self.values[i])
+
+    def snapshot(self) -> list:
+        return [fp_load_relaxed_i64(&self.values[i]) for i in range(self.n)]
+
+    def pop(self) -> list:
+        """Read and zero every counter; an increment lands either in the value
+        returned or in the next one, never in neither."""
+        return [fp_exchange_relaxed_i64(&self.values[i], 0) for i in range(self.n)]
+
+
+# ---------------------------------------------------------------------------
+# ConnectionPool's checkout/return fast path
+# ---------------------------------------------------------------------------
+
+include "_pool_hotpath.pxi"

@@ -1,0 +1,171 @@
+# Included by _fastpool.pyx. The checkout/return fast path of ConnectionPool.
+#
+# Everything here runs when an idle connection is available and the pool is
+# healthy; anything else (waiting, replacing a connection, closing, warnings)
+# calls back into the Python methods of fastpool.pool.ConnectionPool, named
+# ``_getconn_slow``, ``_checkout_checked``, ``_putconn_slow``, ``_give_back``,
+# ``_serve_waiters`` and ``_raise_foreign``. fastpool/_pyhotpath.py is the
+# pure-Python twin of this file; keep the two in step.
+
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from cpython.list cimport PyList_GET_ITEM
+from cpython.float cimport PyFloat_AS_DOUBLE
+
+cdef enum:
+    _IDLE = 0       # psycopg.pq.TransactionStatus.IDLE
+    _UNKNOWN = 4    # ... UNKNOWN: closed or broken connection
+    _I_REQUESTS_NUM = 0   # index of requests_num in fastpool.base.Stats.KEYS
+    _I_USAGE_MS = 4       # index of usage_ms (accumulated in microseconds)
+
+
+cdef inline double _monotonic() noexcept nogil:
+    # The clock time.monotonic() reads on Linux, without a Python call.
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+def monotonic() -> float:
+    """Same clock as time.monotonic() (CLOCK_MONOTONIC), for tests."""
+    return _monotonic()
+
+
+cdef class PoolHotPath:
+    """Base class of ConnectionPool holding what the fast path reads.
+
+    Per-slot lists are written by the pool (under its lock, before the slot is
+    published in the ring) and only read here."""
+
+    cdef public SlotRing _ring
+    cdef public Counters _counters
+    cdef public list _conns          # slot -> connection
+    cdef public list _expire_at      # slot -> monotonic time the connection expires
+    cdef public list _created_at     # slot -> monotonic time it was made
+    cdef public list _last_used      # slot -> last successful return (check_bypass)
+    cdef public object _waiting      # deque of waiters: non-empty means "no barging"
+    cdef public object _check
+    cdef public object _reset
+    cdef public bint _fast           # open, not closed, no pending first-use warning
+    cdef public bint _closed
+    cdef public double _drained_at
+
+    def getconn(self, timeout=None):
+        """Take a connection out of the pool; give it back with ``putconn()``.
+
+        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+        raises PoolTimeout."""
+        return self._getconn(timeout)
+
+    cdef object _getconn(self, object timeout):
+        cdef int64_t slot
+        cdef double now
+        # A timeout that isn't a plain non-negative number takes the slow path,
+        # which rejects it with a clear error.
+        if self._fast and not self._waiting and (
+                timeout is None
+                or ((type(timeout) is float or type(timeout) is int) and timeout >= 0)):
+            slot = fp_try_acquire(&self._ring.r)
+            if slot >= 0:
+                fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
+                now = _monotonic()
+                conn = <object>PyList_GET_ITEM(self._conns, slot)
+                if (now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
+                        and self._check is None):
+                    conn._pool = self
+                    return conn
+                conn = self._checkout_checked(slot, now)
+                if conn is not None:
+                    return conn
+                return self._getconn_slow(timeout, True)
+            if slot != FP_EMPTY:
+                _raise_for(<int>slot, "try_acquire", None, self._ring.r.capacity)
+        return self._getconn_slow(timeout, False)
+
+    def putconn(self, conn):
+        """Give back a connection obtained with ``getconn()``."""
+        self._putconn(conn)
+
+    cdef int _putconn(self, object conn) except -1:
+        cdef double now
+        cdef int64_t slot
+        cdef int code
+        if getattr(conn, "_pool", None) is not self:
+            self._raise_foreign(conn)
+            return 0
+        slot = conn._fp_slot
+        conn._pool = None
+        if slot < 0 or slot >= len(self._conns) or <object>PyList_GET_ITEM(self._conns, slot) is not conn:
+            # Checked out before a fork and returned in the child: the parent owns
+            # the socket. Drop it without closing.
+            return 0
+        if not self._closed:
+            now = _monotonic()
+            if (conn.pgconn.transaction_status == _IDLE
+                    and now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
+                    and self._reset is None
+                    and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._created_at, slot)) > self._drained_at):
+                if self._check is not None:
+                    self._last_used[slot] = now
+                if not self._waiting:
+                    code = fp_release(&self._ring.r, slot)
+                    if code != FP_OK:
+                        _raise_for(code, "release", slot, self._ring.r.capacity)
+                    if self._waiting:
+                        # Someone queued while we released: the slot may sit idle.
+                        self._serve_waiters()
+                    return 0
+                self._give_back(slot)
+                return 0
+        self._putconn_slow(slot, conn)
+        return 0
+
+    def connection(self, timeout=None):
+        """Context manager: a connection for the block, committed on success,
+        rolled back on error, then returned to the pool."""
+        return ConnectionContext(self, timeout)
+
+
+cdef class ConnectionContext:
+    """``with pool.connection() as conn:`` — psycopg's ``with conn:`` semantics,
+    minus commit()/rollback() of an IDLE connection, which send nothing."""
+
+    cdef PoolHotPath pool
+    cdef object timeout
+    cdef object conn
+    cdef double t0
+
+    def __cinit__(self, PoolHotPath pool not None, timeout):
+        self.pool = pool
+        self.timeout = timeout
+
+    def __enter__(self):
+        self.t0 = _monotonic()
+        self.conn = self.pool._getconn(self.timeout)
+        return self.conn
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        conn = self.conn
+        pool = self.pool
+        self.conn = None
+        try:
+            status = conn.pgconn.transaction_status
+            # UNKNOWN is a closed or broken connection: psycopg's __exit__ skips it.
+            if status != _IDLE and status != _UNKNOWN:
+                if exc_type is None:
+                    conn.commit()
+                else:
+                    try:
+                        conn.rollback()
+                    except Exception as ex2:
+                        _logger().warning("error ignored in rollback on %s: %s", conn, ex2)
+        finally:
+            # Already returned if the block called conn.close() with close_returns.
+            if getattr(conn, "_pool", None) is pool:
+                pool._putconn(conn)
+            fp_fetch_add_relaxed_i64(&pool._counters.values[_I_USAGE_MS],
+                                     <int64_t>((_monotonic() - self.t0) * 1e6))
+
+
+cdef object _logger():
+    import logging
+    return logging.getLogger("psycopg.pool")

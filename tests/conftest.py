@@ -1,0 +1,64 @@
+"""Shared fixtures.
+
+* ``core``: the core module under test. Every core test runs against both the
+  compiled core and the pure-Python twin; the compiled one is skipped (not
+  silently replaced) when it isn't built, unless FASTPOOL_IMPL=c demands it.
+* ``pg_dsn``: a DSN of a reachable PostgreSQL (FASTPOOL_TEST_DSN / libpq env,
+  else 127.0.0.1:5432, else a private throwaway cluster started for the session).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+import fastpool
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"fastpool {fastpool.__version__}: core implementation {fastpool.__impl__!r}"
+        f" (FASTPOOL_IMPL={os.environ.get('FASTPOOL_IMPL', '')!r}, debug build: {fastpool.__debug_core__})"
+    ]
+
+
+def _load_core(name: str) -> ModuleType:
+    if name == "python":
+        return importlib.import_module("fastpool._pycore")
+    try:
+        return importlib.import_module("fastpool._fastpool")
+    except ImportError as exc:
+        if os.environ.get("FASTPOOL_IMPL") == "c":
+            raise  # asked for the compiled core: failing to load it is an error
+        pytest.skip(f"compiled core not built: {exc}")
+
+
+@pytest.fixture(
+    scope="session",
+    params=[pytest.param("c", marks=pytest.mark.c_extension), "python"],
+)
+def core(request: pytest.FixtureRequest) -> ModuleType:
+    """The core module (``fastpool._fastpool`` or ``fastpool._pycore``)."""
+    return _load_core(request.param)
+
+
+@pytest.fixture
+def c_core() -> ModuleType:
+    """The compiled core only (native-thread tests)."""
+    return _load_core("c")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A running PostgreSQL for the whole session (see fastpool.testing.postgres)."""
+    from fastpool.testing.postgres import test_server
+
+    with test_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_server) -> str:
+    return pg_server.dsn

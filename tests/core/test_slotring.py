@@ -1,0 +1,264 @@
+"""Unit tests of SlotRing, each run against the compiled core and the twin."""
+from __future__ import annotations
+
+import pytest
+
+
+def ring_with(core, capacity: int, n: int):
+    ring = core.SlotRing(capacity)
+    for _ in range(n):
+        ring.add()
+    return ring
+
+
+def snapshot(ring) -> tuple:
+    return (ring.idle(), ring.in_use(), ring.size(), ring.idle_count(), ring.in_use_count())
+
+
+@pytest.mark.parametrize("bad", ["8", 8.0, None, [8]])
+def test_capacity_of_wrong_type_is_a_type_error(core, bad) -> None:
+    with pytest.raises(TypeError, match="capacity must be an int"):
+        core.SlotRing(bad)
+
+
+def test_capacity_bool_is_rejected(core) -> None:
+    with pytest.raises(TypeError, match="capacity must be an int, got bool"):
+        core.SlotRing(True)
+
+
+@pytest.mark.parametrize("bad", [0, -1, (1 << 20) + 1])
+def test_capacity_out_of_bounds_is_a_value_error(core, bad) -> None:
+    with pytest.raises(ValueError, match=f"capacity must be between 1 and 1048576, got {bad}"):
+        core.SlotRing(bad)
+
+
+def test_new_ring_is_empty(core) -> None:
+    ring = core.SlotRing(5)
+    assert ring.capacity == 5
+    assert snapshot(ring) == ([], [], 0, 0, 0)
+    assert ring.try_acquire() == -1
+    ring.check_invariants()
+
+
+def test_add_takes_the_lowest_absent_slot_and_makes_it_idle(core) -> None:
+    ring = core.SlotRing(4)
+    assert [ring.add() for _ in range(3)] == [0, 1, 2]
+    assert ring.idle() == [0, 1, 2]
+    assert ring.size() == 3 and ring.idle_count() == 3 and ring.in_use_count() == 0
+
+
+def test_add_acquired_returns_a_held_slot_that_skips_the_ring(core) -> None:
+    ring = ring_with(core, 4, 1)
+    slot = ring.add(acquired=True)
+    assert slot == 1
+    assert ring.is_in_use(1) and ring.in_use() == [1]
+    assert ring.idle() == [0]
+    ring.release(1)
+    assert ring.idle() == [0, 1]
+
+
+def test_add_when_full_raises_and_changes_nothing(core) -> None:
+    ring = ring_with(core, 3, 3)
+    before = snapshot(ring)
+    with pytest.raises(ValueError, match="add: all 3 slots are already in the pool"):
+        ring.add()
+    with pytest.raises(ValueError, match="add: all 3 slots are already in the pool"):
+        ring.add(acquired=True)
+    assert snapshot(ring) == before
+    ring.check_invariants()
+
+
+def test_try_acquire_hands_out_idle_slots_oldest_first(core) -> None:
+    ring = ring_with(core, 8, 3)
+    assert [ring.try_acquire() for _ in range(3)] == [0, 1, 2]
+    assert ring.try_acquire() == -1
+    ring.release(1)
+    ring.release(0)
+    assert ring.try_acquire() == 1
+    assert ring.try_acquire() == 0
+
+
+def test_release_makes_the_slot_idle_again(core) -> None:
+    ring = ring_with(core, 2, 2)
+    slot = ring.try_acquire()
+    assert ring.is_in_use(slot) and ring.in_use_count() == 1
+    ring.release(slot)
+    assert not ring.is_in_use(slot)
+    assert ring.idle() == [1, 0] and ring.in_use() == []
+    ring.check_invariants()
+
+
+def test_double_release_raises_and_changes_nothing(core) -> None:
+    ring = ring_with(core, 4, 2)
+    slot = ring.try_acquire()
+    ring.release(slot)
+    before = snapshot(ring)
+    with pytest.raises(ValueError, match=f"release: slot {slot} is not in use"):
+        ring.release(slot)
+    assert snapshot(ring) == before
+    ring.check_invariants()
+
+
+def test_release_of_an_idle_slot_raises_and_changes_nothing(core) -> None:
+    ring = ring_with(core, 4, 2)
+    before = snapshot(ring)
+    with pytest.raises(ValueError, match="release: slot 0 is not in use"):
+        ring.release(0)
+    assert snapshot(ring) == before
+
+
+def test_release_of_a_slot_never_added_raises(core) -> None:
+    ring = ring_with(core, 4, 2)
+    before = snapshot(ring)
+    with pytest.raises(ValueError, match="release: slot 3 is not in the pool"):
+        ring.release(3)
+    assert snapshot(ring) == before
+
+
+@pytest.mark.parametrize("bad", [-1, 4, 10**30, -(10**30)])
+def test_release_out_of_range_is_an_index_error(core, bad) -> None:
+    ring = ring_with(core, 4, 4)
+    ring.try_acquire()
+    before = snapshot(ring)
+    with pytest.raises(IndexError, match=f"release: slot {bad} is out of range for capacity 4"):
+        ring.release(bad)
+    assert snapshot(ring) == before
+
+
+@pytest.mark.parametrize("bad", ["0", 0.0, None])
+def test_release_of_a_non_int_is_a_type_error(core, bad) -> None:
+    ring = ring_with(core, 4, 1)
+    ring.try_acquire()
+    with pytest.raises(TypeError, match="release: slot must be an int"):
+        ring.release(bad)
+    assert ring.in_use() == [0]
+
+
+def test_retire_takes_a_held_slot_out_and_add_reuses_its_index(core) -> None:
+    ring = ring_with(core, 4, 3)
+    slot = ring.try_acquire()
+    ring.retire(slot)
+    assert ring.size() == 2 and ring.in_use() == [] and slot not in ring.idle()
+    ring.check_invariants()
+    assert ring.add() == slot  # the lowest absent index again
+    assert ring.idle()[-1] == slot
+
+
+def test_retire_of_an_idle_slot_raises_and_changes_nothing(core) -> None:
+    ring = ring_with(core, 4, 2)
+    before = snapshot(ring)
+    with pytest.raises(ValueError, match="retire: slot 1 is not in use"):
+        ring.retire(1)
+    assert snapshot(ring) == before
+
+
+def test_retire_twice_raises(core) -> None:
+    ring = ring_with(core, 4, 2)
+    slot = ring.try_acquire()
+    ring.retire(slot)
+    with pytest.raises(ValueError, match=f"retire: slot {slot} is not in the pool"):
+        ring.retire(slot)
+    with pytest.raises(ValueError, match=f"release: slot {slot} is not in the pool"):
+        ring.release(slot)
+    ring.check_invariants()
+
+
+def test_retire_out_of_range_is_an_index_error(core) -> None:
+    ring = ring_with(core, 4, 1)
+    with pytest.raises(IndexError, match="retire: slot 9 is out of range for capacity 4"):
+        ring.retire(9)
+
+
+def test_in_use_lists_held_slots_in_ascending_order(core) -> None:
+    ring = ring_with(core, 130, 130)  # more than two bitmap words
+    held = [ring.try_acquire() for _ in range(130)]
+    for s in held[::2]:
+        ring.release(s)
+    assert ring.in_use() == sorted(held[1::2])
+    assert ring.in_use_count() == 65 and ring.idle_count() == 65
+    ring.check_invariants()
+
+
+def test_is_in_use_checks_its_argument(core) -> None:
+    ring = ring_with(core, 2, 1)
+    with pytest.raises(IndexError, match="is_in_use: slot 2 is out of range"):
+        ring.is_in_use(2)
+    with pytest.raises(TypeError, match="is_in_use: slot must be an int"):
+        ring.is_in_use("0")
+
+
+def test_capacity_not_a_power_of_two_uses_every_slot(core) -> None:
+    ring = ring_with(core, 7, 7)
+    assert sorted(ring.try_acquire() for _ in range(7)) == list(range(7))
+    assert ring.try_acquire() == -1
+    for s in range(7):
+        ring.release(s)
+    assert ring.idle() == list(range(7))
+
+
+def test_ring_survives_many_laps(core) -> None:
+    # The ring has 2x capacity cells; indexes wrap around many times.
+    ring = ring_with(core, 3, 3)
+    order = []
+    for _ in range(1000):
+        s = ring.try_acquire()
+        order.append(s)
+        ring.release(s)
+    assert order[:6] == [0, 1, 2, 0, 1, 2]
+    assert ring.idle_count() == 3
+    ring.check_invariants()
+
+
+def test_repr_shows_the_counts(core) -> None:
+    ring = ring_with(core, 4, 2)
+    ring.try_acquire()
+    assert repr(ring) == "<SlotRing capacity=4 size=2 idle=1 in_use=1>"
+
+
+def test_debug_counters_have_the_documented_keys(core) -> None:
+    assert set(core.SlotRing(1).debug_counters()) == {"acquires", "releases", "adds", "retires"}
+
+
+MISUSES = [
+    ("release idle", lambda r: r.release(1)),
+    ("release absent", lambda r: r.release(3)),
+    ("release negative", lambda r: r.release(-5)),
+    ("release huge", lambda r: r.release(2**70)),
+    ("release str", lambda r: r.release("1")),
+    ("retire idle", lambda r: r.retire(1)),
+    ("retire absent", lambda r: r.retire(3)),
+    ("is_in_use out of range", lambda r: r.is_in_use(8)),
+    ("add full", lambda r: [r.add() for _ in range(10)]),
+]
+
+
+@pytest.mark.parametrize("name,misuse", MISUSES, ids=[m[0] for m in MISUSES])
+def test_both_implementations_report_misuse_identically(name, misuse) -> None:
+    from fastpool import _pycore
+
+    try:
+        from fastpool import _fastpool
+    except ImportError:
+        pytest.skip("compiled core not built")
+    outcomes = []
+    for mod in (_fastpool, _pycore):
+        ring = ring_with(mod, 4, 2)
+        ring.try_acquire()
+        with pytest.raises(Exception) as info:
+            misuse(ring)
+        outcomes.append((type(info.value), str(info.value), snapshot(ring)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_counters_add_get_pop(core) -> None:
+    c = core.Counters(3)
+    c.add(0)
+    c.add(2, 5)
+    c.add(2, -1)
+    assert c.snapshot() == [1, 0, 4] and c.get(2) == 4
+    assert c.pop() == [1, 0, 4]
+    assert c.snapshot() == [0, 0, 0]
+    with pytest.raises(IndexError, match="counter 3 out of range for 3 counters"):
+        c.add(3)
+    with pytest.raises(ValueError, match="n must be an int between 1 and 4096"):
+        core.Counters(0)

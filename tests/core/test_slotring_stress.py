@@ -1,0 +1,139 @@
+"""Conservation under real parallelism: no slot is ever held by two threads at
+once, none is lost, and the books balance afterwards.
+
+* Native: OS threads (pthreads, GIL released) hammering the compiled ring.
+* Python: threads through the Python API of both implementations, with a tiny
+  switch interval to force interleavings, including pool-style churn (retire a
+  held slot, add a new one).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+
+def full_ring(core, capacity: int, n: int):
+    ring = core.SlotRing(capacity)
+    for _ in range(n):
+        ring.add()
+    return ring
+
+
+def assert_all_idle(ring, n: int) -> None:
+    ring.check_invariants()
+    assert ring.in_use() == []
+    assert ring.idle_count() == ring.size() == n
+    assert sorted(ring.idle()) == list(range(n))
+
+
+NATIVE_SHAPES = [
+    # (threads, capacity, slots, iterations per thread, hold spins)
+    pytest.param(8, 4, 4, 150_000, 4, id="threads>slots"),
+    pytest.param(2, 64, 64, 300_000, 0, id="threads<slots"),
+    pytest.param(8, 1, 1, 100_000, 2, id="one-slot"),
+    pytest.param(4, 100, 10, 200_000, 8, id="capacity>slots"),
+]
+
+
+@pytest.mark.c_extension
+@pytest.mark.parametrize("threads,capacity,slots,iterations,hold", NATIVE_SHAPES)
+def test_native_threads_never_share_or_lose_a_slot(c_core, threads, capacity, slots, iterations, hold):
+    ring = full_ring(c_core, capacity, slots)
+    res = c_core._stress_native(ring, threads, iterations, hold)
+    assert res["duplicates"] == 0, res
+    assert res["errors"] == 0, res
+    assert res["gave_up"] == 0, res
+    assert res["still_owned"] == 0, res
+    assert res["cycles"] == threads * iterations
+    assert_all_idle(ring, slots)
+
+
+@pytest.mark.slow
+@pytest.mark.c_extension
+@pytest.mark.parametrize("threads,capacity,slots,iterations,hold", NATIVE_SHAPES)
+def test_native_threads_long(c_core, threads, capacity, slots, iterations, hold):
+    ring = full_ring(c_core, capacity, slots)
+    res = c_core._stress_native(ring, threads, iterations * 20, hold)
+    assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), res
+    assert_all_idle(ring, slots)
+
+
+@pytest.mark.c_extension
+def test_native_stress_rejects_bad_arguments(c_core) -> None:
+    ring = full_ring(c_core, 2, 2)
+    with pytest.raises(ValueError, match="threads must be between 1 and 256"):
+        c_core._stress_native(ring, 0, 10)
+    with pytest.raises(ValueError, match="iterations must be >= 0"):
+        c_core._stress_native(ring, 1, -1)
+
+
+class ReraiseThread(threading.Thread):
+    """A thread whose exception is re-raised by join(), so a failing worker fails the test."""
+
+    def run(self) -> None:
+        self.exc = None
+        try:
+            super().run()
+        except BaseException as ex:  # noqa: BLE001 - handed to join()
+            self.exc = ex
+
+    def join(self, timeout=None) -> None:
+        super().join(timeout)
+        if self.exc is not None:
+            raise self.exc
+
+
+def run_python_stress(core, threads: int, cycles: int, slots: int, churn_every: int) -> None:
+    ring = full_ring(core, slots * 2, slots)
+    owners: dict[int, int] = {}
+    duplicates = []
+    barrier = threading.Barrier(threads)
+
+    def worker(tid: int) -> None:
+        barrier.wait()
+        done = 0
+        while done < cycles:
+            slot = ring.try_acquire()
+            if slot < 0:
+                continue
+            # setdefault is atomic: a second holder sees the first one's id.
+            if owners.setdefault(slot, tid) != tid:
+                duplicates.append(slot)
+            if churn_every and done % churn_every == churn_every - 1:
+                # Pool shrink+grow: the holder retires its slot and adds a new one.
+                del owners[slot]
+                ring.retire(slot)
+                ring.add()
+            else:
+                del owners[slot]
+                ring.release(slot)
+            done += 1
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        ts = [ReraiseThread(target=worker, args=(i,)) for i in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert duplicates == []
+    assert owners == {}
+    ring.check_invariants()
+    assert ring.in_use() == []
+    assert ring.size() == ring.idle_count() == slots  # churn kept the pool's size
+
+
+@pytest.mark.parametrize("churn_every", [0, 7], ids=["plain", "retire-add-churn"])
+def test_python_threads_never_share_or_lose_a_slot(core, churn_every) -> None:
+    run_python_stress(core, threads=16, cycles=2_000, slots=4, churn_every=churn_every)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("churn_every", [0, 7], ids=["plain", "retire-add-churn"])
+def test_python_threads_long(core, churn_every) -> None:
+    run_python_stress(core, threads=32, cycles=15_000, slots=4, churn_every=churn_every)

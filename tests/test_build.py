@@ -1,0 +1,126 @@
+"""The build lists every compiled module, FASTPOOL_IMPL picks the core loudly,
+and the typing artefacts ship."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cython_modules() -> dict:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "CYTHON_MODULES" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py has no CYTHON_MODULES")
+
+
+def test_setup_lists_every_pyx_file() -> None:
+    listed = sorted(_cython_modules().values())
+    on_disk = sorted(f"src/{p.name}" for p in (ROOT / "src").glob("*.pyx"))
+    assert listed == on_disk
+
+
+def _impl_in_subprocess(env_value: str | None, prelude: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("FASTPOOL_IMPL", None)
+    if env_value is not None:
+        env["FASTPOOL_IMPL"] = env_value
+    code = prelude + "import fastpool; print(fastpool.__impl__)"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def _compiled_available() -> bool:
+    try:
+        import fastpool._fastpool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_impl_python_selects_the_twin() -> None:
+    proc = _impl_in_subprocess("python")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "python"
+
+
+@pytest.mark.c_extension
+def test_impl_c_selects_the_compiled_core() -> None:
+    if not _compiled_available():
+        pytest.skip("compiled core not built")
+    proc = _impl_in_subprocess("c")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "c"
+
+
+@pytest.mark.c_extension
+def test_unset_impl_prefers_the_compiled_core() -> None:
+    if not _compiled_available():
+        pytest.skip("compiled core not built")
+    proc = _impl_in_subprocess(None)
+    assert proc.stdout.strip() == "c", proc.stderr
+
+
+def test_invalid_impl_is_a_loud_import_error() -> None:
+    proc = _impl_in_subprocess("rust")
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr and "FASTPOOL_IMPL must be 'c' or 'python'" in proc.stderr
+
+
+BLOCK_EXTENSION = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastpool._fastpool":
+            raise ImportError("blocked for the test")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def test_impl_c_never_falls_back_silently() -> None:
+    proc = _impl_in_subprocess("c", prelude=BLOCK_EXTENSION)
+    assert proc.returncode != 0
+    assert "FASTPOOL_IMPL=c but the compiled core fastpool._fastpool can't be imported" in proc.stderr
+
+
+def test_unset_impl_falls_back_to_the_twin_when_the_extension_is_missing() -> None:
+    proc = _impl_in_subprocess(None, prelude=BLOCK_EXTENSION)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "python"
+
+
+def test_typing_artefacts_ship() -> None:
+    assert (ROOT / "fastpool" / "py.typed").exists()
+
+
+@pytest.mark.c_extension
+def test_stub_declares_every_public_name_of_the_extension() -> None:
+    if not _compiled_available():
+        pytest.skip("compiled core not built")
+    import fastpool._fastpool as compiled
+
+    stub = ast.parse((ROOT / "fastpool" / "_fastpool.pyi").read_text())
+    declared: dict[str, set] = {}
+    for node in stub.body:
+        if isinstance(node, ast.ClassDef):
+            declared[node.name] = {
+                n.name for n in node.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("__")
+            }
+        elif isinstance(node, ast.FunctionDef):
+            declared[node.name] = set()
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            declared[node.target.id] = set()
+    public = {n for n in dir(compiled) if not n.startswith("__")}
+    assert public - {"DEBUG", "MAX_CAPACITY"} <= set(declared) | {"DEBUG", "MAX_CAPACITY"}, public - set(declared)
+    for cls_name in ("SlotRing", "Counters", "PoolHotPath", "ConnectionContext"):
+        methods = {n for n in dir(getattr(compiled, cls_name)) if not n.startswith("_")}
+        assert methods <= declared[cls_name] | {"capacity", "n"}, (cls_name, methods - declared[cls_name])
