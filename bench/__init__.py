@@ -1,0 +1,1 @@
+"""fastpool's benchmark comparison (``python -m bench``)."""

@@ -1,0 +1,48 @@
+"""Fixtures for pool tests against a real PostgreSQL."""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import psycopg
+import pytest
+
+import fastpool
+
+
+@pytest.fixture
+def pools(pg_dsn: str) -> Iterator[list]:
+    """Pools created by a test; closed at teardown, after checking their books."""
+    created: list = []
+    yield created
+    for p in created:
+        if not p.closed:
+            p._ring.check_invariants()
+        p.close()
+
+
+@pytest.fixture
+def make_pool(pg_dsn: str, pools: list):
+    def make(cls=fastpool.ConnectionPool, **kwargs):
+        kwargs.setdefault("open", True)
+        kwargs.setdefault("timeout", 5.0)
+        p = cls(kwargs.pop("conninfo", pg_dsn), **kwargs)
+        pools.append(p)
+        return p
+
+    return make
+
+
+@pytest.fixture
+def admin(pg_dsn: str) -> Iterator[psycopg.Connection]:
+    """A connection outside any pool, for killing backends and checking data."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        yield conn
+
+
+def kill_backend(admin: psycopg.Connection, pid: int) -> None:
+    assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
+
+
+def pool_records(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "psycopg.pool" and r.levelno >= level]

@@ -1,0 +1,71 @@
+"""Stub connections for scheduling tests: no database, controllable connect
+latency and failures, and a record of how many connects overlapped."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+
+class _PGconn:
+    def __init__(self) -> None:
+        self.transaction_status = 0  # IDLE; 4 (UNKNOWN) once closed
+
+
+class StubConnection:
+    """Just enough of psycopg.Connection for the pool."""
+
+    connect_delay = 0.0
+    fail_connects = 0          # the next N connects raise
+    _lock = threading.Lock()
+    _ids = itertools.count(1)
+    connects = 0
+    in_flight = 0
+    max_in_flight = 0
+
+    @classmethod
+    def reset_stats(cls, delay: float = 0.0) -> None:
+        cls.connect_delay, cls.fail_connects = delay, 0
+        cls.connects = cls.in_flight = cls.max_in_flight = 0
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs):
+        with cls._lock:
+            cls.in_flight += 1
+            cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
+        try:
+            if cls.connect_delay:
+                time.sleep(cls.connect_delay)
+            with cls._lock:
+                if cls.fail_connects:
+                    cls.fail_connects -= 1
+                    raise OSError("stub connect refused")
+                cls.connects += 1
+        finally:
+            with cls._lock:
+                cls.in_flight -= 1
+        return cls()
+
+    def __init__(self) -> None:
+        self.id = next(self._ids)
+        self.pgconn = _PGconn()
+        self.closed = False
+        self.autocommit = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.pgconn.transaction_status = 4
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        self.pgconn.transaction_status = 0
+
+    def execute(self, query: str):
+        if self.closed:
+            raise OSError("connection closed")
+        return self
+
+    def __repr__(self) -> str:
+        return f"<StubConnection {self.id}>"

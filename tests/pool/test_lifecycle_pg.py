@@ -1,0 +1,181 @@
+"""Connection lifetime, idle shrinking, broken backends, reconnection, checks."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import pytest
+
+from fastpool import ConnectionPool, base
+
+from .conftest import kill_backend, pool_records
+
+pytestmark = pytest.mark.postgres
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_lifetime_jitter_is_within_95_to_100_percent(make_pool) -> None:
+    p = make_pool(min_size=8, max_lifetime=100.0)
+    p.wait()
+    slots = [s for s in range(len(p._conns)) if p._conns[s] is not None]
+    spans = [p._expire_at[s] - p._created_at[s] for s in slots]
+    assert len(spans) == 8 and all(95.0 <= x <= 100.0 for x in spans)
+
+
+def test_expired_idle_connection_is_never_handed_out(make_pool) -> None:
+    p = make_pool(min_size=2, max_lifetime=0.4)
+    p.wait()
+    first = set()
+    for _ in range(2):
+        with p.connection() as conn:
+            first.add(conn.info.backend_pid)
+    time.sleep(0.5)  # both idle connections are now past their lifetime
+    for _ in range(4):
+        with p.connection() as conn:
+            assert conn.info.backend_pid not in first
+            assert time.monotonic() < p._expire_at[conn._fp_slot]
+
+
+def test_expired_connection_is_replaced_on_return(make_pool) -> None:
+    p = make_pool(min_size=1, max_lifetime=0.3)
+    conn = p.getconn()
+    time.sleep(0.35)
+    p.putconn(conn)
+    assert conn.closed
+    p.wait()
+    with p.connection() as c2:
+        assert c2 is not conn
+
+
+def test_background_sweep_replaces_expired_idle_connections(make_pool) -> None:
+    p = make_pool(min_size=2, max_lifetime=0.5)
+    p.wait()
+    made = p.get_stats()["connections_num"]
+    wait_until(lambda: p.get_stats()["connections_num"] >= made + 2, what="replacements")
+    assert p.get_stats()["pool_size"] == 2
+
+
+def test_max_idle_shrinks_one_connection_per_period_down_to_min(make_pool) -> None:
+    p = make_pool(min_size=1, max_size=4, max_idle=0.3)
+    conns = [p.getconn() for _ in range(4)]
+    for c in conns:
+        p.putconn(c)
+    assert p.get_stats()["pool_size"] == 4
+    time.sleep(0.45)
+    assert p.get_stats()["pool_size"] in (3, 4)
+    wait_until(lambda: p.get_stats()["pool_size"] == 1, timeout=5, what="shrink to min_size")
+    time.sleep(0.7)
+    assert p.get_stats()["pool_size"] == 1
+
+
+def test_killed_backend_with_check_is_never_seen_by_the_caller(make_pool, admin) -> None:
+    p = make_pool(min_size=2, check=ConnectionPool.check_connection)
+    p.wait()
+    pids = []
+    for _ in range(2):
+        with p.connection() as conn:
+            pids.append(conn.info.backend_pid)
+    for pid in pids:
+        kill_backend(admin, pid)
+    for _ in range(4):
+        with p.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert conn.info.backend_pid not in pids
+    assert p.get_stats()["connections_lost"] == 2
+
+
+def test_failing_check_discards_and_retries_with_another(make_pool) -> None:
+    bad = set()
+
+    def check(conn) -> None:
+        if conn.info.backend_pid in bad:
+            raise RuntimeError("looks bad")
+
+    p = make_pool(min_size=2, check=check)
+    p.wait()
+    with p.connection() as conn:
+        bad.add(conn.info.backend_pid)
+    for _ in range(3):
+        with p.connection() as conn:
+            assert conn.info.backend_pid not in bad
+    assert p.get_stats()["connections_lost"] == 1
+
+
+def test_check_bypass_skips_recently_used_connections(make_pool) -> None:
+    calls = []
+    p = make_pool(min_size=1, check=calls.append, check_bypass=0.3)
+    p.wait()
+    for _ in range(5):  # a connection just made or just returned is not checked
+        with p.connection():
+            pass
+    assert calls == []
+    time.sleep(0.4)  # idle for longer than the window: checked once
+    for _ in range(3):
+        with p.connection():
+            pass
+    assert len(calls) == 1
+
+
+def test_without_check_bypass_every_checkout_is_checked(make_pool) -> None:
+    calls = []
+    p = make_pool(min_size=1, check=calls.append)
+    for _ in range(5):
+        with p.connection():
+            pass
+    assert len(calls) == 5
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    monkeypatch.setattr(base.AttemptWithBackoff, "INITIAL_DELAY", 0.05)
+    monkeypatch.setattr(base.AttemptWithBackoff, "DELAY_JITTER", 0.0)
+
+
+def test_reconnects_with_backoff_after_the_server_refused(make_pool, pg_dsn, fast_backoff, caplog) -> None:
+    refused = f"host=127.0.0.1 port={_closed_port()} connect_timeout=1"
+    attempts = []
+
+    def conninfo() -> str:
+        attempts.append(time.monotonic())
+        return refused if len(attempts) <= 4 else pg_dsn
+
+    caplog.set_level(logging.WARNING, logger="psycopg.pool")
+    p = make_pool(conninfo=conninfo, min_size=1)
+    p.wait(timeout=10)
+    assert len(attempts) == 5
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[1] > gaps[0] * 1.5 and gaps[2] > gaps[1] * 1.5  # exponential backoff
+    assert sum("error connecting in" in m for m in pool_records(caplog)) == 4
+
+
+def test_gives_up_calls_reconnect_failed_then_refills_by_itself(make_pool, pg_dsn, fast_backoff) -> None:
+    refused = f"host=127.0.0.1 port={_closed_port()} connect_timeout=1"
+    server_up = []
+    failed = []
+    p = make_pool(
+        conninfo=lambda: pg_dsn if server_up else refused,
+        min_size=2,
+        reconnect_timeout=0.2,
+        reconnect_failed=failed.append,
+    )
+    wait_until(lambda: len(failed) >= 2, what="reconnect_failed for both connections")
+    assert failed[0] is p
+    assert p.get_stats()["pool_size"] <= 2
+    server_up.append(True)  # the "server" is back; no client asks for anything
+    wait_until(lambda: p.get_stats()["pool_available"] == 2, timeout=15, what="refill to min_size")
+    with p.connection() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
