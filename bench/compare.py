@@ -33,7 +33,7 @@ def case_core_cycle_threads(args: argparse.Namespace):
         }
         tables.append((
             f"core_threads_{threads}",
-            f"core: acquire+release from {threads} threads (ops/s, higher is better)",
+            f"core: acquire+release from {threads} thread{'s' if threads > 1 else ''} (ops/s, higher is better)",
             interleaved(impls, args.repeats),
             ["fastpool.python", "collections.deque"],
         ))

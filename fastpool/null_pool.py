@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from . import base
-from .errors import PoolClosed, PoolTimeout, TooManyRequests
+from .errors import PoolClosed, PoolTimeout
 from .pool import CT, ConnectionPool, monotonic
 from .base import UNKNOWN, Stats
 from ._pyhotpath import ConnectionContext as GenericConnectionContext
-from .waiting import remove_waiter, thread_waiter
 
 try:
     from psycopg import errors as e
@@ -75,55 +74,17 @@ class NullConnectionPool(ConnectionPool[CT]):
                 raise PoolClosed(f"the pool {self.name!r} is already closed")
             if not self._waiting and not self._limit_reached_locked():
                 self._nconns += 1
-                slot = _CONNECT_YOURSELF
+                w = None
             else:
-                slot = -1
-        if slot == -1:
-            slot = self._queue_and_wait(deadline, timeout)
+                w = self._enqueue_locked()
+        slot = _CONNECT_YOURSELF if w is None else self._await(w, deadline, timeout)
         if slot >= 0:  # a connection handed over by a returning client
             conn = self._conns[slot]
             conn._pool = self
             return conn
         return self._connect_new(deadline, timeout)
 
-    def _queue_and_wait(self, deadline: float, timeout: float) -> int:
-        with self._lock:
-            if self.max_waiting and len(self._waiting) >= self.max_waiting:
-                self._stats.add(Stats.REQUESTS_ERRORS)
-                raise TooManyRequests(
-                    f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
-                )
-            w = thread_waiter()
-            self._waiting.append(w)
-            self._stats.add(Stats.REQUESTS_QUEUED)
-        t0 = monotonic()
-        try:
-            served = w.wait(deadline - t0)
-        except BaseException:
-            self._abandon_wait(w)
-            raise
-        if not served:
-            with self._lock:
-                gave_up = remove_waiter(self._waiting, w)
-            if not gave_up:
-                w.collect()
-        slot, error = w.reset()
-        self._stats.add_ms(Stats.REQUESTS_WAIT_MS, monotonic() - t0)
-        if error is not None:
-            self._stats.add(Stats.REQUESTS_ERRORS)
-            raise error
-        if slot == -1:
-            self._stats.add(Stats.REQUESTS_ERRORS)
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
-        return slot
-
-    def _abandon_wait(self, w: Any) -> None:
-        with self._lock:
-            if remove_waiter(self._waiting, w):
-                w.reset()
-                return
-        w.collect()
-        slot, _ = w.reset()
+    def _return_unclaimed(self, slot: int) -> None:
         if slot >= 0:
             self._give_back(slot)
         elif slot == _CONNECT_YOURSELF:

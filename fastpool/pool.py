@@ -273,48 +273,61 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
                 if slot >= 0:
                     return slot
             self._exhausted = True
-            if self.max_waiting and len(self._waiting) >= self.max_waiting:
-                self._stats.add(Stats.REQUESTS_ERRORS)
-                raise TooManyRequests(
-                    f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
-                )
-            w = thread_waiter()
-            self._waiting.append(w)
-            self._stats.add(Stats.REQUESTS_QUEUED)
+            w = self._enqueue_locked()
             # A slot released between our try_acquire above (or the lock-free one
             # in getconn) and the append would otherwise sit idle while we wait:
             # returners only look at the queue after releasing.
             self._serve_waiters_locked()
             self._grow_for_waiters_locked()
+        return self._await(w, deadline, timeout)
+
+    def _enqueue_locked(self) -> Waiter:
+        """Queue the calling thread (pool lock held), or raise TooManyRequests."""
+        if self.max_waiting and len(self._waiting) >= self.max_waiting:
+            self._stats.add(Stats.REQUESTS_ERRORS)
+            raise TooManyRequests(
+                f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
+            )
+        w = thread_waiter()
+        self._waiting.append(w)
+        self._stats.add(Stats.REQUESTS_QUEUED)
+        return w
+
+    def _await(self, w: Waiter, deadline: float, timeout: float) -> int:
+        """Wait (pool lock not held) until ``w`` is served; its slot, or raise."""
         t0 = monotonic()
         try:
             served = w.wait(deadline - t0)
         except BaseException:
-            # Interrupted (KeyboardInterrupt): don't strand a slot handed to us.
+            # Interrupted (KeyboardInterrupt): don't strand what was handed to us.
             self._abandon_wait(w)
             raise
         if not served:
             with self._lock:
                 gave_up = remove_waiter(self._waiting, w)
             if not gave_up:
-                w.collect()  # served while we were timing out: take the slot
+                w.collect()  # served while we were timing out: take it
         slot, error = w.reset()
         self._stats.add_ms(Stats.REQUESTS_WAIT_MS, monotonic() - t0)
         if error is not None:
             self._stats.add(Stats.REQUESTS_ERRORS)
             raise error
-        if slot < 0:
+        if slot == -1:
             self._stats.add(Stats.REQUESTS_ERRORS)
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
         return slot
 
-    def _abandon_wait(self, w: Any) -> None:
+    def _abandon_wait(self, w: Waiter) -> None:
         with self._lock:
             if remove_waiter(self._waiting, w):
                 w.reset()
                 return
         w.collect()
         slot, _ = w.reset()
+        self._return_unclaimed(slot)
+
+    def _return_unclaimed(self, slot: int) -> None:
+        """Give back what an interrupted waiter was handed."""
         if slot >= 0:
             self._give_back(slot)
 
