@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from ._core import DEBUG as __debug_core__
+from ._core import DEBUG as __debug_core__  # noqa: F401 - reported by the test header
 from ._core import IMPL as __impl__
 from ._core import SlotRing
 from .errors import PoolClosed, PoolInternalError, PoolTimeout, TooManyRequests

@@ -111,6 +111,7 @@ class ConnectionContext:
     def __init__(self, pool: Any, timeout: float | None) -> None:
         self.pool = pool
         self.timeout = timeout
+        self.conn: Any = None
 
     def __enter__(self) -> Any:
         self.t0 = monotonic()
@@ -118,8 +119,10 @@ class ConnectionContext:
         return self.conn
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
-        conn, pool = self.conn, self.pool
+        conn = self.conn
+        pool: Any = self.pool
         self.conn = None
+        assert conn is not None, "__exit__ without __enter__"
         try:
             status = conn.pgconn.transaction_status
             # UNKNOWN is a closed or broken connection: psycopg's __exit__ skips it.
@@ -136,5 +139,5 @@ class ConnectionContext:
         finally:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
-                pool.putconn(conn)
+                self.pool.putconn(conn)
             pool._counters.add(_I_USAGE_MS, int((monotonic() - self.t0) * 1_000_000))

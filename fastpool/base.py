@@ -122,7 +122,7 @@ class AttemptWithBackoff:
             self.delay = max(0.0, self.give_up_at - now)
 
     def time_to_give_up(self, now: float) -> bool:
-        return self.give_up_at and now >= self.give_up_at
+        return bool(self.give_up_at) and now >= self.give_up_at
 
 
 class BasePool:

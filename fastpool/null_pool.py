@@ -121,7 +121,7 @@ class NullConnectionPool(ConnectionPool[CT]):
             else:
                 self._nconns -= 1
 
-    def putconn(self, conn: CT) -> None:
+    def putconn(self, conn: Any) -> None:
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
         slot = conn._fp_slot

@@ -453,7 +453,7 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
     # ------------------------------------------------------------------
 
     def _take_all_idle_locked(self) -> list[tuple[int, Any]]:
-        out = []
+        out: list[tuple[int, Any]] = []
         while True:
             slot = self._ring.try_acquire()
             if slot < 0:
@@ -509,7 +509,7 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
         self._stats.add(Stats.CONNECTIONS_NUM)
         t0 = monotonic()
         try:
-            conn = self.connection_class.connect(conninfo, **kwargs)
+            conn = self.connection_class.connect(conninfo, **kwargs)  # type: ignore[attr-defined]
         except Exception:
             self._stats.add(Stats.CONNECTIONS_ERRORS)
             raise

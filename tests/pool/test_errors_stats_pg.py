@@ -97,7 +97,7 @@ def test_stats_keys_and_counters(make_pool) -> None:
         "pool_min": 2, "pool_max": 2, "pool_size": 2, "pool_available": 2, "requests_waiting": 0}
     assert "requests_num" not in stats  # counters appear once non-zero
     assert stats["connections_num"] == 2 and "connections_errors" not in stats
-    with p.connection() as conn:
+    with p.connection():
         time.sleep(0.02)
     c = p.getconn()
     p.putconn(c)

@@ -37,7 +37,7 @@ def test_connection_block_rolls_back_on_error_and_reraises(make_pool, admin, tab
     with pytest.raises(ZeroDivisionError):
         with p.connection() as conn:
             conn.execute("INSERT INTO fp_ret VALUES (1)")
-            1 / 0
+            raise ZeroDivisionError
     assert count(admin) == 0
     assert p.get_stats()["pool_available"] == 1
 

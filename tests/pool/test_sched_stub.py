@@ -59,7 +59,7 @@ def test_waiters_are_served_in_arrival_order(stub_pool) -> None:
     threads = []
     for i in range(5):
         threads.append(start_waiter(p, served, i))
-        wait_until(lambda: p.get_stats()["requests_waiting"] == i + 1)
+        wait_until(lambda n=i + 1: p.get_stats()["requests_waiting"] == n)
     p.putconn(held)
     for t in threads:
         t.join()
