@@ -7,6 +7,7 @@
 # ``_serve_waiters`` and ``_raise_foreign``. fastpool/_pyhotpath.py is the
 # pure-Python twin of this file; keep the two in step.
 
+cimport cython
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from cpython.list cimport PyList_GET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -125,6 +126,7 @@ cdef class PoolHotPath:
         return ConnectionContext(self, timeout)
 
 
+@cython.freelist(32)
 cdef class ConnectionContext:
     """``with pool.connection() as conn:`` — psycopg's ``with conn:`` semantics,
     minus commit()/rollback() of an IDLE connection, which send nothing."""

@@ -1,0 +1,50 @@
+"""Many threads, few real connections: nobody shares a backend, nothing leaks."""
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+
+def test_threads_never_share_a_backend(make_pool, admin) -> None:
+    p = make_pool(min_size=4, max_size=4, timeout=30, kwargs={"application_name": "fp_conc"})
+    p.wait()
+    owners: dict[int, int] = {}
+    problems: list = []
+
+    def work(tid: int) -> None:
+        try:
+            for i in range(40):
+                with p.connection() as conn:
+                    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+                    if owners.setdefault(pid, tid) != tid:
+                        problems.append(("shared", pid))
+                    if i % 5 == 0:
+                        conn.execute("SELECT pg_sleep(0.001)")
+                    del owners[pid]
+        except Exception as ex:  # noqa: BLE001 - reported below
+            problems.append(ex)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert problems == []
+    stats = p.get_stats()
+    assert stats["pool_size"] == stats["pool_available"] == 4
+    assert stats["requests_num"] == 32 * 40 and "requests_errors" not in stats
+    # The server sees exactly the pool's 4 connections: none leaked or duplicated.
+    n = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fp_conc'"
+    ).fetchone()[0]
+    assert n == 4
+    p._ring.check_invariants()
