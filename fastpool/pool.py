@@ -374,7 +374,7 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
 
     def _putconn_slow(self, slot: int, conn: Any) -> None:
         if self._closed:
-            self._forget_slot(slot, retire=True)
+            self._forget_slot(slot)
             self._close_quietly(conn)
             return
         self._reset_connection(conn)
@@ -460,12 +460,11 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
                 return out
             out.append((slot, self._conns[slot]))
 
-    def _forget_slot(self, slot: int, retire: bool = True) -> None:
+    def _forget_slot(self, slot: int) -> None:
         """Take a held slot out of the pool (its connection is going away)."""
         with self._lock:
             self._conns[slot] = None
-            if retire:
-                self._ring.retire(slot)
+            self._ring.retire(slot)
             self._nconns -= 1
 
     def _discard(self, slot: int, conn: Any) -> None:
