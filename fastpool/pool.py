@@ -35,6 +35,25 @@ except ImportError:  # pragma: no cover - psycopg is needed to use this pool
     psycopg = None  # type: ignore[assignment]
 
 logger = logging.getLogger("psycopg.pool")
+
+# psycopg >= 3.3 makes Connection.close() call pool.putconn() when the pool's
+# close_returns is set; older versions need PoolConnection below.
+_CLOSE_RETURNS_BUILTIN = psycopg is not None and tuple(
+    int(x) for x in psycopg.__version__.split(".")[:2] if x.isdigit()
+) >= (3, 3)
+
+if psycopg is not None:
+
+    class PoolConnection(psycopg.Connection):  # type: ignore[misc, type-arg]
+        """A connection whose close() returns it to its pool if the pool says so
+        (``close_returns=True``); used with psycopg < 3.3 only."""
+
+        def close(self) -> None:
+            pool = getattr(self, "_pool", None)
+            if pool is not None and getattr(pool, "close_returns", False):
+                pool.putconn(self)
+            else:
+                super().close()
 monotonic = time.monotonic
 
 CT = TypeVar("CT")
@@ -97,6 +116,15 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             check_bypass=check_bypass,
             fork_safe=fork_safe,
         )
+        if close_returns and not _CLOSE_RETURNS_BUILTIN:
+            # psycopg < 3.3's Connection.close() knows nothing of pools: use a
+            # subclass whose close() returns the connection (as psycopg_pool does).
+            if connection_class is not psycopg.Connection:
+                raise TypeError(
+                    "close_returns=True with a custom connection_class needs psycopg >= 3.3"
+                    f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
+                )
+            connection_class = PoolConnection
         self.connection_class = connection_class
         self._configure = configure
         self._check = check

@@ -182,3 +182,21 @@ def test_putconn_after_close_closes_the_connection(pg_dsn) -> None:
     p.close()
     p.putconn(conn)
     assert conn.closed
+
+
+def test_close_returns_on_psycopg_without_pool_support(make_pool, monkeypatch) -> None:
+    # psycopg < 3.3: the pool swaps in PoolConnection, whose close() returns it.
+    import fastpool.pool as pool_module
+
+    monkeypatch.setattr(pool_module, "_CLOSE_RETURNS_BUILTIN", False)
+    p = make_pool(min_size=1, close_returns=True)
+    assert p.connection_class is pool_module.PoolConnection
+    conn = p.getconn()
+    conn.close()
+    assert not conn.closed and p.get_stats()["pool_available"] == 1
+
+    class Custom(psycopg.Connection):
+        pass
+
+    with pytest.raises(TypeError, match="close_returns=True with a custom connection_class needs psycopg >= 3.3"):
+        ConnectionPool("", connection_class=Custom, close_returns=True, open=False)
