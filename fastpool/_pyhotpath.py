@@ -30,6 +30,7 @@ class PoolHotPath:
     _fast: bool = False
     _closed: bool = True
     _drained_at: float = -1.0
+    _plain_hot_path: bool = True  # (the compiled twin needs it; here getconn() is always called)
 
     def getconn(self, timeout: float | None = None) -> Any:
         """Take a connection out of the pool; give it back with ``putconn()``.

@@ -13,7 +13,6 @@ from . import base
 from .errors import PoolClosed, PoolTimeout
 from .pool import CT, ConnectionPool, monotonic
 from .base import UNKNOWN, Stats
-from ._pyhotpath import ConnectionContext as GenericConnectionContext
 
 try:
     from psycopg import errors as e
@@ -146,11 +145,6 @@ class NullConnectionPool(ConnectionPool[CT]):
         conn = self._conns[slot]
         conn._pool = self
         self.putconn(conn)
-
-    def connection(self, timeout: float | None = None) -> Any:
-        # The compiled context manager calls the ConnectionPool fast path
-        # directly; this pool has its own getconn()/putconn().
-        return GenericConnectionContext(self, timeout)
 
     def check(self) -> None:
         """No idle connections to check in a null pool."""

@@ -132,6 +132,10 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
         self.close_returns = bool(close_returns)
 
         self._capacity = max(base.MIN_SLOT_CAPACITY, self._max_size)
+        cls = type(self)
+        self._plain_hot_path = (
+            cls.getconn is PoolHotPath.getconn and cls.putconn is PoolHotPath.putconn
+        )
         self._init_state()
         self._open_implicit = False
         if fork_safe:

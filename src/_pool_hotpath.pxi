@@ -49,6 +49,9 @@ cdef class PoolHotPath:
     cdef public bint _fast           # open, not closed, no pending first-use warning
     cdef public bint _closed
     cdef public double _drained_at
+    # False when a subclass overrides getconn()/putconn(): then connection() must
+    # go through the overrides, as psycopg_pool's does.
+    cdef public bint _plain_hot_path
 
     def getconn(self, timeout=None):
         """Take a connection out of the pool; give it back with ``putconn()``.
@@ -123,7 +126,14 @@ cdef class PoolHotPath:
     def connection(self, timeout=None):
         """Context manager: a connection for the block, committed on success,
         rolled back on error, then returned to the pool."""
-        return ConnectionContext(self, timeout)
+        if self._plain_hot_path:
+            return ConnectionContext(self, timeout)
+        return _generic_context()(self, timeout)
+
+
+cdef object _generic_context():
+    from fastpool._pyhotpath import ConnectionContext as GenericConnectionContext
+    return GenericConnectionContext
 
 
 @cython.freelist(32)

@@ -251,3 +251,21 @@ def test_public_names(pg_dsn: str) -> None:
     for name in ("ConnectionPool", "NullConnectionPool", "PoolTimeout", "PoolClosed", "TooManyRequests"):
         assert hasattr(fastpool, name)
     assert isinstance(fastpool.__version__, str)
+
+
+def test_connection_goes_through_overridden_getconn_and_putconn(pg_dsn) -> None:
+    calls = []
+
+    class InstrumentedPool(ConnectionPool):
+        def getconn(self, timeout=None):
+            calls.append("get")
+            return super().getconn(timeout)
+
+        def putconn(self, conn):
+            calls.append("put")
+            super().putconn(conn)
+
+    with InstrumentedPool(pg_dsn, min_size=1) as p:
+        with p.connection() as conn:
+            conn.execute("SELECT 1")
+    assert calls == ["get", "put"]
