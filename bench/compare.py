@@ -53,9 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, help="seconds per measurement (default 0.5, quick 0.05)")
     p.add_argument("--threads", help="comma-separated thread counts (default 1,4,16,64)")
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
-    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
-                   help="directory for latest.json and latest.png")
+    p.add_argument("--out", type=Path, default=None,
+                   help="directory for latest.json and latest.png (default bench/results, "
+                        "or bench/results/quick with --quick, so a smoke run never replaces "
+                        "the published full results)")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = Path(__file__).parent / "results" / ("quick" if args.quick else "")
     args.repeats = args.repeats or (2 if args.quick else 7)
     args.seconds = args.seconds or (0.05 if args.quick else 0.5)
     threads = args.threads or ("1,8" if args.quick else "1,4,16,64")
