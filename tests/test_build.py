@@ -124,3 +124,15 @@ def test_stub_declares_every_public_name_of_the_extension() -> None:
     for cls_name in ("SlotRing", "Counters", "PoolHotPath", "ConnectionContext"):
         methods = {n for n in dir(getattr(compiled, cls_name)) if not n.startswith("_")}
         assert methods <= declared[cls_name] | {"capacity", "n"}, (cls_name, methods - declared[cls_name])
+
+
+def test_fast_paths_bump_the_right_stat_counters() -> None:
+    # The compiled and Python fast paths index Stats.KEYS with constants of their
+    # own (no import cycle); they must agree with it.
+    from fastpool import _pyhotpath, base
+
+    assert base.Stats.KEYS[_pyhotpath._I_REQUESTS_NUM] == "requests_num"
+    assert base.Stats.KEYS[_pyhotpath._I_USAGE_MS] == "usage_ms"
+    pxi = (ROOT / "src" / "_pool_hotpath.pxi").read_text()
+    assert f"_I_REQUESTS_NUM = {base.I_REQUESTS_NUM} " in pxi
+    assert f"_I_USAGE_MS = {base.I_USAGE_MS} " in pxi
