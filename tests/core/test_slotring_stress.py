@@ -8,10 +8,11 @@ once, none is lost, and the books balance afterwards.
 """
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
+
+from fastpool.testing.threads import run_threads
 
 
 def full_ring(core, capacity: int, n: int):
@@ -69,22 +70,6 @@ def test_native_stress_rejects_bad_arguments(c_core) -> None:
         c_core._stress_native(ring, 1, -1)
 
 
-class ReraiseThread(threading.Thread):
-    """A thread whose exception is re-raised by join(), so a failing worker fails the test."""
-
-    def run(self) -> None:
-        self.exc = None
-        try:
-            super().run()
-        except BaseException as ex:  # noqa: BLE001 - handed to join()
-            self.exc = ex
-
-    def join(self, timeout=None) -> None:
-        super().join(timeout)
-        if self.exc is not None:
-            raise self.exc
-
-
 def run_python_stress(core, threads: int, cycles: int, slots: int, churn_every: int) -> None:
     ring = full_ring(core, slots * 2, slots)
     owners: dict[int, int] = {}
@@ -111,16 +96,7 @@ def run_python_stress(core, threads: int, cycles: int, slots: int, churn_every: 
                 ring.release(slot)
             done += 1
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        ts = [ReraiseThread(target=worker, args=(i,)) for i in range(threads)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    run_threads(worker, threads, switch_interval=1e-6)
     assert duplicates == []
     assert owners == {}
     ring.check_invariants()

@@ -1,10 +1,9 @@
 """Many threads, few real connections: nobody shares a backend, nothing leaks."""
 from __future__ import annotations
 
-import sys
-import threading
-
 import pytest
+
+from fastpool.testing.threads import run_threads
 
 pytestmark = pytest.mark.postgres
 
@@ -28,16 +27,7 @@ def test_threads_never_share_a_backend(make_pool, admin) -> None:
         except Exception as ex:  # noqa: BLE001 - reported below
             problems.append(ex)
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    try:
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(32)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    run_threads(work, 32, switch_interval=1e-4)
     assert problems == []
     stats = p.get_stats()
     assert stats["pool_size"] == stats["pool_available"] == 4

@@ -2,13 +2,13 @@
 barging, timeouts, close, parallel growth, conservation under many threads."""
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
 import pytest
 
 from fastpool import ConnectionPool, PoolClosed, PoolTimeout, waiting
+from fastpool.testing.threads import run_threads
 
 from .stubs import StubConnection
 
@@ -163,16 +163,7 @@ def test_many_threads_never_share_a_connection(stub_pool) -> None:
         except Exception as ex:  # noqa: BLE001
             errors.append(ex)
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(64)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    run_threads(work, 64, switch_interval=1e-5)
     assert errors == [] and duplicates == []
     stats = p.get_stats()
     assert stats["pool_size"] == stats["pool_available"] == 3
