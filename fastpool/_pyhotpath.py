@@ -84,6 +84,10 @@ class PoolHotPath:
                     if self._waiting:
                         # Someone queued while we released: the slot may sit idle.
                         self._serve_waiters()
+                    elif self._closed:
+                        # close() ran between our check and the release: it has
+                        # already emptied the ring, so close what we put back.
+                        self._close_idle()
                     return
                 self._give_back(slot)
                 return
@@ -100,6 +104,7 @@ class PoolHotPath:
     def _putconn_slow(self, slot: int, conn: Any) -> None: raise NotImplementedError
     def _give_back(self, slot: int) -> None: raise NotImplementedError
     def _serve_waiters(self) -> None: raise NotImplementedError
+    def _close_idle(self) -> None: raise NotImplementedError
     def _raise_foreign(self, conn: Any) -> None: raise NotImplementedError
 
 

@@ -213,15 +213,22 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             workers, self._workers = self._workers, None
         if workers is not None:
             workers.stop()
-        for slot, conn in idle:
-            self._forget_slot(slot)
-            self._close_quietly(conn)
+        self._close_idle(idle)
         err = PoolClosed(f"the pool {self.name!r} is closed")
         with self._lock:
             for w in waiters:
                 w.fail(err)
         if workers is not None:
             workers.join(timeout)
+
+    def _close_idle(self, idle: list[tuple[int, Any]] | None = None) -> None:
+        """Close idle connections of a closed pool (default: whatever is in the ring)."""
+        if idle is None:
+            with self._lock:
+                idle = self._take_all_idle_locked()
+        for slot, conn in idle:
+            self._forget_slot(slot)
+            self._close_quietly(conn)
 
     def __enter__(self) -> "ConnectionPool[CT]":
         self._open_implicit = False
@@ -468,6 +475,8 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             # Someone queued while we were releasing: the slot may be sitting idle.
             with self._lock:
                 self._serve_waiters_locked()
+        elif self._closed:
+            self._close_idle()  # close() emptied the ring just before our release
 
     def _serve_waiters(self) -> None:
         with self._lock:

@@ -117,6 +117,10 @@ cdef class PoolHotPath:
                     if self._waiting:
                         # Someone queued while we released: the slot may sit idle.
                         self._serve_waiters()
+                    elif self._closed:
+                        # close() ran between our check and the release: it has
+                        # already emptied the ring, so close what we put back.
+                        self._close_idle()
                     return 0
                 self._give_back(slot)
                 return 0

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import fastpool
 from fastpool import ConnectionPool, PoolClosed, PoolTimeout, waiting
 from fastpool.testing.threads import run_threads
 
@@ -195,3 +196,36 @@ def test_interrupted_waiter_does_not_strand_a_connection(stub_pool, monkeypatch)
     assert p.get_stats()["requests_waiting"] == 0
     with p.connection() as conn:
         assert conn is held
+
+
+@pytest.mark.skipif(
+    fastpool.__impl__ == "c",
+    reason="the compiled putconn has no point where close() can interleave under the GIL; "
+    "the window exists in the pure-Python twin (and in free-threaded builds)",
+)
+def test_return_racing_close_still_closes_the_connection(stub_pool) -> None:
+    # putconn() passed its "closed?" check, then close() emptied the ring, then
+    # the release landed: the connection must not stay open in a closed pool.
+    p = stub_pool(min_size=1)
+    conn = p.getconn()
+    ring = p._ring
+    real_release = ring.release
+    calls = []
+
+    class RacingRing:
+        def __getattr__(self, name):
+            return getattr(ring, name)
+
+        def release(self, slot):
+            if not calls:
+                calls.append(slot)
+                p.close()  # close() runs "between" the check and the release
+            real_release(slot)
+
+    p._ring = RacingRing()
+    try:
+        p.putconn(conn)
+    finally:
+        p._ring = ring
+    assert calls and conn.closed
+    assert p.get_stats()["pool_available"] == 0
