@@ -1,29 +1,33 @@
 """The benchmark comparison: ``python -m bench [--quick] [--cases a,b]``.
 
-Each case is a function returning a list of ``(key, title, results, baselines)``
-tables; add new cases (whole pools against each other, real queries) to ``CASES``."""
+Each case is a function of the parsed arguments returning ``report.Table``s;
+all implementations of a table are interleaved and repeated (see harness.py).
+Cases marked as needing PostgreSQL get ``args.dsn``: ``--dsn``, else the test
+helper's server (FASTPOOL_TEST_DSN, libpq environment, 127.0.0.1:5432, or a
+private throwaway cluster started for the run)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Callable
 
-from . import cases_core, report
+from . import cases_core, cases_pools, report, targets
 from .harness import interleaved, ns_per_op, threaded_throughput
+from .report import Table
 
 
-def case_core_cycle_1t(args: argparse.Namespace):
+def case_core_cycle_1t(args: argparse.Namespace) -> list[Table]:
     impls = {
         name: (lambda c=cycle: ns_per_op(c, args.seconds))
         for name, cycle in cases_core.single_thread_cycles().items()
     }
-    results = interleaved(impls, args.repeats)
-    return [("core_ns_per_op", "core: acquire+release, 1 thread (ns/op, lower is better)", results,
-             ["fastpool.python", "collections.deque"])]
+    return [Table("core_ns_per_op", "core: acquire+release, 1 thread (ns/op, lower is better)",
+                  interleaved(impls, args.repeats), ["fastpool.python", "collections.deque"])]
 
 
-def case_core_cycle_threads(args: argparse.Namespace):
+def case_core_cycle_threads(args: argparse.Namespace) -> list[Table]:
     tables = []
     for threads in args.threads:
         cycles = cases_core.threaded_cycles()
@@ -31,7 +35,7 @@ def case_core_cycle_threads(args: argparse.Namespace):
             name: (lambda c=cycle, t=threads: threaded_throughput(c, t, args.seconds))
             for name, cycle in cycles.items()
         }
-        tables.append((
+        tables.append(Table(
             f"core_threads_{threads}",
             f"core: acquire+release from {threads} thread{'s' if threads > 1 else ''} (ops/s, higher is better)",
             interleaved(impls, args.repeats),
@@ -40,56 +44,98 @@ def case_core_cycle_threads(args: argparse.Namespace):
     return tables
 
 
-CASES: dict[str, Callable] = {
-    "core_cycle_1t": case_core_cycle_1t,
-    "core_cycle_threads": case_core_cycle_threads,
+# name -> (case, needs PostgreSQL)
+CASES: dict[str, tuple[Callable[[argparse.Namespace], list[Table]], bool]] = {
+    "core_cycle_1t": (case_core_cycle_1t, False),
+    "core_cycle_threads": (case_core_cycle_threads, False),
+    "pool_cycle_1t": (cases_pools.case_cycle_1t, True),
+    "pool_contended": (cases_pools.case_contended, True),
+    "pool_select1": (cases_pools.case_e2e, True),
+    "pool_spike": (cases_pools.case_spike, False),
+    "pool_memory": (cases_pools.case_memory, True),
 }
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",")]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="seconds-long smoke run (CI)")
-    p.add_argument("--repeats", type=int, help="repeats per case (default 7, quick 2)")
-    p.add_argument("--seconds", type=float, help="seconds per measurement (default 0.5, quick 0.05)")
-    p.add_argument("--threads", help="comma-separated thread counts (default 1,4,16,64)")
+    p.add_argument("--repeats", type=int, help="repeats per case (default 5, quick 2)")
+    p.add_argument("--seconds", type=float, help="seconds per measurement (default 1, quick 0.05)")
+    p.add_argument("--threads", help="core cases: thread counts (default 1,4,16,64)")
+    p.add_argument("--pool-threads", help="contended case: thread counts (default 10,16,20,64)")
+    p.add_argument("--e2e-threads", help="SELECT 1 case: thread counts (default 1,10,64)")
+    p.add_argument("--memory-conns", type=int, help="memory case: connections per pool (default 50)")
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
+    p.add_argument("--dsn", help="PostgreSQL to use (default: found or started, as for the tests)")
     p.add_argument("--out", type=Path, default=None,
-                   help="directory for latest.json and latest.png (default bench/results, "
+                   help="directory for latest.json, latest.md and latest.png (default bench/results, "
                         "or bench/results/quick with --quick, so a smoke run never replaces "
                         "the published full results)")
     args = p.parse_args(argv)
+    q = args.quick
     if args.out is None:
-        args.out = Path(__file__).parent / "results" / ("quick" if args.quick else "")
-    args.repeats = args.repeats or (2 if args.quick else 7)
-    args.seconds = args.seconds or (0.05 if args.quick else 0.5)
-    threads = args.threads or ("1,8" if args.quick else "1,4,16,64")
-    args.threads = [int(t) for t in threads.split(",")]
+        args.out = Path(__file__).parent / "results" / ("quick" if q else "")
+    args.repeats = args.repeats or (2 if q else 5)
+    args.seconds = args.seconds or (0.05 if q else 1.0)
+    args.threads = _ints(args.threads or ("1,8" if q else "1,4,16,64"))
+    args.pool_threads = _ints(args.pool_threads or ("10,64" if q else "10,16,20,64"))
+    args.e2e_threads = _ints(args.e2e_threads or ("1,10" if q else "1,10,64"))
+    args.memory_conns = args.memory_conns or (5 if q else 50)
+    # the spike: 50 callers, 5 idle connections, max 20, slow connect
+    args.spike_callers, args.spike_idle, args.spike_max = 50, 5, 20
+    args.spike_connect, args.spike_hold = (0.02, 0.005) if q else (0.1, 0.02)
     names = args.cases.split(",") if args.cases else list(CASES)
     unknown = [n for n in names if n not in CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    if args.repeats < 1 or args.seconds <= 0 or min(args.threads) < 1:
-        p.error("--repeats, --seconds and --threads must be positive")
+    counts = args.threads + args.pool_threads + args.e2e_threads
+    if args.repeats < 1 or args.seconds <= 0 or min(counts) < 1 or args.memory_conns < 1:
+        p.error("--repeats, --seconds, --memory-conns and thread counts must be positive")
     args.cases = names
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    meta = report.machine()
-    print(f"# fastpool benchmark ({'quick' if args.quick else 'full'})")
-    print(f"{meta['date']} · {meta['cpu']} · {meta['cores']} cores · Python {meta['python']} · "
-          f"fastpool {meta['fastpool_version']} ({meta['fastpool_impl']} core) {meta['commit']}")
-    print(f"{args.repeats} repeats, implementations interleaved; paired ratios are medians of "
-          "per-repeat ratios\n")
-    all_results = {}
+    with contextlib.ExitStack() as stack:
+        if args.dsn is None and any(CASES[n][1] for n in args.cases):
+            from fastpool.testing.postgres import test_server
+
+            args.dsn = stack.enter_context(test_server()).dsn
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    meta = report.machine(args.dsn)
+    out: list[str] = [
+        f"# fastpool benchmark ({'quick' if args.quick else 'full'})", "",
+        f"{meta['date']} · {meta['cpu']} · {meta['cores']} cores · Python {meta['python']} · "
+        f"fastpool {meta['fastpool_version']} ({meta['fastpool_impl']} core) {meta['commit']}",
+        "", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
+        f"{args.repeats} repeats of {args.seconds} s, implementations interleaved; paired ratios "
+        "are medians of per-repeat ratios.", "",
+    ]
+    print("\n".join(out))
+    tables: dict[str, Table] = {}
     for name in args.cases:
-        for key, title, results, baselines in CASES[name](args):
-            all_results[key] = results
-            print(report.table(title, results, baselines))
+        for t in CASES[name][0](args):
+            tables[t.key] = t
+            text = report.table(t)
+            out.append(text)
+            print(text)
             sys.stdout.flush()
+    checked = targets.check(tables)
+    if checked:
+        out.append(targets.table(checked))
+        print(out[-1])
     args.out.mkdir(parents=True, exist_ok=True)
-    report.write_json(args.out / "latest.json", meta, all_results)
-    report.write_plot(args.out / "latest.png", meta, all_results)
-    print(f"wrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
+    results = {k: t.results for k, t in tables.items()}
+    report.write_json(args.out / "latest.json", meta, results, targets=checked)
+    (args.out / "latest.md").write_text("\n".join(out))
+    report.write_plot(args.out / "latest.png", meta, results)
+    print(f"wrote latest.json, latest.md and latest.png in {args.out}")
     return 0

@@ -4,6 +4,7 @@ repeated, and we report median, min and max plus per-repeat paired ratios."""
 from __future__ import annotations
 
 import statistics
+from array import array
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,8 +51,8 @@ def paired_ratio(a: Result, b: Result) -> float:
 
 def ns_per_op(cycle: Callable[[int], None], seconds: float) -> tuple[float, dict]:
     """Time ``cycle(n)`` (n operations) for about ``seconds``; ns per operation."""
-    n = 1000
-    while True:  # calibrate
+    n = 1
+    while True:  # calibrate: from 1, so a 2 ms connect is not run a thousand times
         t0 = time.perf_counter()
         cycle(n)
         dt = time.perf_counter() - t0
@@ -65,34 +66,41 @@ def ns_per_op(cycle: Callable[[int], None], seconds: float) -> tuple[float, dict
     return dt / n * 1e9, {"unit": "ns/op", "ops": n}
 
 
+def _run_for(run: Callable[[int, threading.Barrier, threading.Event], None],
+             threads: int, seconds: float) -> float:
+    """Start ``run(i, start, stop)`` in ``threads`` threads; they wait on
+    ``start`` (so set-up is not timed), run until ``stop`` is set ``seconds``
+    later, and are joined. Returns the measured elapsed time."""
+    start, stop = threading.Barrier(threads + 1), threading.Event()
+    ts = [threading.Thread(target=run, args=(i, start, stop), daemon=True) for i in range(threads)]
+    for t in ts:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in ts:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def threaded_throughput(
     worker_cycle: Callable[[], bool], threads: int, seconds: float
 ) -> tuple[float, dict]:
     """``threads`` threads started on a barrier call ``worker_cycle()`` (True = one
     operation done) until ``seconds`` pass. Returns ops/s and fairness figures:
     a thread that completed nothing is "starved"."""
-    stop = threading.Event()
-    barrier = threading.Barrier(threads + 1)
     counts = [0] * threads
 
-    def run(i: int) -> None:
-        barrier.wait()
+    def run(i: int, start: threading.Barrier, stop: threading.Event) -> None:
+        start.wait()
         done = 0
         while not stop.is_set():
             if worker_cycle():
                 done += 1
         counts[i] = done
 
-    ts = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
-    for t in ts:
-        t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in ts:
-        t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed = _run_for(run, threads, seconds)
     total = sum(counts)
     return total / elapsed, {
         "unit": "ops/s",
@@ -100,4 +108,57 @@ def threaded_throughput(
         "threads": threads,
         "min_thread_ops": min(counts),
         "starved": sum(1 for c in counts if c == 0),
+    }
+
+
+def contended(
+    op: Callable[[], float],
+    threads: int,
+    seconds: float,
+    thread_setup: Callable[[], None] | None = None,
+) -> tuple[float, dict]:
+    """``threads`` threads started on a barrier call ``op()`` (one checkout and
+    return; it returns how long the checkout waited) until ``seconds`` pass.
+
+    Returns ops/s and the figures that show fairness: wait percentiles over
+    every checkout, the fewest operations any thread completed, and the number
+    of "starved" threads that completed none. Exceptions are counted, not
+    raised, so a pool that fails under load shows it in the table."""
+    import numpy as np
+
+    counts = [0] * threads
+    waits: list[array] = [array("d")] * threads
+    errors: list[str] = []
+
+    def run(i: int, start: threading.Barrier, stop: threading.Event) -> None:
+        if thread_setup is not None:
+            thread_setup()
+        mine = array("d")
+        record, done = mine.append, stop.is_set
+        start.wait()
+        n = 0
+        while not done():
+            try:
+                record(op())
+            except Exception as exc:  # noqa: BLE001 - reported in the table
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            n += 1
+        counts[i], waits[i] = n, mine
+
+    elapsed = _run_for(run, threads, seconds)
+    all_waits = np.concatenate([np.frombuffer(w, dtype=np.float64) for w in waits if len(w)]) \
+        if any(counts) else np.zeros(1)
+    p50, p99 = np.percentile(all_waits, [50, 99])
+    return sum(counts) / elapsed, {
+        "unit": "ops/s",
+        "higher_is_better": True,
+        "threads": threads,
+        "wait_p50_ms": float(p50) * 1e3,
+        "wait_p99_ms": float(p99) * 1e3,
+        "wait_max_ms": float(all_waits.max()) * 1e3,
+        "min_thread_ops": min(counts),
+        "starved": sum(1 for c in counts if c == 0),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
     }

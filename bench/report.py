@@ -8,12 +8,34 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .harness import Result, paired_ratio
 
 
-def machine() -> dict:
+def _versions(dsn: str | None) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for dist in ("psycopg", "psycopg-pool", "SQLAlchemy", "psycopg2-binary", "DBUtils", "Cython"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    if dsn:
+        try:
+            import psycopg
+
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                out["PostgreSQL"] = str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
+        except Exception as exc:  # noqa: BLE001 - informational only
+            out["PostgreSQL"] = f"unknown ({type(exc).__name__})"
+    return out
+
+
+def machine(dsn: str | None = None) -> dict:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -38,10 +60,11 @@ def machine() -> dict:
         "fastpool_impl": fastpool.__impl__,
         "fastpool_version": fastpool.__version__,
         "commit": commit,
+        "versions": _versions(dsn),
     }
 
 
-def _fmt(x: float) -> str:
+def fmt(x: float) -> str:
     if math.isnan(x):
         return "-"
     if x >= 100:
@@ -49,28 +72,48 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def table(title: str, results: dict[str, Result], baselines: list[str]) -> str:
-    """Markdown table: median/min/max and paired ratios against ``baselines``."""
-    any_res = next(iter(results.values()))
-    unit = any_res.unit
-    cols = ["impl", f"median {unit}", "min", "max"] + [f"x vs {b}" for b in baselines if b in results]
-    has_starved = any("starved" in e for r in results.values() for e in r.extra)
-    if has_starved:
-        cols.append("starved threads (max)")
-    lines = [f"### {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+@dataclass
+class Table:
+    """One printed table: every implementation's repeats for one case."""
+
+    key: str
+    title: str
+    results: dict[str, Result]
+    baselines: list[str] = field(default_factory=list)   # "x vs <name>" columns
+    #: extra columns: header -> function of a Result giving the cell text
+    columns: dict[str, Callable[[Result], str]] = field(default_factory=dict)
+    note: str = ""
+
+
+def _starved(res: Result) -> str:
+    return str(max(e.get("starved", 0) for e in res.extra))
+
+
+def table(t: Table) -> str:
+    """Markdown: median/min/max, paired ratios against the baselines, extra columns."""
+    results = t.results
+    unit = next(iter(results.values())).unit
+    baselines = [b for b in t.baselines if b in results]
+    columns = dict(t.columns)
+    if "starved threads (max)" not in columns and any("starved" in e for r in results.values() for e in r.extra):
+        columns["starved threads (max)"] = _starved
+    cols = ["impl", f"median {unit}", "min", "max"] + [f"x vs {b}" for b in baselines] + list(columns)
+    lines = [f"### {t.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for name, res in results.items():
-        row = [name, _fmt(res.median), _fmt(min(res.runs)), _fmt(max(res.runs))]
-        row += [_fmt(paired_ratio(res, results[b])) for b in baselines if b in results]
-        if has_starved:
-            row.append(str(max(e.get("starved", 0) for e in res.extra)))
+        row = [name, fmt(res.median), fmt(min(res.runs)), fmt(max(res.runs))]
+        row += [fmt(paired_ratio(res, results[b])) for b in baselines]
+        row += [cell(res) for cell in columns.values()]
         lines.append("| " + " | ".join(row) + " |")
+    if t.note:
+        lines += ["", t.note]
     lines.append("")
     return "\n".join(lines)
 
 
-def write_json(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> None:
+def write_json(path: Path, meta: dict, cases: dict[str, dict[str, Result]], **more) -> None:
     data = {
         "machine": meta,
+        **more,
         "cases": {
             case: {
                 name: {"unit": r.unit, "median": r.median, "min": min(r.runs), "max": max(r.runs),
@@ -87,6 +130,7 @@ def write_plot(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> N
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
 
     ncols = min(3, len(cases))
@@ -99,12 +143,16 @@ def write_plot(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> N
         meds = [results[n].median for n in names]
         lo = [results[n].median - min(results[n].runs) for n in names]
         hi = [max(results[n].runs) - results[n].median for n in names]
-        colors = ["#d62728" if n.startswith("fastpool.c") else "#1f77b4" if n.startswith("fastpool") else "#7f7f7f"
-                  for n in names]
+        colors = ["#d62728" if n.startswith("fastpool.c") else "#1f77b4" if n.startswith("fastpool")
+                  else "#2ca02c" if n == "dedicated" else "#7f7f7f" for n in names]
         ax.barh(names, meds, xerr=[lo, hi], color=colors, capsize=3)
         unit = results[names[0]].unit
-        ax.set_xlabel(unit + " (log scale)")
-        ax.set_xscale("log")
+        positive = [m for m in meds if m > 0]
+        if positive and max(positive) / min(positive) > 20:  # wide range: log scale
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            unit += " (log scale)"
+        ax.set_xlabel(unit)
         ax.invert_yaxis()
         ax.set_title(case)
         ax.grid(axis="x", alpha=0.3)

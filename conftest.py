@@ -1,4 +1,4 @@
-"""Shared fixtures.
+"""Fixtures shared by tests/ and bench/ (the benchmark smoke test needs a server too).
 
 * ``core``: the core module under test. Every core test runs against both the
   compiled core and the pure-Python twin; the compiled one is skipped (not

@@ -1,0 +1,253 @@
+"""Whole pools against each other (cases 1-5 of the comparison).
+
+Every measurement builds its pool, warms it, measures and closes it, so the
+implementations can be interleaved without holding each other's server
+connections; see ``contenders.py`` for what each pool does on return."""
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import math
+import threading
+import time
+from typing import Callable
+
+from .contenders import Contender, Setup, available
+from .harness import Result, contended, interleaved, ns_per_op, paired_ratio
+from .report import Table, fmt
+from .stubconn import BenchConnection
+
+POOL_SIZE = 10
+BASELINE = "psycopg_pool"
+CEILING = "dedicated"
+
+CYCLE = ["fastpool.c", "fastpool.c getconn", "fastpool.python", "psycopg_pool",
+         "psycopg_pool getconn", "sqlalchemy QueuePool", "sqlalchemy engine",
+         "psycopg2 pool+sem", "DBUtils PooledDB"]
+E2E = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool",
+       "sqlalchemy engine", "psycopg2 pool+sem", "DBUtils PooledDB", "no pool", CEILING]
+SPIKE = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool",
+         "psycopg2 pool+sem", "DBUtils PooledDB", "no pool"]
+
+
+def _measured(factory: Callable[[], Contender], measure: Callable[[Contender], tuple[float, dict]]):
+    """Build, warm, measure, close: one repeat of one implementation."""
+    c = factory()
+    try:
+        c.warm()
+        return measure(c)
+    finally:
+        c.close()
+
+
+def _run(names: list[str], setup: Setup, measure, repeats: int) -> dict[str, Result]:
+    factories = available(names, setup)
+    impls = {n: functools.partial(_measured, f, measure) for n, f in factories.items()}
+    return interleaved(impls, repeats)
+
+
+def _loop(fn: Callable[[], None]) -> Callable[[int], None]:
+    def cycle(n: int) -> None:
+        for _ in range(n):
+            fn()
+    return cycle
+
+
+# -- cells of the extra columns ---------------------------------------------
+
+def _median_of(key: str, scale: str = "") -> Callable[[Result], str]:
+    def cell(res: Result) -> str:
+        vals = sorted(e[key] for e in res.extra if key in e)
+        return fmt(vals[len(vals) // 2]) + scale if vals else "-"
+    return cell
+
+
+def _max_of(key: str) -> Callable[[Result], str]:
+    return lambda res: fmt(max(e.get(key, 0) for e in res.extra))
+
+
+def _min_of(key: str) -> Callable[[Result], str]:
+    return lambda res: str(min(e.get(key, 0) for e in res.extra))
+
+
+def _sum_of(key: str) -> Callable[[Result], str]:
+    def cell(res: Result) -> str:
+        total = sum(e.get(key, 0) for e in res.extra)
+        first = next((e["first_error"] for e in res.extra if e.get("first_error")), "")
+        return f"{total} ({first[:60]})" if total else "0"
+    return cell
+
+
+def _share_of(results: dict[str, Result], ceiling: str) -> Callable[[Result], str]:
+    def cell(res: Result) -> str:
+        if ceiling not in results:
+            return "-"
+        return f"{paired_ratio(res, results[ceiling]) * 100:.0f}%"
+    return cell
+
+
+WAIT_COLUMNS: dict[str, Callable[[Result], str]] = {
+    "wait p50 ms": _median_of("wait_p50_ms"),
+    "wait p99 ms": _median_of("wait_p99_ms"),
+    "wait max ms (worst run)": _max_of("wait_max_ms"),
+    "fewest ops by a thread": _min_of("min_thread_ops"),
+    "starved threads (max)": _max_of("starved"),
+    "errors": _sum_of("errors"),
+}
+
+
+# -- the cases -----------------------------------------------------------------
+
+def case_cycle_1t(args: argparse.Namespace) -> list[Table]:
+    """1. One checkout + return, no query, one thread: stub and real connections."""
+    tables = []
+    for stub in (True, False):
+        setup = Setup(None if stub else args.dsn, size=POOL_SIZE)
+        names = CYCLE if stub else CYCLE + ["no pool"]
+        results = _run(names, setup, lambda c: ns_per_op(_loop(c.cycle), args.seconds), args.repeats)
+        kind = "stub connections (the pool's own cost)" if stub else "real psycopg connections, autocommit"
+        tables.append(Table(
+            f"pool_cycle_1t_{'stub' if stub else 'pg'}",
+            f"1. checkout + return, no query, 1 thread, {kind} (ns/op, lower is better)",
+            results, [BASELINE]))
+    return tables
+
+
+def case_contended(args: argparse.Namespace) -> list[Table]:
+    """2. Contended cycle on a pool of 10: throughput, waits, starvation."""
+    setup = Setup(args.dsn, size=POOL_SIZE)
+    tables = []
+    for threads in args.pool_threads:
+        def measure(c: Contender, t=threads) -> tuple[float, dict]:
+            return contended(functools.partial(c.op, False), t, args.seconds, c.thread_setup)
+        tables.append(Table(
+            f"pool_contended_{threads}",
+            f"2. contended checkout + return (no query), {threads} threads on a pool of "
+            f"{POOL_SIZE}, real connections (ops/s, higher is better)",
+            _run(CYCLE, setup, measure, args.repeats), [BASELINE], dict(WAIT_COLUMNS)))
+    return tables
+
+
+def case_e2e(args: argparse.Namespace) -> list[Table]:
+    """3. ``SELECT 1`` end to end, autocommit and transaction mode."""
+    tables = []
+    for autocommit in (True, False):
+        mode = "autocommit" if autocommit else "transaction"
+        setup = Setup(args.dsn, size=POOL_SIZE, autocommit=autocommit)
+        for threads in args.e2e_threads:
+            def measure(c: Contender, t=threads) -> tuple[float, dict]:
+                return contended(functools.partial(c.op, True), t, args.seconds, c.thread_setup)
+            results = _run(E2E, setup, measure, args.repeats)
+            columns = {"% of dedicated": _share_of(results, CEILING), **WAIT_COLUMNS}
+            tables.append(Table(
+                f"pool_select1_{mode}_{threads}",
+                f"3. SELECT 1 end to end, {mode}, {threads} threads, pool of {POOL_SIZE} "
+                f"(dedicated: one connection per thread, no pool) (ops/s, higher is better)",
+                results, [BASELINE], columns))
+    return tables
+
+
+def spike_once(c: Contender, callers: int, hold: float) -> tuple[float, dict]:
+    """``callers`` threads ask at once; each holds its connection ``hold`` s.
+    Returns the time until the last caller got a connection."""
+    barrier = threading.Barrier(callers)
+    waited = [math.nan] * callers
+    errors: list[str] = []
+    made_before = BenchConnection.connects
+
+    def caller(i: int) -> None:
+        barrier.wait()
+        t0 = time.perf_counter()
+        try:
+            conn = c.get()
+        except Exception as exc:  # noqa: BLE001 - reported in the table
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        waited[i] = time.perf_counter() - t0
+        time.sleep(hold)
+        c.put(conn)
+
+    ts = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(callers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    served = sorted(w for w in waited if not math.isnan(w))
+    return (max(served) * 1e3 if served else math.nan), {
+        "unit": "ms to serve all",
+        "p50_ms": served[len(served) // 2] * 1e3 if served else math.nan,
+        "created": BenchConnection.connects - made_before,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+    }
+
+
+def case_spike(args: argparse.Namespace) -> list[Table]:
+    """4. 50 callers at once on 5 idle connections, slow connect."""
+    setup = Setup(None, size=args.spike_max, min_size=args.spike_idle)
+    BenchConnection.connect_delay = args.spike_connect
+    try:
+        results = _run(SPIKE, setup, lambda c: spike_once(c, args.spike_callers, args.spike_hold),
+                       args.repeats)
+    finally:
+        BenchConnection.connect_delay = 0.0
+    return [Table(
+        "pool_spike",
+        f"4. spike: {args.spike_callers} callers at once, {args.spike_idle} idle connections, "
+        f"max {args.spike_max}, connect takes {args.spike_connect * 1e3:.0f} ms, each caller "
+        f"holds its connection {args.spike_hold * 1e3:.0f} ms (stub connections) "
+        "(ms until the last caller is served, lower is better)",
+        results, [BASELINE],
+        {"p50 ms to a connection": _median_of("p50_ms"),
+         "connections made (median)": _median_of("created"),
+         "errors": _sum_of("errors")})]
+
+
+MEMORY = ["psycopg (no pool)", "fastpool.c", "fastpool.python", "psycopg_pool",
+          "sqlalchemy QueuePool", "DBUtils PooledDB", "psycopg2 (no pool)", "psycopg2 pool+sem"]
+DRIVER_OF = {"psycopg2 pool+sem": "psycopg2 (no pool)", "psycopg2 (no pool)": "psycopg2 (no pool)"}
+
+
+def _probe(name: str, n: int, dsn: str) -> tuple[float, dict]:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-m", "bench.memory_probe", name, str(n), dsn],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe for {name} failed:\n{proc.stderr}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    per_conn = (data["after"] - data["before"]) / n / 1024
+    return per_conn, {"unit": "KiB per connection", "n": n}
+
+
+def case_memory(args: argparse.Namespace) -> list[Table]:
+    """5. Client RSS per pooled connection, each pool in a fresh interpreter."""
+    n = args.memory_conns
+    impls = {}
+    for name in MEMORY:
+        if name.endswith("(no pool)"):
+            if importlib.util.find_spec(name.split()[0]) is None:
+                continue
+        elif name not in available([name], Setup(args.dsn)):
+            continue
+        impls[name] = functools.partial(_probe, name, n, args.dsn)
+    results = interleaved(impls, args.repeats)
+
+    def overhead(res: Result) -> str:
+        driver = results.get(DRIVER_OF.get(res.impl, "psycopg (no pool)"))
+        if driver is None or res.impl.endswith("(no pool)"):
+            return "-"
+        return f"{res.median - driver.median:+.1f}"
+
+    return [Table(
+        "pool_memory",
+        f"5. client RSS per connection, {n} warm connections, each pool in a fresh "
+        "interpreter (KiB per connection, lower is better)",
+        results, [], {"pool's own KiB/conn (minus the bare driver)": overhead},
+        note="The bare-driver rows hold the same connections in a list; the difference is what "
+             "the pool adds. RSS is read from /proc after gc; a few KiB of noise is normal.")]

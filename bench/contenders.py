@@ -1,0 +1,459 @@
+"""The pools under comparison, each behind one small interface.
+
+Every contender is built from a :class:`Setup` (real PostgreSQL or stub
+connections, sizes, autocommit or transaction mode), opened and warmed before
+anything is timed, and closed after its measurement (so only one pool holds
+server connections at a time). ``ON_RETURN`` says what each does with a
+connection that comes back: the safety work is as equal as the libraries allow.
+
+Interface: ``cycle()`` checks a connection out and back in (untimed, for ns/op);
+``op(select)`` does the same with an optional ``SELECT 1`` (and a commit in
+transaction mode) and returns how long the checkout waited; ``thread_setup()``
+runs in each worker thread before the clock starts.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from time import perf_counter
+from types import ModuleType
+from typing import Callable, Optional
+
+from .stubconn import BenchConnection, stub_connect
+
+SQL = "SELECT 1"
+
+
+@dataclass(frozen=True)
+class Setup:
+    dsn: Optional[str]          # None: stub connections (no server)
+    size: int = 10              # max connections
+    min_size: Optional[int] = None  # idle connections made up front (default: size)
+    autocommit: bool = True
+    timeout: float = 30.0
+
+    @property
+    def stub(self) -> bool:
+        return self.dsn is None
+
+    @property
+    def min(self) -> int:
+        return self.size if self.min_size is None else self.min_size
+
+    def psycopg_creator(self) -> Callable[[], object]:
+        if self.stub:
+            return stub_connect
+        import psycopg
+
+        return functools.partial(psycopg.connect, self.dsn, autocommit=self.autocommit)
+
+
+def fastpool_module(impl: str) -> ModuleType:
+    """``fastpool`` on the requested core. The package picks its core once, at
+    import; for the other one, import a second copy with ``FASTPOOL_IMPL`` set
+    and put the first copy back, so both run in the same process and run."""
+    import fastpool
+
+    if fastpool.__impl__ == impl:
+        return fastpool
+    cached = _twins.get(impl)
+    if cached is not None:
+        return cached
+    ours = {k: m for k, m in sys.modules.items() if k == "fastpool" or k.startswith("fastpool.")}
+    saved_env = os.environ.get("FASTPOOL_IMPL")
+    try:
+        for k in ours:
+            del sys.modules[k]
+        os.environ["FASTPOOL_IMPL"] = impl
+        twin = importlib.import_module("fastpool")
+        importlib.import_module("fastpool.pool")
+    finally:
+        if saved_env is None:
+            os.environ.pop("FASTPOOL_IMPL", None)
+        else:
+            os.environ["FASTPOOL_IMPL"] = saved_env
+        for k in [k for k in sys.modules if k == "fastpool" or k.startswith("fastpool.")]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+    _twins[impl] = twin
+    return twin
+
+
+_twins: dict[str, ModuleType] = {}
+
+
+class Contender:
+    """Base: a get/put pool. Subclasses set ``pool`` and may override ``op``."""
+
+    stub_ok = True   # can hold stub connections
+    requires = ""    # the library it needs, skipped (with a note) if missing
+    #: the DB-API cursor path (psycopg2, DBUtils) instead of psycopg's conn.execute
+    uses_cursor = False
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+
+    def get(self):
+        raise NotImplementedError
+
+    def put(self, conn) -> None:
+        conn.close()  # DB-API pools take a connection back when it is "closed"
+
+    def cycle(self) -> None:
+        self.put(self.get())
+
+    def select(self, conn) -> None:
+        if self.uses_cursor:
+            cur = conn.cursor()
+            cur.execute(SQL)
+            cur.fetchone()
+            cur.close()
+        else:
+            conn.execute(SQL).fetchone()
+        if not self.setup.autocommit:
+            conn.commit()
+
+    def op(self, select: bool) -> float:
+        t0 = perf_counter()
+        conn = self.get()
+        t1 = perf_counter()
+        try:
+            if select:
+                self.select(conn)
+        finally:
+            self.put(conn)
+        return t1 - t0
+
+    def thread_setup(self) -> None:
+        pass
+
+    def warm(self) -> None:
+        """Have every connection made and used once before the clock starts."""
+        held = [self.get() for _ in range(self.setup.min)]
+        for c in held:
+            self.put(c)
+        for _ in range(100):
+            self.cycle()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _PsycopgPoolAPI(Contender):
+    """fastpool and psycopg_pool share the API: build either the same way."""
+
+    def make_pool(self, cls):
+        s = self.setup
+        stub = {"connection_class": BenchConnection} if s.stub else {}
+        pool = cls(
+            s.dsn or "",
+            **stub,
+            kwargs={"autocommit": s.autocommit},
+            min_size=s.min,
+            max_size=s.size,
+            timeout=s.timeout,
+            open=True,
+        )
+        pool.wait()
+        return pool
+
+    def get(self):
+        return self.pool.getconn()
+
+    def put(self, conn) -> None:
+        self.pool.putconn(conn)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class _ContextManaged(_PsycopgPoolAPI):
+    """``with pool.connection() as conn``: commits (or rolls back) itself."""
+
+    def cycle(self) -> None:
+        with self.pool.connection():
+            pass
+
+    def op(self, select: bool) -> float:
+        t0 = perf_counter()
+        with self.pool.connection() as conn:
+            t1 = perf_counter()
+            if select:
+                conn.execute(SQL).fetchone()
+        return t1 - t0
+
+
+class FastpoolContext(_ContextManaged):
+    def __init__(self, setup: Setup, impl: str) -> None:
+        super().__init__(setup)
+        self.pool = self.make_pool(fastpool_module(impl).ConnectionPool)
+
+
+class FastpoolGetconn(_PsycopgPoolAPI):
+    def __init__(self, setup: Setup, impl: str) -> None:
+        super().__init__(setup)
+        self.pool = self.make_pool(fastpool_module(impl).ConnectionPool)
+
+
+class PsycopgPoolContext(_ContextManaged):
+    requires = "psycopg_pool"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        import psycopg_pool
+
+        self.pool = self.make_pool(psycopg_pool.ConnectionPool)
+
+
+class PsycopgPoolGetconn(_PsycopgPoolAPI):
+    requires = "psycopg_pool"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        import psycopg_pool
+
+        self.pool = self.make_pool(psycopg_pool.ConnectionPool)
+
+
+class SQLAlchemyQueuePool(Contender):
+    """The raw pool: ``pool.connect()`` and ``conn.close()`` to return."""
+
+    requires = "sqlalchemy"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        from sqlalchemy.pool import QueuePool
+
+        s = setup
+        self.pool = QueuePool(s.psycopg_creator(), pool_size=s.min, max_overflow=s.size - s.min,
+                              timeout=s.timeout, reset_on_return="rollback")
+
+    def get(self):
+        return self.pool.connect()
+
+    def close(self) -> None:
+        self.pool.dispose()
+
+
+class SQLAlchemyEngine(Contender):
+    """``with engine.connect() as conn`` on the psycopg 3 dialect (QueuePool inside)."""
+
+    stub_ok = False  # the dialect queries the server on first connect
+    requires = "sqlalchemy"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        import psycopg
+        from sqlalchemy import create_engine
+
+        s = setup
+        self.engine = create_engine(
+            "postgresql+psycopg://",
+            creator=functools.partial(psycopg.connect, s.dsn),
+            pool_size=s.min, max_overflow=s.size - s.min, pool_timeout=s.timeout,
+            isolation_level="AUTOCOMMIT" if s.autocommit else "READ COMMITTED",
+        )
+
+    def get(self):
+        return self.engine.connect()
+
+    def cycle(self) -> None:
+        with self.engine.connect():
+            pass
+
+    def op(self, select: bool) -> float:
+        t0 = perf_counter()
+        with self.engine.connect() as conn:
+            t1 = perf_counter()
+            if select:
+                conn.exec_driver_sql(SQL).fetchone()
+                if not self.setup.autocommit:
+                    conn.commit()
+        return t1 - t0
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class Psycopg2Threaded(Contender):
+    """psycopg2's ThreadedConnectionPool raises PoolError when exhausted, so it
+    is wrapped in a semaphore of the pool size: callers wait instead."""
+
+    uses_cursor = True
+    requires = "psycopg2"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        import psycopg2
+        from psycopg2 import pool as pg2pool
+
+        class StubbablePool(pg2pool.ThreadedConnectionPool):
+            def _connect(inner, key=None):  # the only connect in psycopg2's pool
+                if not setup.stub:
+                    conn = psycopg2.connect(setup.dsn)
+                    conn.autocommit = setup.autocommit
+                else:
+                    conn = BenchConnection.connect()
+                if key is not None:
+                    inner._used[key] = conn
+                    inner._rused[id(conn)] = key
+                else:
+                    inner._pool.append(conn)
+                return conn
+
+        self.pool = StubbablePool(setup.min, setup.size)
+        self.sem = threading.Semaphore(setup.size)
+
+    def get(self):
+        self.sem.acquire()
+        try:
+            return self.pool.getconn()
+        except BaseException:
+            self.sem.release()
+            raise
+
+    def put(self, conn) -> None:
+        try:
+            self.pool.putconn(conn)
+        finally:
+            self.sem.release()
+
+    def close(self) -> None:
+        self.pool.closeall()
+
+
+class DBUtilsPooledDB(Contender):
+    requires = "dbutils"
+
+    uses_cursor = True
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        from dbutils.pooled_db import PooledDB
+
+        s = setup
+        if s.stub:
+            from . import stubconn as creator  # a DB-API "module"
+        else:
+            import psycopg
+
+            # DBUtils reads threadsafety and the failure exceptions off creator.dbapi
+            creator = s.psycopg_creator()
+            creator.dbapi = psycopg  # type: ignore[attr-defined]
+        self.pool = PooledDB(creator, mincached=s.min, maxcached=s.size,
+                             maxconnections=s.size, blocking=True, reset=True)
+
+    def get(self):
+        return self.pool.connection()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class NoPool(Contender):
+    """Connect for every request and close after it."""
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.connect = setup.psycopg_creator()
+
+    def get(self):
+        return self.connect()
+
+    def warm(self) -> None:
+        self.cycle()
+
+    def close(self) -> None:
+        pass
+
+
+class Dedicated(Contender):
+    """The ceiling: every thread owns one connection, no pool at all."""
+
+    stub_ok = False
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.connect = setup.psycopg_creator()
+        self.local = threading.local()
+        self.all: list = []
+        self.lock = threading.Lock()
+
+    def thread_setup(self) -> None:
+        conn = self.connect()
+        with self.lock:
+            self.all.append(conn)
+        self.local.conn = conn
+
+    def get(self):
+        return self.local.conn
+
+    def put(self, conn) -> None:
+        pass
+
+    def warm(self) -> None:
+        pass
+
+    def close(self) -> None:
+        for conn in self.all:
+            conn.close()
+
+
+# name -> (factory, what it does with a returned connection)
+CONTENDERS: dict[str, tuple[Callable[[Setup], Contender], str]] = {
+    "fastpool.c": (functools.partial(FastpoolContext, impl="c"),
+                   "`with pool.connection()`: commit/rollback only if a transaction is open; "
+                   "a broken or expired connection is replaced"),
+    "fastpool.c getconn": (functools.partial(FastpoolGetconn, impl="c"),
+                           "getconn/putconn: rollback (with a warning) if returned in a transaction"),
+    "fastpool.python": (functools.partial(FastpoolContext, impl="python"),
+                        "as fastpool.c, on the pure-Python twin of the core"),
+    "psycopg_pool": (PsycopgPoolContext,
+                     "`with pool.connection()`: commit/rollback via the connection's context, "
+                     "status check, expiry check"),
+    "psycopg_pool getconn": (PsycopgPoolGetconn, "getconn/putconn: status check, rollback if needed"),
+    "sqlalchemy QueuePool": (SQLAlchemyQueuePool,
+                             "raw `QueuePool.connect()`/`close()`: always rollback "
+                             "(reset_on_return; psycopg skips it on an idle connection)"),
+    "sqlalchemy engine": (SQLAlchemyEngine, "`with engine.connect()`: rollback on return, as above"),
+    "psycopg2 pool+sem": (Psycopg2Threaded,
+                          "psycopg2 driver (not psycopg 3); ThreadedConnectionPool behind a "
+                          "semaphore; rollback only if not idle"),
+    "DBUtils PooledDB": (DBUtilsPooledDB, "`PooledDB(blocking=True, reset=True)`: always rollback"),
+    "no pool": (NoPool, "connect per request, close after"),
+    "dedicated": (Dedicated, "each thread keeps its own connection (the ceiling)"),
+}
+
+
+def available(names: list[str], setup: Setup) -> dict[str, Callable[[], Contender]]:
+    """Factories for the named contenders that can run here with ``setup``;
+    a missing library or core is reported once and skipped."""
+    out = {}
+    for name in names:
+        factory, _ = CONTENDERS[name]
+        cls = getattr(factory, "func", factory)
+        if setup.stub and not cls.stub_ok:
+            continue
+        try:
+            if cls.requires:
+                importlib.import_module(cls.requires)
+            if "impl" in getattr(factory, "keywords", {}):
+                fastpool_module(factory.keywords["impl"])
+        except ImportError as exc:
+            _skip(name, str(exc))
+            continue
+        out[name] = functools.partial(factory, setup)
+    return out
+
+
+_skipped: set[str] = set()
+
+
+def _skip(name: str, why: str) -> None:
+    if name not in _skipped:
+        _skipped.add(name)
+        print(f"note: {name} skipped: {why}")
