@@ -9,6 +9,7 @@ import argparse
 import functools
 import importlib.util
 import math
+import os
 import threading
 import time
 from typing import Callable
@@ -56,10 +57,10 @@ def _loop(fn: Callable[[], None]) -> Callable[[int], None]:
 
 # -- cells of the extra columns ---------------------------------------------
 
-def _median_of(key: str, scale: str = "") -> Callable[[Result], str]:
+def _median_of(key: str) -> Callable[[Result], str]:
     def cell(res: Result) -> str:
-        vals = sorted(e[key] for e in res.extra if key in e)
-        return fmt(vals[len(vals) // 2]) + scale if vals else "-"
+        vals = sorted(e[key] for e in res.extra if e.get(key) is not None)
+        return fmt(vals[len(vals) // 2]) if vals else "-"
     return cell
 
 
@@ -97,6 +98,14 @@ WAIT_COLUMNS: dict[str, Callable[[Result], str]] = {
 }
 
 
+CONTENDED_NOTE = (
+    "Waits are timed around the checkout call, so they include time spent waiting for the GIL: "
+    "a thread preempted inside that window waits its turn among all CPU-bound threads. "
+    "\"queued in the pool\" is the pool's own count (fastpool and psycopg_pool keep one) of "
+    "checkouts that found no idle connection; where it is 0 and the max wait is still high, "
+    "the wait was the interpreter's scheduling, not the pool.")
+
+
 # -- the cases -----------------------------------------------------------------
 
 def case_cycle_1t(args: argparse.Namespace) -> list[Table]:
@@ -120,12 +129,16 @@ def case_contended(args: argparse.Namespace) -> list[Table]:
     tables = []
     for threads in args.pool_threads:
         def measure(c: Contender, t=threads) -> tuple[float, dict]:
-            return contended(functools.partial(c.op, False), t, args.seconds, c.thread_setup)
+            value, info = contended(functools.partial(c.op, False), t, args.seconds, c.thread_setup)
+            info["queued"] = c.queued_since_warm()
+            return value, info
         tables.append(Table(
             f"pool_contended_{threads}",
             f"2. contended checkout + return (no query), {threads} threads on a pool of "
             f"{POOL_SIZE}, real connections (ops/s, higher is better)",
-            _run(CYCLE, setup, measure, args.repeats), [BASELINE], dict(WAIT_COLUMNS)))
+            _run(CYCLE, setup, measure, args.repeats), [BASELINE],
+            {**WAIT_COLUMNS, "queued in the pool (median)": _median_of("queued")},
+            note=CONTENDED_NOTE))
     return tables
 
 
@@ -209,25 +222,38 @@ MEMORY = ["psycopg (no pool)", "fastpool.c", "fastpool.python", "psycopg_pool",
 DRIVER_OF = {"psycopg2 pool+sem": "psycopg2 (no pool)", "psycopg2 (no pool)": "psycopg2 (no pool)"}
 
 
-def _probe(name: str, n: int, dsn: str) -> tuple[float, dict]:
+def _probe(name: str, n: int, dsn: str) -> float:
+    """RSS growth in KiB of a fresh interpreter holding ``n`` warm connections."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
+    # One malloc arena: otherwise connections made in a pool's worker threads land in
+    # a fresh per-thread arena while bare connections reuse the main heap's free space,
+    # and the comparison measures glibc, not the pools.
+    env = dict(os.environ, MALLOC_ARENA_MAX="1")
     proc = subprocess.run([sys.executable, "-m", "bench.memory_probe", name, str(n), dsn],
-                          capture_output=True, text=True, timeout=300,
+                          capture_output=True, text=True, timeout=300, env=env,
                           cwd=Path(__file__).resolve().parents[1])
     if proc.returncode != 0:
         raise RuntimeError(f"memory probe for {name} failed:\n{proc.stderr}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    per_conn = (data["after"] - data["before"]) / n / 1024
-    return per_conn, {"unit": "KiB per connection", "n": n}
+    return (data["after"] - data["before"]) / 1024
+
+
+def _marginal(name: str, small: int, large: int, dsn: str) -> tuple[float, dict]:
+    """KiB per extra connection between a pool of ``small`` and one of ``large``
+    (the slope, free of fixed costs such as worker threads), and the fixed part."""
+    grow_small, grow_large = _probe(name, small, dsn), _probe(name, large, dsn)
+    per_conn = (grow_large - grow_small) / (large - small)
+    return per_conn, {"unit": "KiB per connection", "fixed_kib": grow_small - small * per_conn,
+                      f"rss_growth_kib_{small}": grow_small, f"rss_growth_kib_{large}": grow_large}
 
 
 def case_memory(args: argparse.Namespace) -> list[Table]:
     """5. Client RSS per pooled connection, each pool in a fresh interpreter."""
-    n = args.memory_conns
+    small, large = args.memory_conns
     impls = {}
     for name in MEMORY:
         if name.endswith("(no pool)"):
@@ -235,7 +261,7 @@ def case_memory(args: argparse.Namespace) -> list[Table]:
                 continue
         elif name not in available([name], Setup(args.dsn)):
             continue
-        impls[name] = functools.partial(_probe, name, n, args.dsn)
+        impls[name] = functools.partial(_marginal, name, small, large, args.dsn)
     results = interleaved(impls, args.repeats)
 
     def overhead(res: Result) -> str:
@@ -246,8 +272,13 @@ def case_memory(args: argparse.Namespace) -> list[Table]:
 
     return [Table(
         "pool_memory",
-        f"5. client RSS per connection, {n} warm connections, each pool in a fresh "
-        "interpreter (KiB per connection, lower is better)",
-        results, [], {"pool's own KiB/conn (minus the bare driver)": overhead},
+        f"5. client RSS per connection: growth from {small} to {large} warm connections, "
+        "each pool in a fresh interpreter (KiB per connection, lower is better)",
+        results, [], {"pool's own KiB/conn (minus the bare driver)": overhead,
+                      f"fixed KiB (at {small} conns)": _median_of("fixed_kib"),
+                      f"RSS growth KiB with {large} conns": _median_of(f"rss_growth_kib_{large}")},
         note="The bare-driver rows hold the same connections in a list; the difference is what "
-             "the pool adds. RSS is read from /proc after gc; a few KiB of noise is normal.")]
+             "the pool adds per connection. The fixed part (worker threads, structures sized "
+             "at creation) is what is left at the smaller size. RSS is read from /proc after "
+             "gc, with MALLOC_ARENA_MAX=1 so every pool allocates from the same heap; expect "
+             "a KiB or two of noise per connection.")]

@@ -131,6 +131,11 @@ class Contender:
     def thread_setup(self) -> None:
         pass
 
+    def queued_since_warm(self) -> int | None:
+        """How many checkouts the pool itself says had to queue, for pools that
+        count it (fastpool, psycopg_pool); None for the others."""
+        return None
+
     def warm(self) -> None:
         """Have every connection made and used once before the clock starts."""
         held = [self.get() for _ in range(self.setup.min)]
@@ -166,6 +171,13 @@ class _PsycopgPoolAPI(Contender):
 
     def put(self, conn) -> None:
         self.pool.putconn(conn)
+
+    def warm(self) -> None:
+        super().warm()
+        self.pool.pop_stats()
+
+    def queued_since_warm(self) -> int | None:
+        return self.pool.get_stats().get("requests_queued", 0)
 
     def close(self) -> None:
         self.pool.close()
