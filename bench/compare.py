@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from . import cases_core, cases_pools, report, targets
+from . import cases_core, cases_pools, contenders, report, targets
 from .harness import interleaved, ns_per_op, threaded_throughput
 from .report import Table
 
@@ -121,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
         f"{args.repeats} repeats of {args.seconds} s, implementations interleaved; paired ratios "
         "are medians of per-repeat ratios.", "",
     ]
+    if any(n.startswith("pool_") for n in args.cases):
+        out += ["### The contenders and what each does with a returned connection", "",
+                "| name | on return |", "|---|---|"]
+        out += [f"| {name} | {on_return} |" for name, (_, on_return) in contenders.CONTENDERS.items()]
+        out.append("")
     print("\n".join(out))
     tables: dict[str, Table] = {}
     for name in args.cases:

@@ -161,6 +161,6 @@ def write_plot(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> N
         f"{meta['date']} (bars: median, whiskers: min–max)",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the suptitle
     fig.savefig(path, dpi=110)
     plt.close(fig)

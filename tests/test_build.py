@@ -136,3 +136,14 @@ def test_fast_paths_bump_the_right_stat_counters() -> None:
     pxi = (ROOT / "src" / "_pool_hotpath.pxi").read_text()
     assert f"_I_REQUESTS_NUM = {base.I_REQUESTS_NUM} " in pxi
     assert f"_I_USAGE_MS = {base.I_USAGE_MS} " in pxi
+
+
+def test_fastpool_never_imports_psycopg_pool() -> None:
+    # psycopg_pool is installed beside us (the benchmark compares against it):
+    # a drop-in replacement must not lean on the package it replaces.
+    pytest.importorskip("psycopg_pool")
+    code = ("import sys, fastpool, fastpool.pool, fastpool.null_pool, fastpool.testing.postgres; "
+            "print('psycopg_pool' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
