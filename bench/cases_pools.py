@@ -8,10 +8,14 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import json
 import math
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 from .contenders import Contender, Setup, available
@@ -224,11 +228,6 @@ DRIVER_OF = {"psycopg2 pool+sem": "psycopg2 (no pool)", "psycopg2 (no pool)": "p
 
 def _probe(name: str, n: int, dsn: str) -> float:
     """RSS growth in KiB of a fresh interpreter holding ``n`` warm connections."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     # One malloc arena: otherwise connections made in a pool's worker threads land in
     # a fresh per-thread arena while bare connections reuse the main heap's free space,
     # and the comparison measures glibc, not the pools.

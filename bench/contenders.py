@@ -3,8 +3,9 @@
 Every contender is built from a :class:`Setup` (real PostgreSQL or stub
 connections, sizes, autocommit or transaction mode), opened and warmed before
 anything is timed, and closed after its measurement (so only one pool holds
-server connections at a time). ``ON_RETURN`` says what each does with a
-connection that comes back: the safety work is as equal as the libraries allow.
+server connections at a time). The second element of each ``CONTENDERS`` entry
+says what that pool does with a connection that comes back: the safety work is
+as equal as the libraries allow.
 
 Interface: ``cycle()`` checks a connection out and back in (untimed, for ns/op);
 ``op(select)`` does the same with an optional ``SELECT 1`` (and a commit in
@@ -199,36 +200,30 @@ class _ContextManaged(_PsycopgPoolAPI):
         return t1 - t0
 
 
-class FastpoolContext(_ContextManaged):
+class PoolGetconn(_PsycopgPoolAPI):
+    """``getconn()``/``putconn()`` on fastpool (impl "c" or "python") or psycopg_pool."""
+
     def __init__(self, setup: Setup, impl: str) -> None:
         super().__init__(setup)
-        self.pool = self.make_pool(fastpool_module(impl).ConnectionPool)
+        self.pool = self.make_pool(pool_class(impl))
 
 
-class FastpoolGetconn(_PsycopgPoolAPI):
+class PoolContext(_ContextManaged):
+    """``with pool.connection()`` on fastpool (impl "c" or "python") or psycopg_pool."""
+
     def __init__(self, setup: Setup, impl: str) -> None:
         super().__init__(setup)
-        self.pool = self.make_pool(fastpool_module(impl).ConnectionPool)
+        self.pool = self.make_pool(pool_class(impl))
 
 
-class PsycopgPoolContext(_ContextManaged):
-    requires = "psycopg_pool"
-
-    def __init__(self, setup: Setup) -> None:
-        super().__init__(setup)
+def pool_class(impl: str) -> type:
+    """The ConnectionPool class of fastpool on core ``impl``, or psycopg_pool's;
+    ImportError if that one can't be loaded here."""
+    if impl == "psycopg_pool":
         import psycopg_pool
 
-        self.pool = self.make_pool(psycopg_pool.ConnectionPool)
-
-
-class PsycopgPoolGetconn(_PsycopgPoolAPI):
-    requires = "psycopg_pool"
-
-    def __init__(self, setup: Setup) -> None:
-        super().__init__(setup)
-        import psycopg_pool
-
-        self.pool = self.make_pool(psycopg_pool.ConnectionPool)
+        return psycopg_pool.ConnectionPool
+    return fastpool_module(impl).ConnectionPool
 
 
 class SQLAlchemyQueuePool(Contender):
@@ -417,17 +412,18 @@ class Dedicated(Contender):
 
 # name -> (factory, what it does with a returned connection)
 CONTENDERS: dict[str, tuple[Callable[[Setup], Contender], str]] = {
-    "fastpool.c": (functools.partial(FastpoolContext, impl="c"),
+    "fastpool.c": (functools.partial(PoolContext, impl="c"),
                    "`with pool.connection()`: commit/rollback only if a transaction is open; "
                    "a broken or expired connection is replaced"),
-    "fastpool.c getconn": (functools.partial(FastpoolGetconn, impl="c"),
+    "fastpool.c getconn": (functools.partial(PoolGetconn, impl="c"),
                            "getconn/putconn: rollback (with a warning) if returned in a transaction"),
-    "fastpool.python": (functools.partial(FastpoolContext, impl="python"),
+    "fastpool.python": (functools.partial(PoolContext, impl="python"),
                         "as fastpool.c, on the pure-Python twin of the core"),
-    "psycopg_pool": (PsycopgPoolContext,
+    "psycopg_pool": (functools.partial(PoolContext, impl="psycopg_pool"),
                      "`with pool.connection()`: commit/rollback via the connection's context, "
                      "status check, expiry check"),
-    "psycopg_pool getconn": (PsycopgPoolGetconn, "getconn/putconn: status check, rollback if needed"),
+    "psycopg_pool getconn": (functools.partial(PoolGetconn, impl="psycopg_pool"),
+                             "getconn/putconn: status check, rollback if needed"),
     "sqlalchemy QueuePool": (SQLAlchemyQueuePool,
                              "raw `QueuePool.connect()`/`close()`: always rollback "
                              "(reset_on_return; psycopg skips it on an idle connection)"),
@@ -454,7 +450,7 @@ def available(names: list[str], setup: Setup) -> dict[str, Callable[[], Contende
             if cls.requires:
                 importlib.import_module(cls.requires)
             if "impl" in getattr(factory, "keywords", {}):
-                fastpool_module(factory.keywords["impl"])
+                pool_class(factory.keywords["impl"])
         except ImportError as exc:
             _skip(name, str(exc))
             continue
