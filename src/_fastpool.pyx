@@ -117,6 +117,21 @@ cdef inline uint64_t _bit(int64_t slot) noexcept nogil:
 # The ring of idle slot indexes (Vyukov bounded MPMC queue)
 # ---------------------------------------------------------------------------
 
+cdef inline bint _ring_looks_full(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) noexcept nogil:
+    """Whether the ring holds more than ``mask`` entries, from the enqueue cursor
+    read first and the dequeue cursor read after it.
+
+    The two reads are not one snapshot: the reader can be preempted between them
+    while other threads push and pop, so the dequeue cursor may have moved past
+    the enqueue value seen. Subtracting unsigned would then wrap to a huge number
+    and report a full ring that is not (CI once saw exactly that: a release
+    failed and its slot was lost). Signed, a stale pair can only understate the
+    occupancy (enq_seen is older, deq_seen newer), so this never says "full"
+    wrongly; a ring that really is full stops moving and is seen as full on a
+    later spin."""
+    return <int64_t>(enq_seen - deq_seen) > <int64_t>mask
+
+
 cdef bint _ring_push(fp_ring *r, uint64_t value) noexcept nogil:
     """Enqueue ``value``. Returns False if the ring is full (which the pool's
     bookkeeping makes impossible: the ring holds at least ``capacity`` cells)."""
@@ -143,8 +158,8 @@ cdef bint _ring_push(fp_ring *r, uint64_t value) noexcept nogil:
             # pool never holds more slots than the ring has cells, so the ring is
             # not really full: wait for that consumer, a few instructions away
             # unless its thread was preempted. Giving up would lose a slot.
-            if (fp_load_relaxed_u64(&r.cursors[0])
-                    - fp_load_relaxed_u64(&r.cursors[CURSOR_GAP])) > r.mask:
+            if _ring_looks_full(fp_load_acquire_u64(&r.cursors[0]),
+                                fp_load_acquire_u64(&r.cursors[CURSOR_GAP]), r.mask):
                 return False    # really full: a bookkeeping bug, reported by the caller
             spins += 1
             if spins < 64:
@@ -549,6 +564,11 @@ cdef void *_stress_run(void *arg) noexcept nogil:
             me.errors += 1
         me.cycles += 1
     return NULL
+
+
+def _ring_looks_full_for_test(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) -> bool:
+    """Test-only: the push path's "really full" check on given cursor readings."""
+    return _ring_looks_full(enq_seen, deq_seen, mask)
 
 
 def _stress_native(SlotRing ring not None, int threads, long long iterations,

@@ -35,6 +35,9 @@ NATIVE_SHAPES = [
     pytest.param(2, 64, 64, 300_000, 0, id="threads<slots"),
     pytest.param(8, 1, 1, 100_000, 2, id="one-slot"),
     pytest.param(4, 100, 10, 200_000, 8, id="capacity>slots"),
+    # Far more threads than cores: threads get preempted inside push and pop,
+    # the windows where a stale cursor read once lost a slot.
+    pytest.param(32, 2, 2, 20_000, 0, id="oversubscribed"),
 ]
 
 
@@ -49,6 +52,24 @@ def test_native_threads_never_share_or_lose_a_slot(c_core, threads, capacity, sl
     assert res["still_owned"] == 0, res
     assert res["cycles"] == threads * iterations
     assert_all_idle(ring, slots)
+
+
+@pytest.mark.c_extension
+@pytest.mark.parametrize(
+    "enq_seen,deq_seen,mask,full",
+    [
+        (10, 6, 7, False),   # 4 queued in an 8-cell ring
+        (14, 6, 7, True),    # 8 queued: more than the ring holds
+        # The push path reads the enqueue cursor, may be preempted, then reads the
+        # dequeue cursor, which other threads may have moved past the value seen.
+        # Unsigned, 10 - 12 wrapped and reported full; a release then failed and
+        # lost its slot (seen once in CI in the threads>slots shape above).
+        (10, 12, 7, False),
+        (2**64 - 1, 3, 7, False),  # the same across the 64-bit wrap of the cursors
+    ],
+)
+def test_push_full_check_is_not_fooled_by_a_stale_cursor_pair(c_core, enq_seen, deq_seen, mask, full):
+    assert c_core._ring_looks_full_for_test(enq_seen, deq_seen, mask) is full
 
 
 @pytest.mark.slow
