@@ -17,16 +17,18 @@ if _requested not in ("", "c", "python"):
 
 if TYPE_CHECKING:
     from ._pycore import DEBUG, Counters, SlotRing
-    from ._pyhotpath import ConnectionContext, PoolHotPath, monotonic
+    from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, monotonic
     IMPL = "python"
 elif _requested == "python":
     from ._pycore import DEBUG, Counters, SlotRing
-    from ._pyhotpath import ConnectionContext, PoolHotPath, monotonic
+    from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, monotonic
 
     IMPL = "python"
 elif _requested == "c":
     try:
-        from ._fastpool import DEBUG, ConnectionContext, Counters, PoolHotPath, SlotRing, monotonic
+        from ._fastpool import (
+            DEBUG, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing, monotonic,
+        )
     except ImportError as exc:
         raise ImportError(
             "FASTPOOL_IMPL=c but the compiled core fastpool._fastpool can't be imported "
@@ -35,13 +37,15 @@ elif _requested == "c":
     IMPL = "c"
 else:
     try:
-        from ._fastpool import DEBUG, ConnectionContext, Counters, PoolHotPath, SlotRing, monotonic
+        from ._fastpool import (
+            DEBUG, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing, monotonic,
+        )
     except ImportError:  # no compiler at install time: the twin has the same semantics
         from ._pycore import DEBUG, Counters, SlotRing
-        from ._pyhotpath import ConnectionContext, PoolHotPath, monotonic
+        from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, monotonic
 
         IMPL = "python"
     else:
         IMPL = "c"
 
-__all__ = ["DEBUG", "IMPL", "ConnectionContext", "Counters", "PoolHotPath", "SlotRing", "monotonic"]
+__all__ = ["DEBUG", "IMPL", "ConnectionContext", "Counters", "PoolFastPath", "PoolHotPath", "SlotRing", "monotonic"]

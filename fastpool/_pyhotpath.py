@@ -14,8 +14,9 @@ _I_USAGE_MS = 4
 monotonic = time.monotonic
 
 
-class PoolHotPath:
-    """Base class of ConnectionPool holding what the fast path reads."""
+class PoolFastPath:
+    """Base class of the sync and async pools holding what the fast path reads,
+    and the fast path itself, free of I/O so both pools share it."""
 
     # Declared for type checkers; set by the pool.
     _ring: Any
@@ -32,11 +33,11 @@ class PoolHotPath:
     _drained_at: float = -1.0
     _plain_hot_path: bool = True  # (the compiled twin needs it; here getconn() is always called)
 
-    def getconn(self, timeout: float | None = None) -> Any:
-        """Take a connection out of the pool; give it back with ``putconn()``.
-
-        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
-        raises PoolTimeout."""
+    def _checkout_fast(self, timeout: Any) -> Any:
+        """The lock-free checkout: a connection ready to hand out; or the slot
+        (an int >= 0, counted in requests_num) of one that needs
+        ``_checkout_checked`` first; or -1: nothing idle, or not allowed now
+        (take the slow path)."""
         # A timeout that isn't a plain non-negative number takes the slow path,
         # which rejects it with a clear error.
         if (
@@ -47,28 +48,27 @@ class PoolHotPath:
             slot = self._ring.try_acquire()
             if slot >= 0:
                 self._counters.add(_I_REQUESTS_NUM)
-                now = monotonic()
-                conn = self._conns[slot]
-                if now < self._expire_at[slot] and self._check is None:
+                if monotonic() < self._expire_at[slot] and self._check is None:
+                    conn = self._conns[slot]
                     conn._pool = self
                     return conn
-                conn = self._checkout_checked(slot, now)
-                if conn is not None:
-                    return conn
-                return self._getconn_slow(timeout, True)
-        return self._getconn_slow(timeout, False)
+                return slot
+        return -1
 
-    def putconn(self, conn: Any) -> None:
-        """Give back a connection obtained with ``getconn()``."""
+    def _return_fast(self, conn: Any) -> int:
+        """The lock-free return: -1 when ``conn`` is back (in the ring or with a
+        waiter, or dropped after a fork); else its slot, still held, for the
+        pool's ``_putconn_slow`` (reset, rollback, expiry, closed pool).
+        Raises ValueError for a connection that isn't this pool's."""
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
-            return
+            return -1
         slot = conn._fp_slot
         conn._pool = None
         if not 0 <= slot < len(self._conns) or self._conns[slot] is not conn:
             # Checked out before a fork and returned in the child: the parent owns
             # the socket. Drop it without closing.
-            return
+            return -1
         if not self._closed:
             now = monotonic()
             if (
@@ -88,15 +88,10 @@ class PoolHotPath:
                         # close() ran between our check and the release: it has
                         # already emptied the ring, so close what we put back.
                         self._close_idle()
-                    return
+                    return -1
                 self._give_back(slot)
-                return
-        self._putconn_slow(slot, conn)
-
-    def connection(self, timeout: float | None = None) -> "ConnectionContext":
-        """Context manager: a connection for the block, committed on success,
-        rolled back on error, then returned to the pool."""
-        return ConnectionContext(self, timeout)
+                return -1
+        return slot
 
     # Implemented by the pool.
     def _getconn_slow(self, timeout: Any, counted: bool) -> Any: raise NotImplementedError
@@ -106,6 +101,37 @@ class PoolHotPath:
     def _serve_waiters(self) -> None: raise NotImplementedError
     def _close_idle(self) -> None: raise NotImplementedError
     def _raise_foreign(self, conn: Any) -> None: raise NotImplementedError
+
+
+class PoolHotPath(PoolFastPath):
+    """Base class of ConnectionPool: the sync getconn/putconn/connection on the
+    shared fast path."""
+
+    def getconn(self, timeout: float | None = None) -> Any:
+        """Take a connection out of the pool; give it back with ``putconn()``.
+
+        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+        raises PoolTimeout."""
+        r = self._checkout_fast(timeout)
+        if type(r) is not int:
+            return r
+        if r >= 0:
+            conn = self._checkout_checked(r, monotonic())
+            if conn is not None:
+                return conn
+            return self._getconn_slow(timeout, True)
+        return self._getconn_slow(timeout, False)
+
+    def putconn(self, conn: Any) -> None:
+        """Give back a connection obtained with ``getconn()``."""
+        slot = self._return_fast(conn)
+        if slot >= 0:
+            self._putconn_slow(slot, conn)
+
+    def connection(self, timeout: float | None = None) -> "ConnectionContext":
+        """Context manager: a connection for the block, committed on success,
+        rolled back on error, then returned to the pool."""
+        return ConnectionContext(self, timeout)
 
 
 class ConnectionContext:

@@ -31,8 +31,9 @@ def monotonic() -> float:
     return _monotonic()
 
 
-cdef class PoolHotPath:
-    """Base class of ConnectionPool holding what the fast path reads.
+cdef class PoolFastPath:
+    """Base class of the sync and async pools holding what the fast path reads,
+    and the fast path itself, free of I/O so both pools share it.
 
     Per-slot lists are written by the pool (under its lock, before the slot is
     published in the ring) and only read here."""
@@ -53,14 +54,14 @@ cdef class PoolHotPath:
     # go through the overrides, as psycopg_pool's does.
     cdef public bint _plain_hot_path
 
-    def getconn(self, timeout=None):
-        """Take a connection out of the pool; give it back with ``putconn()``.
+    def _checkout_fast(self, timeout):
+        """The lock-free checkout: a connection ready to hand out; or the slot
+        (an int >= 0, counted in requests_num) of one that needs
+        ``_checkout_checked`` first; or -1: nothing idle, or not allowed now
+        (take the slow path)."""
+        return self._checkout_fast_c(timeout)
 
-        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
-        raises PoolTimeout."""
-        return self._getconn(timeout)
-
-    cdef object _getconn(self, object timeout):
+    cdef inline object _checkout_fast_c(self, object timeout):
         cdef int64_t slot
         cdef double now
         # A timeout that isn't a plain non-negative number takes the slow path,
@@ -72,36 +73,36 @@ cdef class PoolHotPath:
             if slot >= 0:
                 fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
                 now = _monotonic()
-                conn = <object>PyList_GET_ITEM(self._conns, slot)
                 if (now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
                         and self._check is None):
+                    conn = <object>PyList_GET_ITEM(self._conns, slot)
                     conn._pool = self
                     return conn
-                conn = self._checkout_checked(slot, now)
-                if conn is not None:
-                    return conn
-                return self._getconn_slow(timeout, True)
+                return slot
             if slot != FP_EMPTY:
                 _raise_for(<int>slot, "try_acquire", None, self._ring.r.capacity)
-        return self._getconn_slow(timeout, False)
+        return -1
 
-    def putconn(self, conn):
-        """Give back a connection obtained with ``getconn()``."""
-        self._putconn(conn)
+    def _return_fast(self, conn):
+        """The lock-free return: -1 when ``conn`` is back (in the ring or with a
+        waiter, or dropped after a fork); else its slot, still held, for the
+        pool's ``_putconn_slow`` (reset, rollback, expiry, closed pool).
+        Raises ValueError for a connection that isn't this pool's."""
+        return self._return_fast_c(conn)
 
-    cdef int _putconn(self, object conn) except -1:
+    cdef inline int64_t _return_fast_c(self, object conn) except -2:
         cdef double now
         cdef int64_t slot
         cdef int code
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
-            return 0
+            return -1
         slot = conn._fp_slot
         conn._pool = None
         if slot < 0 or slot >= len(self._conns) or <object>PyList_GET_ITEM(self._conns, slot) is not conn:
             # Checked out before a fork and returned in the child: the parent owns
             # the socket. Drop it without closing.
-            return 0
+            return -1
         if not self._closed:
             now = _monotonic()
             if (conn.pgconn.transaction_status == _IDLE
@@ -121,10 +122,42 @@ cdef class PoolHotPath:
                         # close() ran between our check and the release: it has
                         # already emptied the ring, so close what we put back.
                         self._close_idle()
-                    return 0
+                    return -1
                 self._give_back(slot)
-                return 0
-        self._putconn_slow(slot, conn)
+                return -1
+        return slot
+
+
+cdef class PoolHotPath(PoolFastPath):
+    """Base class of ConnectionPool: the sync getconn/putconn/connection on the
+    shared fast path."""
+
+    def getconn(self, timeout=None):
+        """Take a connection out of the pool; give it back with ``putconn()``.
+
+        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+        raises PoolTimeout."""
+        return self._getconn(timeout)
+
+    cdef object _getconn(self, object timeout):
+        cdef object r = self._checkout_fast_c(timeout)
+        if type(r) is not int:
+            return r
+        if <int64_t>r >= 0:
+            conn = self._checkout_checked(r, _monotonic())
+            if conn is not None:
+                return conn
+            return self._getconn_slow(timeout, True)
+        return self._getconn_slow(timeout, False)
+
+    def putconn(self, conn):
+        """Give back a connection obtained with ``getconn()``."""
+        self._putconn(conn)
+
+    cdef int _putconn(self, object conn) except -1:
+        cdef int64_t slot = self._return_fast_c(conn)
+        if slot >= 0:
+            self._putconn_slow(slot, conn)
         return 0
 
     def connection(self, timeout=None):

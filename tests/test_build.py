@@ -121,7 +121,7 @@ def test_stub_declares_every_public_name_of_the_extension() -> None:
             declared[node.target.id] = set()
     public = {n for n in dir(compiled) if not n.startswith("__")}
     assert public - {"DEBUG", "MAX_CAPACITY"} <= set(declared) | {"DEBUG", "MAX_CAPACITY"}, public - set(declared)
-    for cls_name in ("SlotRing", "Counters", "PoolHotPath", "ConnectionContext"):
+    for cls_name in ("SlotRing", "Counters", "PoolFastPath", "PoolHotPath", "ConnectionContext"):
         methods = {n for n in dir(getattr(compiled, cls_name)) if not n.startswith("_")}
         assert methods <= declared[cls_name] | {"capacity", "n"}, (cls_name, methods - declared[cls_name])
 
