@@ -93,14 +93,10 @@ class PoolFastPath:
                 return -1
         return slot
 
-    # Implemented by the pool.
-    def _getconn_slow(self, timeout: Any, counted: bool) -> Any: raise NotImplementedError
-    def _checkout_checked(self, slot: int, now: float) -> Any: raise NotImplementedError
-    def _putconn_slow(self, slot: int, conn: Any) -> None: raise NotImplementedError
-    def _give_back(self, slot: int) -> None: raise NotImplementedError
-    def _serve_waiters(self) -> None: raise NotImplementedError
-    def _close_idle(self) -> None: raise NotImplementedError
-    def _raise_foreign(self, conn: Any) -> None: raise NotImplementedError
+    # The pool provides _give_back, _serve_waiters, _close_idle and _raise_foreign
+    # (fastpool._pool_logic.PoolLogic, which comes after this class in the MRO,
+    # so no placeholder may be defined here), and _checkout_checked,
+    # _getconn_slow and _putconn_slow.
 
 
 class PoolHotPath(PoolFastPath):

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import weakref
-from collections import deque
 from typing import Any, Callable, Generic, TypeVar
 
 from . import base
-from ._core import PoolHotPath, SlotRing
+from ._core import PoolHotPath
+from ._pool_logic import PoolLogic
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
-from .errors import PoolClosed, PoolTimeout, TooManyRequests
-from .waiting import Waiter, remove_waiter, thread_waiter
+from .errors import PoolClosed, PoolTimeout
+from .waiting import Waiter, thread_waiter
 from .workers import Workers
 
 try:
@@ -60,7 +59,7 @@ CT = TypeVar("CT")
 
 
 
-class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
+class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     """A pool of psycopg connections, drop-in for ``psycopg_pool.ConnectionPool``."""
 
     def __init__(
@@ -146,26 +145,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             self.open()
         elif open:
             self.open()
-
-    def _init_state(self) -> None:
-        """(Re)create the structures a pool starts with (also after a fork)."""
-        self._lock = threading.RLock()
-        self._ring = SlotRing(self._capacity)
-        self._counters = self._stats.counters
-        cap = self._capacity
-        self._conns: list[Any] = [None] * cap        # slot -> connection
-        self._expire_at: list[float] = [0.0] * cap   # slot -> monotonic expiry
-        self._created_at: list[float] = [0.0] * cap
-        self._last_used: list[float] = [0.0] * cap   # slot -> last successful return
-        self._waiting: deque[Waiter] = deque()
-        self._nconns = 0          # connections in the pool + being connected (pool_size)
-        self._connecting = 0      # connection attempts scheduled or in flight
-        self._drained_at = -1.0
-        self._exhausted = False   # a checkout found no idle slot since the last shrink check
-        self._workers: Workers | None = None
-        # True when getconn() may take the lock-free path: open, not closed, and
-        # no pending one-time warning. Read once per checkout.
-        self._fast = False
 
     # ------------------------------------------------------------------
     # Open / close
@@ -305,32 +284,10 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
     def _wait_for_slot(self, deadline: float, timeout: float) -> int:
         """Get a held slot: an idle one, or one handed over while queued."""
         with self._lock:
-            if self._closed:
-                raise PoolClosed(f"the pool {self.name!r} is already closed")
-            if not self._waiting:
-                slot = self._ring.try_acquire()
-                if slot >= 0:
-                    return slot
-            self._exhausted = True
-            w = self._enqueue_locked()
-            # A slot released between our try_acquire above (or the lock-free one
-            # in getconn) and the append would otherwise sit idle while we wait:
-            # returners only look at the queue after releasing.
-            self._serve_waiters_locked()
-            self._grow_for_waiters_locked()
-        return self._await(w, deadline, timeout)
-
-    def _enqueue_locked(self) -> Waiter:
-        """Queue the calling thread (pool lock held), or raise TooManyRequests."""
-        if self.max_waiting and len(self._waiting) >= self.max_waiting:
-            self._stats.add(Stats.REQUESTS_ERRORS)
-            raise TooManyRequests(
-                f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
-            )
-        w = thread_waiter()
-        self._waiting.append(w)
-        self._stats.add(Stats.REQUESTS_QUEUED)
-        return w
+            got = self._slot_or_waiter_locked()
+        if type(got) is int:
+            return got
+        return self._await(got, deadline, timeout)
 
     def _await(self, w: Waiter, deadline: float, timeout: float) -> int:
         """Wait (pool lock not held) until ``w`` is served; its slot, or raise."""
@@ -341,34 +298,20 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             # Interrupted (KeyboardInterrupt): don't strand what was handed to us.
             self._abandon_wait(w)
             raise
-        if not served:
-            with self._lock:
-                gave_up = remove_waiter(self._waiting, w)
-            if not gave_up:
-                w.collect()  # served while we were timing out: take it
-        slot, error = w.reset()
-        self._stats.add_ms(Stats.REQUESTS_WAIT_MS, monotonic() - t0)
-        if error is not None:
-            self._stats.add(Stats.REQUESTS_ERRORS)
-            raise error
-        if slot == -1:
-            self._stats.add(Stats.REQUESTS_ERRORS)
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
-        return slot
+        if not served and not self._stop_waiting(w):
+            w.collect()  # served while we were timing out: take it
+        return self._wait_outcome(w, monotonic() - t0, timeout)
 
     def _abandon_wait(self, w: Waiter) -> None:
-        with self._lock:
-            if remove_waiter(self._waiting, w):
-                w.reset()
-                return
+        if self._stop_waiting(w):
+            w.reset()
+            return
         w.collect()
         slot, _ = w.reset()
         self._return_unclaimed(slot)
 
-    def _return_unclaimed(self, slot: int) -> None:
-        """Give back what an interrupted waiter was handed."""
-        if slot >= 0:
-            self._give_back(slot)
+    def _new_waiter(self) -> Waiter:
+        return thread_waiter()
 
     def _checkout_checked(self, slot: int, now: float) -> CT | None:
         """Finish a checkout of a held slot: enforce lifetime/drain and run the
@@ -397,19 +340,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
     # ------------------------------------------------------------------
     # Return
     # ------------------------------------------------------------------
-
-    def _raise_foreign(self, conn: Any) -> None:
-        other = getattr(conn, "_pool", None)
-        slot = getattr(conn, "_fp_slot", None)
-        if other is None and slot is not None and self._conns[slot] is conn:
-            raise ValueError(
-                f"can't return connection to pool {self.name!r}: it was already returned: {conn}"
-            )
-        if other is not None:
-            msg = f"it comes from pool {getattr(other, 'name', other)!r}"
-        else:
-            msg = "it doesn't come from any pool"
-        raise ValueError(f"can't return connection to pool {self.name!r}, {msg}: {conn}")
 
     def _putconn_slow(self, slot: int, conn: Any) -> None:
         if self._closed:
@@ -461,52 +391,9 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
                 logger.warning("error resetting connection: %s", ex)
                 conn.close()
 
-    def _give_back(self, slot: int) -> None:
-        """Return a held slot: to the oldest waiter if any, else to the ring."""
-        if self._waiting:
-            with self._lock:
-                if self._waiting:
-                    self._waiting.popleft().serve(slot)
-                    return
-                self._ring.release(slot)
-            return
-        self._ring.release(slot)
-        if self._waiting:
-            # Someone queued while we were releasing: the slot may be sitting idle.
-            with self._lock:
-                self._serve_waiters_locked()
-        elif self._closed:
-            self._close_idle()  # close() emptied the ring just before our release
-
-    def _serve_waiters(self) -> None:
-        with self._lock:
-            self._serve_waiters_locked()
-
-    def _serve_waiters_locked(self) -> None:
-        while self._waiting:
-            slot = self._ring.try_acquire()
-            if slot < 0:
-                return
-            self._waiting.popleft().serve(slot)
-
     # ------------------------------------------------------------------
     # Slots and connections
     # ------------------------------------------------------------------
-
-    def _take_all_idle_locked(self) -> list[tuple[int, Any]]:
-        out: list[tuple[int, Any]] = []
-        while True:
-            slot = self._ring.try_acquire()
-            if slot < 0:
-                return out
-            out.append((slot, self._conns[slot]))
-
-    def _forget_slot(self, slot: int) -> None:
-        """Take a held slot out of the pool (its connection is going away)."""
-        with self._lock:
-            self._conns[slot] = None
-            self._ring.retire(slot)
-            self._nconns -= 1
 
     def _discard(self, slot: int, conn: Any) -> None:
         """Close a held slot's connection and have a new one made in its place."""
@@ -523,22 +410,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             conn.close()
         except Exception as ex:  # a broken socket must not break the pool
             logger.warning("error closing connection %s: %s", conn, ex)
-
-    def _grow_locked(self, n: int) -> None:
-        """Schedule ``n`` new connections (bounded by max_size)."""
-        workers = self._workers
-        if workers is None:
-            return
-        n = min(n, self._max_size - self._nconns)
-        for _ in range(max(0, n)):
-            self._nconns += 1
-            self._connecting += 1
-            workers.run_soon(ConnectionPool._add_connection_task, None)
-
-    def _grow_for_waiters_locked(self) -> None:
-        # Connect in parallel, but only as many as there are waiters not already
-        # covered by a connection attempt in flight (HikariCP's "elision").
-        self._grow_locked(min(len(self._waiting) - self._connecting, self.num_workers))
 
     def _connect(self, timeout: float | None = None) -> Any:
         """Open a connection and run ``configure``; raise on any failure."""
@@ -568,17 +439,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
                 self._close_quietly(conn)
                 raise
         return conn
-
-    def _install(self, conn: Any) -> int:
-        """Put a new connection in a fresh slot, held by the caller (pool lock held)."""
-        slot = self._ring.add(acquired=True)
-        now = monotonic()
-        self._conns[slot] = conn
-        self._created_at[slot] = now
-        self._expire_at[slot] = now + self._jitter(self.max_lifetime, -0.05, 0.0)
-        self._last_used[slot] = now
-        conn._fp_slot = slot
-        return slot
 
     # ------------------------------------------------------------------
     # Maintenance tasks (run in worker threads; first argument is the pool)
@@ -637,11 +497,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             workers.run_later(min(attempt.delay or AttemptWithBackoff.INITIAL_DELAY,
                                   AttemptWithBackoff.MAX_DELAY), ConnectionPool._refill_task)
 
-    def _refill_task(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._grow_locked(self._min_size - self._nconns)
-
     def _shrink_task(self) -> None:
         workers = self._workers
         if self._closed or workers is None:
@@ -661,12 +516,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
         )
         self._forget_slot(slot)
         self._close_quietly(conn)
-
-    def _expiry_sweep_period(self) -> float:
-        # Lifetimes are spread over the last 5% of max_lifetime; sweeping a few
-        # times within that window replaces most connections before a client
-        # meets them expired (checkout would still refuse to hand them out).
-        return min(max(self.max_lifetime / 40, 0.05), 30.0)
 
     def _expiry_task(self) -> None:
         workers = self._workers
@@ -690,20 +539,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
     # ------------------------------------------------------------------
     # Sizing, health, statistics
     # ------------------------------------------------------------------
-
-    def resize(self, min_size: int, max_size: int | None = None) -> None:
-        """Change the size of the pool during runtime."""
-        min_size, max_size = self._check_size(min_size, max_size)
-        if max_size > self._capacity:
-            raise ValueError(
-                f"max_size {max_size} is more than this pool can grow to ({self._capacity});"
-                " create the pool with a larger max_size"
-            )
-        with self._lock:
-            self._min_size = min_size
-            self._max_size = max_size
-            if not self._closed:
-                self._grow_locked(min_size - self._nconns)
 
     def check(self) -> None:
         """Verify the state of the idle connections; replace the broken ones."""
@@ -754,15 +589,6 @@ class ConnectionPool(PoolHotPath, Generic[CT], BasePool):
             idle = self._take_all_idle_locked()
         for slot, conn in idle:
             self._discard(slot, conn)
-
-    def _get_measures(self) -> dict[str, int]:
-        return {
-            "pool_min": self._min_size,
-            "pool_max": self._max_size,
-            "pool_size": self._nconns,
-            "pool_available": self._ring.idle_count(),
-            "requests_waiting": len(self._waiting),
-        }
 
     # ------------------------------------------------------------------
     # Fork

@@ -1,0 +1,240 @@
+"""What the sync and async pools share: every decision about slots, waiters
+and growth, none of the I/O.
+
+``ConnectionPool`` (threads) and ``AsyncConnectionPool`` (asyncio) both inherit
+this class and add only what does I/O or waits: connecting, closing, rolling
+back, running callbacks, blocking on a waiter. Everything here runs under the
+pool's ``threading.RLock`` or touches only the lock-free ring, never awaits and
+never blocks for long, so the same code is correct for both: an asyncio pool
+holds the lock for microseconds at a time, like a thread pool does.
+Growth and maintenance tasks are named by method (``_add_connection_task``,
+``_refill_task``...) and run by the pool's workers: threads for the sync pool,
+asyncio tasks for the async one.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+
+from ._core import SlotRing
+from .base import Stats
+from .errors import PoolClosed, PoolTimeout, TooManyRequests
+from .waiting import remove_waiter
+
+monotonic = time.monotonic
+
+
+class PoolLogic:
+    """Slot, waiter and growth bookkeeping of a pool (see the module docstring).
+
+    Expects the pool to provide ``_new_waiter()``, ``_close_idle()``,
+    ``_add_connection_task`` and a ``_workers`` object with ``run_soon`` and
+    ``run_later``."""
+
+    # Set by the pool's constructor.
+    _capacity: int
+    _min_size: int
+    _max_size: int
+    _closed: bool
+    _stats: Stats
+    name: str
+    max_waiting: int
+    max_lifetime: float
+    num_workers: int
+
+    def _init_state(self) -> None:
+        """(Re)create the structures a pool starts with (also after a fork)."""
+        self._lock = threading.RLock()
+        self._ring = SlotRing(self._capacity)
+        self._counters = self._stats.counters
+        cap = self._capacity
+        self._conns: list[Any] = [None] * cap        # slot -> connection
+        self._expire_at: list[float] = [0.0] * cap   # slot -> monotonic expiry
+        self._created_at: list[float] = [0.0] * cap
+        self._last_used: list[float] = [0.0] * cap   # slot -> last successful return
+        self._waiting: deque[Any] = deque()   # Waiter (threads) or AsyncWaiter
+        self._nconns = 0          # connections in the pool + being connected (pool_size)
+        self._connecting = 0      # connection attempts scheduled or in flight
+        self._drained_at = -1.0
+        self._exhausted = False   # a checkout found no idle slot since the last shrink check
+        self._workers: Any = None   # Workers or AsyncWorkers, while open
+        # True when getconn() may take the lock-free path: open, not closed, and
+        # no pending one-time warning. Read once per checkout.
+        self._fast = False
+
+    def _enqueue_locked(self) -> Any:
+        """Queue the caller (pool lock held), or raise TooManyRequests."""
+        if self.max_waiting and len(self._waiting) >= self.max_waiting:
+            self._stats.add(Stats.REQUESTS_ERRORS)
+            raise TooManyRequests(
+                f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
+            )
+        w = self._new_waiter()
+        self._waiting.append(w)
+        self._stats.add(Stats.REQUESTS_QUEUED)
+        return w
+
+    def _return_unclaimed(self, slot: int) -> None:
+        """Give back what an interrupted waiter was handed."""
+        if slot >= 0:
+            self._give_back(slot)
+
+    def _raise_foreign(self, conn: Any) -> None:
+        other = getattr(conn, "_pool", None)
+        slot = getattr(conn, "_fp_slot", None)
+        if other is None and slot is not None and self._conns[slot] is conn:
+            raise ValueError(
+                f"can't return connection to pool {self.name!r}: it was already returned: {conn}"
+            )
+        if other is not None:
+            msg = f"it comes from pool {getattr(other, 'name', other)!r}"
+        else:
+            msg = "it doesn't come from any pool"
+        raise ValueError(f"can't return connection to pool {self.name!r}, {msg}: {conn}")
+
+    def _give_back(self, slot: int) -> None:
+        """Return a held slot: to the oldest waiter if any, else to the ring."""
+        if self._waiting:
+            with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().serve(slot)
+                    return
+                self._ring.release(slot)
+            return
+        self._ring.release(slot)
+        if self._waiting:
+            # Someone queued while we were releasing: the slot may be sitting idle.
+            with self._lock:
+                self._serve_waiters_locked()
+        elif self._closed:
+            self._close_idle()  # close() emptied the ring just before our release
+
+    def _serve_waiters(self) -> None:
+        with self._lock:
+            self._serve_waiters_locked()
+
+    def _serve_waiters_locked(self) -> None:
+        while self._waiting:
+            slot = self._ring.try_acquire()
+            if slot < 0:
+                return
+            self._waiting.popleft().serve(slot)
+
+    def _take_all_idle_locked(self) -> list[tuple[int, Any]]:
+        out: list[tuple[int, Any]] = []
+        while True:
+            slot = self._ring.try_acquire()
+            if slot < 0:
+                return out
+            out.append((slot, self._conns[slot]))
+
+    def _forget_slot(self, slot: int) -> None:
+        """Take a held slot out of the pool (its connection is going away)."""
+        with self._lock:
+            self._conns[slot] = None
+            self._ring.retire(slot)
+            self._nconns -= 1
+
+    def _grow_locked(self, n: int) -> None:
+        """Schedule ``n`` new connections (bounded by max_size)."""
+        workers = self._workers
+        if workers is None:
+            return
+        n = min(n, self._max_size - self._nconns)
+        for _ in range(max(0, n)):
+            self._nconns += 1
+            self._connecting += 1
+            workers.run_soon(type(self)._add_connection_task, None)
+
+    def _grow_for_waiters_locked(self) -> None:
+        # Connect in parallel, but only as many as there are waiters not already
+        # covered by a connection attempt in flight (HikariCP's "elision").
+        self._grow_locked(min(len(self._waiting) - self._connecting, self.num_workers))
+
+    def _install(self, conn: Any) -> int:
+        """Put a new connection in a fresh slot, held by the caller (pool lock held)."""
+        slot = self._ring.add(acquired=True)
+        now = monotonic()
+        self._conns[slot] = conn
+        self._created_at[slot] = now
+        self._expire_at[slot] = now + self._jitter(self.max_lifetime, -0.05, 0.0)
+        self._last_used[slot] = now
+        conn._fp_slot = slot
+        return slot
+
+    def _refill_task(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._grow_locked(self._min_size - self._nconns)
+
+    def _expiry_sweep_period(self) -> float:
+        # Lifetimes are spread over the last 5% of max_lifetime; sweeping a few
+        # times within that window replaces most connections before a client
+        # meets them expired (checkout would still refuse to hand them out).
+        return min(max(self.max_lifetime / 40, 0.05), 30.0)
+
+    def resize(self, min_size: int, max_size: int | None = None) -> None:
+        """Change the size of the pool during runtime."""
+        min_size, max_size = self._check_size(min_size, max_size)
+        if max_size > self._capacity:
+            raise ValueError(
+                f"max_size {max_size} is more than this pool can grow to ({self._capacity});"
+                " create the pool with a larger max_size"
+            )
+        with self._lock:
+            self._min_size = min_size
+            self._max_size = max_size
+            if not self._closed:
+                self._grow_locked(min_size - self._nconns)
+
+    def _get_measures(self) -> dict[str, int]:
+        return {
+            "pool_min": self._min_size,
+            "pool_max": self._max_size,
+            "pool_size": self._nconns,
+            "pool_available": self._ring.idle_count(),
+            "requests_waiting": len(self._waiting),
+        }
+
+
+    def _slot_or_waiter_locked(self) -> Any:
+        """First step of a checkout that missed the fast path (pool lock held):
+        an idle slot (an int) if nobody is queued, else the caller's waiter,
+        queued (raises PoolClosed or TooManyRequests)."""
+        if self._closed:
+            raise PoolClosed(f"the pool {self.name!r} is already closed")
+        if not self._waiting:
+            slot = self._ring.try_acquire()
+            if slot >= 0:
+                return slot
+        self._exhausted = True
+        w = self._enqueue_locked()
+        # A slot released between our try_acquire above (or the lock-free one
+        # in getconn) and the append would otherwise sit idle while we wait:
+        # returners only look at the queue after releasing.
+        self._serve_waiters_locked()
+        self._grow_for_waiters_locked()
+        return w
+
+    def _stop_waiting(self, w: Any) -> bool:
+        """A waiter gives up (timeout, cancellation): True if it was still queued
+        and is now gone; False if it was served or failed first, so its outcome
+        must be taken."""
+        with self._lock:
+            return remove_waiter(self._waiting, w)
+
+    def _wait_outcome(self, w: Any, waited: float, timeout: float) -> int:
+        """The slot a finished wait got, after counting it; or raise its error,
+        or PoolTimeout if it got nothing."""
+        slot, error = w.reset()
+        self._stats.add_ms(Stats.REQUESTS_WAIT_MS, waited)
+        if error is not None:
+            self._stats.add(Stats.REQUESTS_ERRORS)
+            raise error
+        if slot == -1:
+            self._stats.add(Stats.REQUESTS_ERRORS)
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        return slot
