@@ -11,10 +11,14 @@ from ._core import SlotRing
 from .errors import PoolClosed, PoolInternalError, PoolTimeout, TooManyRequests
 from .null_pool import NullConnectionPool
 from .pool import ConnectionPool
+from .pool_async import AsyncConnectionPool
+from .null_pool_async import AsyncNullConnectionPool
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncConnectionPool",
+    "AsyncNullConnectionPool",
     "ConnectionPool",
     "NullConnectionPool",
     "PoolClosed",

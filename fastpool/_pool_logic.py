@@ -176,7 +176,7 @@ class PoolLogic:
         # meets them expired (checkout would still refuse to hand them out).
         return min(max(self.max_lifetime / 40, 0.05), 30.0)
 
-    def resize(self, min_size: int, max_size: int | None = None) -> None:
+    def _resize(self, min_size: int, max_size: int | None = None) -> None:
         """Change the size of the pool during runtime."""
         min_size, max_size = self._check_size(min_size, max_size)
         if max_size > self._capacity:

@@ -40,6 +40,19 @@ def _check_callable(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
 
 
+def check_pool_arguments(connection_class: Any, open: Any, **callbacks: Any) -> None:
+    """Checks shared by the sync and async pool constructors."""
+    if not isinstance(connection_class, type) or not callable(getattr(connection_class, "connect", None)):
+        raise TypeError(
+            f"connection_class must be a connection class with a connect() classmethod, "
+            f"got {connection_class!r}"
+        )
+    for cb_name, cb in callbacks.items():
+        _check_callable(cb_name, cb)
+    if open is not None and not isinstance(open, bool):
+        raise TypeError(f"open must be True, False or None, got {type(open).__name__}")
+
+
 class Stats:
     """psycopg_pool's counters, kept in atomic core counters.
 
@@ -227,13 +240,19 @@ class BasePool:
         return value * (1.0 + ((max_pc - min_pc) * random.random()) + min_pc)
 
     def _resolve_conninfo(self) -> str:
-        conninfo = self.conninfo() if callable(self.conninfo) else self.conninfo
+        return self._check_conninfo(self.conninfo() if callable(self.conninfo) else self.conninfo)
+
+    @staticmethod
+    def _check_conninfo(conninfo: Any) -> str:
         if not isinstance(conninfo, str):
             raise TypeError(f"the conninfo callable must return a str, got {type(conninfo).__name__}")
         return conninfo or ""
 
     def _resolve_kwargs(self) -> dict[str, Any]:
-        kwargs = self.kwargs() if callable(self.kwargs) else self.kwargs
+        return self._check_kwargs(self.kwargs() if callable(self.kwargs) else self.kwargs)
+
+    @staticmethod
+    def _check_kwargs(kwargs: Any) -> dict[str, Any]:
         if kwargs is None:
             return {}
         if not isinstance(kwargs, dict):

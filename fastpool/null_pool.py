@@ -12,6 +12,7 @@ from typing import Any
 from . import base
 from .errors import PoolClosed, PoolTimeout
 from .pool import CT, ConnectionPool, monotonic
+from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .base import UNKNOWN, Stats
 
 try:
@@ -19,12 +20,8 @@ try:
 except ImportError:  # pragma: no cover
     e = None  # type: ignore[assignment]
 
-# A waiter served with this instead of a slot may open its own connection: a
-# connection slot was freed (a return was closed, or a connect failed).
-_CONNECT_YOURSELF = -2
 
-
-class NullConnectionPool(ConnectionPool[CT]):
+class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
     """A pool that opens a connection per request, bounded by ``max_size``."""
 
     def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any):
@@ -33,24 +30,8 @@ class NullConnectionPool(ConnectionPool[CT]):
         # close() on a connection of a null pool really closes it (psycopg_pool too).
         self.close_returns = False
 
-    def _check_size(self, min_size: Any, max_size: Any) -> tuple[int, int]:
-        if isinstance(min_size, bool) or not isinstance(min_size, int):
-            raise TypeError(f"min_size must be an int, got {type(min_size).__name__}")
-        if min_size != 0:
-            raise ValueError("null pools must have min_size = 0")
-        if max_size is None:
-            max_size = 0
-        elif isinstance(max_size, bool) or not isinstance(max_size, int):
-            raise TypeError(f"max_size must be an int or None, got {type(max_size).__name__}")
-        if max_size < 0:
-            raise ValueError("max_size cannot be negative (0 or None means unlimited)")
-        return min_size, max_size
-
     def _start_workers_locked(self) -> None:
         pass  # no background connections, no shrinking
-
-    def _limit_reached_locked(self) -> bool:
-        return self._max_size > 0 and self._nconns >= self._max_size
 
     def wait(self, timeout: float = 30.0) -> None:
         """Check that a connection can be made (then close it)."""
@@ -69,25 +50,13 @@ class NullConnectionPool(ConnectionPool[CT]):
         deadline = monotonic() + timeout
         self._check_open_getconn()
         with self._lock:
-            if self._closed:
-                raise PoolClosed(f"the pool {self.name!r} is already closed")
-            if not self._waiting and not self._limit_reached_locked():
-                self._nconns += 1
-                w = None
-            else:
-                w = self._enqueue_locked()
-        slot = _CONNECT_YOURSELF if w is None else self._await(w, deadline, timeout)
+            w = self._reserve_or_enqueue_locked()
+        slot = CONNECT_YOURSELF if w is None else self._await(w, deadline, timeout)
         if slot >= 0:  # a connection handed over by a returning client
             conn = self._conns[slot]
             conn._pool = self
             return conn
         return self._connect_new(deadline, timeout)
-
-    def _return_unclaimed(self, slot: int) -> None:
-        if slot >= 0:
-            self._give_back(slot)
-        elif slot == _CONNECT_YOURSELF:
-            self._free_connection_slot()
 
     def _connect_new(self, deadline: float, timeout: float) -> CT:
         """Open a connection for the caller (a connection slot is reserved)."""
@@ -101,24 +70,12 @@ class NullConnectionPool(ConnectionPool[CT]):
             if e is not None and isinstance(ex, e.ConnectionTimeout):
                 raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
             raise
-        with self._lock:
-            if self._closed:
-                slot = -1
-            else:
-                slot = self._install(conn)
+        slot = self._install_or_none(conn)
         if slot < 0:
             self._close_quietly(conn)
             raise PoolClosed(f"the pool {self.name!r} is already closed")
         conn._pool = self
         return conn
-
-    def _free_connection_slot(self) -> None:
-        """A reserved connection won't exist: let the oldest waiter connect instead."""
-        with self._lock:
-            if self._waiting:
-                self._waiting.popleft().serve(_CONNECT_YOURSELF)
-            else:
-                self._nconns -= 1
 
     def putconn(self, conn: Any) -> None:
         if getattr(conn, "_pool", None) is not self:
@@ -127,16 +84,11 @@ class NullConnectionPool(ConnectionPool[CT]):
         conn._pool = None
         if not self._closed and self._waiting:
             self._reset_connection(conn)
-            if conn.pgconn.transaction_status != UNKNOWN:
-                with self._lock:
-                    if self._waiting:
-                        self._waiting.popleft().serve(slot)
-                        return
+            if conn.pgconn.transaction_status != UNKNOWN and self._hand_over(slot):
+                return
         if conn.pgconn.transaction_status == UNKNOWN:
             self._stats.add(Stats.RETURNS_BAD)
-        with self._lock:
-            self._conns[slot] = None
-            self._ring.retire(slot)
+        self._retire_returned(slot)
         self._close_quietly(conn)
         self._free_connection_slot()
 
@@ -151,19 +103,6 @@ class NullConnectionPool(ConnectionPool[CT]):
 
     def drain(self) -> None:
         """No idle connections to drain in a null pool."""
-
-    def resize(self, min_size: int, max_size: int | None = None) -> None:
-        min_size, max_size = self._check_size(min_size, max_size)
-        if max_size > self._capacity:
-            raise ValueError(
-                f"max_size {max_size} is more than this pool can grow to ({self._capacity})"
-            )
-        with self._lock:
-            self._min_size, self._max_size = min_size, max_size
-            # Raising the limit may let queued clients connect now.
-            while self._waiting and not self._limit_reached_locked():
-                self._nconns += 1
-                self._waiting.popleft().serve(_CONNECT_YOURSELF)
 
 
 __all__ = ["NullConnectionPool"]

@@ -90,15 +90,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             if psycopg is None:
                 raise ImportError("fastpool.ConnectionPool needs psycopg 3: pip install 'psycopg[binary]'")
             connection_class = psycopg.Connection
-        if not isinstance(connection_class, type) or not callable(getattr(connection_class, "connect", None)):
-            raise TypeError(
-                f"connection_class must be a connection class with a connect() classmethod, "
-                f"got {connection_class!r}"
-            )
-        for cb_name, cb in (("configure", configure), ("check", check), ("reset", reset)):
-            base._check_callable(cb_name, cb)
-        if open is not None and not isinstance(open, bool):
-            raise TypeError(f"open must be True, False or None, got {type(open).__name__}")
+        base.check_pool_arguments(connection_class, open, configure=configure, check=check, reset=reset)
         super().__init__(
             conninfo,
             kwargs=kwargs,
@@ -539,6 +531,10 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     # ------------------------------------------------------------------
     # Sizing, health, statistics
     # ------------------------------------------------------------------
+
+    def resize(self, min_size: int, max_size: int | None = None) -> None:
+        """Change the size of the pool during runtime."""
+        self._resize(min_size, max_size)
 
     def check(self) -> None:
         """Verify the state of the idle connections; replace the broken ones."""

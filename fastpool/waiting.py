@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Waiter:
@@ -75,3 +79,62 @@ def remove_waiter(queue: "deque[Waiter]", w: Waiter) -> bool:
     except ValueError:
         return False
     return True
+
+
+class AsyncWaiter:
+    """One waiting asyncio task: a future the pool resolves when it serves or
+    fails the waiter (under its lock, so the outcome is set before the wake-up).
+
+    Which of "served" and "gave up" happened is decided, as for threads, by
+    whether the waiter was still in the queue when the pool or the waiter took
+    the lock: never by the future, which a cancellation or a timeout may
+    have settled first."""
+
+    __slots__ = ("_loop", "_fut", "_thread", "slot", "error")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._fut: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.get_ident()
+        self.slot = -1
+        self.error: BaseException | None = None
+
+    def serve(self, slot: int) -> None:
+        """Give the waiter a slot (pool lock held)."""
+        self.slot = slot
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        """Wake the waiter with an error (pool lock held)."""
+        self.error = error
+        self._wake()
+
+    @property
+    def settled(self) -> bool:
+        """Served or failed (read on the waiter's loop after waking)."""
+        return self.slot != -1 or self.error is not None
+
+    def _wake(self) -> None:
+        if threading.get_ident() == self._thread:
+            self._set()
+        else:  # a putconn() from another thread (e.g. run_in_executor)
+            self._loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        if not self._fut.done():
+            self._fut.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Return when served or failed, or after ``timeout`` seconds; a
+        cancellation of the waiting task propagates (the caller cleans up)."""
+        if timeout <= 0 or self._fut.done():
+            return
+        timer = self._loop.call_later(timeout, self._set)
+        try:
+            await self._fut
+        finally:
+            timer.cancel()
+
+    def reset(self) -> tuple[int, BaseException | None]:
+        """Take the outcome (an AsyncWaiter is used once)."""
+        return self.slot, self.error

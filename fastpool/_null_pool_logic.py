@@ -1,0 +1,91 @@
+"""What the sync and async null pools share: the connection budget
+(``max_size`` connections at most, a waiter either gets a returned connection
+or the right to open its own), none of the I/O."""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import PoolClosed
+
+# A waiter served with this instead of a slot may open its own connection: a
+# connection slot was freed (a return was closed, or a connect failed).
+CONNECT_YOURSELF = -2
+
+
+class NullPoolLogic:
+    """Mixed in before ``PoolLogic`` by NullConnectionPool and AsyncNullConnectionPool."""
+
+    def _reserve_or_enqueue_locked(self) -> Any:
+        """First step of a checkout (pool lock held): None if the caller may open
+        a connection now (one is reserved for it), else its queued waiter."""
+        if self._closed:
+            raise PoolClosed(f"the pool {self.name!r} is already closed")
+        if not self._waiting and not self._limit_reached_locked():
+            self._nconns += 1
+            return None
+        return self._enqueue_locked()
+
+    def _install_or_none(self, conn: Any) -> int:
+        """Put a connection the caller opened in a held slot; -1 if the pool was
+        closed meanwhile (the caller closes the connection)."""
+        with self._lock:
+            if self._closed:
+                return -1
+            return self._install(conn)
+
+    def _hand_over(self, slot: int) -> bool:
+        """Give a returned, reset connection to the oldest waiter, if any."""
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().serve(slot)
+                return True
+        return False
+
+    def _retire_returned(self, slot: int) -> None:
+        """A returned connection will be closed: its slot leaves the pool."""
+        with self._lock:
+            self._conns[slot] = None
+            self._ring.retire(slot)
+
+    def _check_size(self, min_size: Any, max_size: Any) -> tuple[int, int]:
+        if isinstance(min_size, bool) or not isinstance(min_size, int):
+            raise TypeError(f"min_size must be an int, got {type(min_size).__name__}")
+        if min_size != 0:
+            raise ValueError("null pools must have min_size = 0")
+        if max_size is None:
+            max_size = 0
+        elif isinstance(max_size, bool) or not isinstance(max_size, int):
+            raise TypeError(f"max_size must be an int or None, got {type(max_size).__name__}")
+        if max_size < 0:
+            raise ValueError("max_size cannot be negative (0 or None means unlimited)")
+        return min_size, max_size
+
+    def _limit_reached_locked(self) -> bool:
+        return self._max_size > 0 and self._nconns >= self._max_size
+
+    def _return_unclaimed(self, slot: int) -> None:
+        if slot >= 0:
+            self._give_back(slot)
+        elif slot == CONNECT_YOURSELF:
+            self._free_connection_slot()
+
+    def _free_connection_slot(self) -> None:
+        """A reserved connection won't exist: let the oldest waiter connect instead."""
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().serve(CONNECT_YOURSELF)
+            else:
+                self._nconns -= 1
+
+    def _resize(self, min_size: int, max_size: int | None = None) -> None:
+        min_size, max_size = self._check_size(min_size, max_size)
+        if max_size > self._capacity:
+            raise ValueError(
+                f"max_size {max_size} is more than this pool can grow to ({self._capacity})"
+            )
+        with self._lock:
+            self._min_size, self._max_size = min_size, max_size
+            # Raising the limit may let queued clients connect now.
+            while self._waiting and not self._limit_reached_locked():
+                self._nconns += 1
+                self._waiting.popleft().serve(CONNECT_YOURSELF)

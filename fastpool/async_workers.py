@@ -1,0 +1,110 @@
+"""Background tasks of an async pool: ``num_workers`` asyncio tasks running
+maintenance (connect, reconnect, shrink) from a queue, and ``loop.call_later``
+timers for delayed work. The asyncio counterpart of ``fastpool.workers`` with
+the same interface, so the shared pool logic schedules work the same way.
+
+Tasks are ``(function, args)``; ``function(pool, *args)`` may return a
+coroutine, which the worker awaits. The pool is held by a weak reference, so a
+forgotten pool can be garbage-collected (its workers then stop).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import weakref
+from typing import Any, Callable
+
+logger = logging.getLogger("psycopg.pool")
+
+Task = Callable[..., Any]
+_STOP = object()
+
+
+class AsyncWorkers:
+    """A task queue, its worker tasks and the pending timers of one async pool.
+    Created and started inside the pool's running loop."""
+
+    def __init__(self, pool: Any, num_workers: int) -> None:
+        self._pool_ref = weakref.ref(pool)
+        self._name = pool.name
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._stopping = False
+        self._num_workers = num_workers
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [
+            self._loop.create_task(self._work(), name=f"{self._name}-worker-{i}")
+            for i in range(self._num_workers)
+        ]
+
+    def _in_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread
+
+    def run_soon(self, task: Task, *args: Any) -> None:
+        self._put((task, args))
+
+    def _put(self, item: Any) -> None:
+        if self._in_loop_thread():
+            self._queue.put_nowait(item)
+        else:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def run_later(self, delay: float, task: Task, *args: Any) -> None:
+        if not self._in_loop_thread():
+            self._loop.call_soon_threadsafe(self.run_later, delay, task, *args)
+            return
+        if self._stopping:
+            return
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            if not self._stopping:
+                self._queue.put_nowait((task, args))
+
+        handle = self._loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def stop(self) -> None:
+        """Ask every worker to finish; returns at once (join() waits)."""
+        self._stopping = True
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        for _ in self.tasks:
+            self._put(_STOP)
+
+    async def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the workers; cancel the ones left."""
+        current = asyncio.current_task()
+        tasks = [t for t in self.tasks if t is not current and not t.done()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for t in pending:
+            logger.warning("couldn't stop task %r within %s seconds", t.get_name(), timeout)
+            t.cancel()
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is _STOP:
+                return
+            task, args = item
+            pool = self._pool_ref()
+            if pool is None:
+                return
+            try:
+                result = task(pool, *args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as ex:
+                logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
+                               ex.__class__.__name__, ex)
+            del pool  # don't keep the pool alive while waiting on the queue

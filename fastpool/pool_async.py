@@ -1,0 +1,706 @@
+"""``AsyncConnectionPool``: psycopg_pool's AsyncConnectionPool API on fastpool's core.
+
+The bookkeeping (slots, the FIFO waiter queue, growth) is ``PoolLogic`` and the
+lock-free checkout/return is ``PoolFastPath``: the same code, compiled, as the
+sync ``ConnectionPool``. This module adds only what awaits: connecting,
+closing, rolling back, the ``configure``/``check``/``reset`` callbacks, and
+waiting for a connection.
+
+Cancellation never loses a connection: a task cancelled while queued gives
+back a connection handed to it in the meantime; one cancelled while its
+connection is being reset or checked has that connection discarded (its state
+is unknown) and replaced. A task that ends while still holding a connection it
+took with ``getconn()`` is reported with a warning on the ``psycopg.pool`` logger.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from functools import partial
+from typing import Any, Awaitable, Callable, Generic, TypeVar, Union
+
+from . import base
+from ._core import PoolFastPath
+from ._pool_logic import PoolLogic
+from .async_workers import AsyncWorkers
+from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
+from .errors import PoolClosed, PoolTimeout
+from .pool import _CLOSE_RETURNS_BUILTIN
+from .waiting import AsyncWaiter
+
+try:
+    import psycopg
+    from psycopg import errors as e
+except ImportError:  # pragma: no cover - psycopg is needed to use this pool
+    psycopg = None  # type: ignore[assignment]
+
+logger = logging.getLogger("psycopg.pool")
+monotonic = time.monotonic
+
+ACT = TypeVar("ACT")
+AsyncCallback = Callable[[Any], Awaitable[None]]
+MaybeAsync = Union[Any, Callable[[], Any]]
+
+
+async def _resolved(value: Any) -> Any:
+    """``value()`` if callable, awaited if that is awaitable (sync or async
+    ``conninfo``/``kwargs``/``reconnect_failed`` are all accepted)."""
+    if callable(value):
+        value = value()
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        value = await value
+    return value
+
+
+class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
+    """A pool of psycopg async connections, drop-in for
+    ``psycopg_pool.AsyncConnectionPool``."""
+
+    def __init__(
+        self,
+        conninfo: str | Callable[[], Any] = "",
+        *,
+        connection_class: type | None = None,
+        kwargs: dict[str, Any] | Callable[[], Any] | None = None,
+        min_size: int = 4,
+        max_size: int | None = None,
+        open: bool | None = None,
+        configure: AsyncCallback | None = None,
+        check: AsyncCallback | None = None,
+        reset: AsyncCallback | None = None,
+        name: str | None = None,
+        close_returns: bool = False,
+        timeout: float = 30.0,
+        max_waiting: int = 0,
+        max_lifetime: float = 60 * 60.0,
+        max_idle: float = 10 * 60.0,
+        reconnect_timeout: float = 5 * 60.0,
+        reconnect_failed: Callable[[Any], Any] | None = None,
+        num_workers: int = 3,
+        check_bypass: float = 0.0,
+    ):
+        if connection_class is None:
+            if psycopg is None:
+                raise ImportError(
+                    "fastpool.AsyncConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
+                )
+            connection_class = psycopg.AsyncConnection
+        base.check_pool_arguments(connection_class, open, configure=configure, check=check, reset=reset)
+        super().__init__(
+            conninfo,
+            kwargs=kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            name=name,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            max_lifetime=max_lifetime,
+            max_idle=max_idle,
+            reconnect_timeout=reconnect_timeout,
+            reconnect_failed=reconnect_failed,
+            num_workers=num_workers,
+            check_bypass=check_bypass,
+        )
+        if close_returns and not _CLOSE_RETURNS_BUILTIN:
+            raise TypeError(
+                "close_returns=True in an async pool needs psycopg >= 3.3"
+                f" (installed: {psycopg.__version__})"
+            )
+        self.connection_class = connection_class
+        self._configure = configure
+        self._check = check
+        self._reset = reset
+        self.close_returns = bool(close_returns)
+        self._capacity = max(base.MIN_SLOT_CAPACITY, self._max_size)
+        cls = type(self)
+        self._plain_hot_path = (
+            cls.getconn is AsyncConnectionPool.getconn and cls.putconn is AsyncConnectionPool.putconn
+        )
+        self._init_state()
+        # Connections being closed by a task nobody awaits (a sync code path
+        # had to drop them): kept here so the tasks aren't garbage-collected.
+        self._background: set[asyncio.Task[Any]] = set()
+        self._open_implicit = False
+        if open:
+            self._warn_open_async()
+        if open is None:
+            open = self._open_implicit = True
+        if open:
+            self._open()
+
+    # ------------------------------------------------------------------
+    # Open / close
+    # ------------------------------------------------------------------
+
+    async def open(self, wait: bool = False, timeout: float = 30.0) -> None:
+        """Open the pool: start the worker tasks and the initial connections.
+        Needs a running event loop."""
+        self._open()
+        if wait:
+            await self.wait(timeout=timeout)
+
+    def _open(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(f"{type(self).__name__} open with no running loop") from None
+        with self._lock:
+            if self._opened:
+                if self._closed:
+                    raise PoolClosed(
+                        f"pool {self.name!r} has already been opened/closed and cannot be reused"
+                    )
+                self._fast = not self._open_implicit
+                return
+            self._opened = True
+            self._closed = False
+            self._start_workers_locked()
+            self._fast = not self._open_implicit
+
+    def _start_workers_locked(self) -> None:
+        self._workers = AsyncWorkers(self, self.num_workers)
+        self._workers.start()
+        self._grow_locked(self._min_size - self._nconns)
+        self._workers.run_later(self.max_idle, AsyncConnectionPool._shrink_task)
+        self._workers.run_later(self._expiry_sweep_period(), AsyncConnectionPool._expiry_task)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Close the pool: idle connections now, checked-out ones when returned.
+
+        Waiting tasks get PoolClosed at once. Worker tasks get ``timeout``
+        seconds to finish, then are cancelled."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._fast = False
+            waiters = list(self._waiting)
+            self._waiting.clear()
+            idle = self._take_all_idle_locked()
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.stop()
+        err = PoolClosed(f"the pool {self.name!r} is closed")
+        with self._lock:
+            for w in waiters:
+                w.fail(err)
+        for slot, conn in idle:
+            self._forget_slot(slot)
+            await self._close_quietly(conn)
+        if workers is not None:
+            await workers.join(timeout)
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout)
+
+    def _close_idle(self) -> None:
+        # Called by the sync fast path when close() raced a return: close what
+        # is in the ring in a background task.
+        with self._lock:
+            idle = self._take_all_idle_locked()
+        for slot, conn in idle:
+            self._forget_slot(slot)
+            self._close_in_background(conn)
+
+    def _close_in_background(self, conn: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._close_quietly(conn))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def __aenter__(self) -> "AsyncConnectionPool[ACT]":
+        self._open_implicit = False
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        await self.close()
+
+    def _warn_open_async(self) -> None:
+        warnings.warn(
+            f"opening the async pool {type(self).__name__} in the constructor"
+            " is deprecated and will not be supported anymore in a future"
+            " release. Please use `await pool.open()`, or use the pool as context"
+            f" manager using: `async with {type(self).__name__}(...) as pool: `...",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _check_open_getconn(self) -> None:
+        if self._closed:
+            if self._opened:
+                raise PoolClosed(f"the pool {self.name!r} is already closed")
+            raise PoolClosed(f"the pool {self.name!r} is not open yet")
+        if self._open_implicit:
+            self._open_implicit = False
+            self._warn_open_async()
+            with self._lock:
+                self._fast = not self._closed
+
+    async def wait(self, timeout: float = 30.0) -> None:
+        """Wait until the pool holds ``min_size`` connections.
+
+        On timeout the pool is closed and PoolTimeout raised (as psycopg_pool)."""
+        timeout = base.check_timeout(timeout)
+        self._check_open_getconn()
+        deadline = monotonic() + timeout
+        while True:
+            with self._lock:
+                ready = self._ring.size() >= self._min_size
+                closed = self._closed
+            if ready:
+                return
+            if closed:
+                raise PoolClosed(f"the pool {self.name!r} is closed")
+            if monotonic() >= deadline:
+                await self.close()
+                raise PoolTimeout(f"pool initialization incomplete after {timeout} sec") from None
+            await asyncio.sleep(0.005)
+
+    # ------------------------------------------------------------------
+    # Checkout
+    # ------------------------------------------------------------------
+
+    async def getconn(self, timeout: float | None = None) -> ACT:
+        """Take a connection out of the pool; give it back with ``putconn()``.
+
+        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+        raises PoolTimeout. If the calling task ends still holding the
+        connection, a warning is logged."""
+        conn = await self._getconn(timeout)
+        self._track_owner(conn)
+        return conn
+
+    async def _getconn(self, timeout: float | None) -> Any:
+        got = self._checkout_fast(timeout)
+        if type(got) is not int:
+            return got
+        if got >= 0:
+            conn = await self._checkout_checked(got, monotonic())
+            if conn is not None:
+                return conn
+        return await self._getconn_slow(timeout, got >= 0)
+
+    async def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
+        if not counted:
+            self._counters.add(base.I_REQUESTS_NUM)
+        timeout = self.timeout if timeout is None else base.check_timeout(timeout)
+        deadline = monotonic() + timeout
+        self._check_open_getconn()
+        while True:
+            with self._lock:
+                got = self._slot_or_waiter_locked()
+            slot = got if type(got) is int else await self._await(got, deadline, timeout)
+            conn = await self._checkout_checked(slot, monotonic())
+            if conn is not None:
+                return conn
+
+    def _new_waiter(self) -> AsyncWaiter:
+        return AsyncWaiter(asyncio.get_running_loop())
+
+    async def _await(self, w: AsyncWaiter, deadline: float, timeout: float) -> int:
+        """Wait until ``w`` is served; its slot, or raise."""
+        t0 = monotonic()
+        try:
+            await w.wait(deadline - t0)
+        except BaseException:
+            # Cancelled: give back whatever was handed to us meanwhile.
+            if w.settled or not self._stop_waiting(w):
+                self._return_unclaimed(w.slot)
+            raise
+        if not w.settled:
+            self._stop_waiting(w)  # timed out (or served just now: then settled)
+        return self._wait_outcome(w, monotonic() - t0, timeout)
+
+    async def _checkout_checked(self, slot: int, now: float) -> Any:
+        """Finish a checkout of a held slot: enforce lifetime/drain and run the
+        ``check`` callback. None if the connection was discarded (retry)."""
+        conn = self._conns[slot]
+        if now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at:
+            logger.info("discarding expired connection %s", conn)
+            await self._discard(slot, conn)
+            return None
+        if self._check is not None and not (
+            self.check_bypass and now - self._last_used[slot] < self.check_bypass
+        ):
+            try:
+                await self._check(conn)
+            except Exception as ex:
+                logger.info("connection failed check: %s", ex)
+                self._stats.add(Stats.CONNECTIONS_LOST)
+                await self._discard(slot, conn)
+                return None
+            except BaseException:
+                # Cancelled mid-check: the connection may be mid-query.
+                self._discard_soon(slot, conn)
+                raise
+        conn._pool = self
+        return conn
+
+    def _track_owner(self, conn: Any) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            return
+        callback = partial(self._owner_done, conn)
+        task.add_done_callback(callback)
+        conn._fp_owner = (task, callback)
+
+    def _owner_done(self, conn: Any, task: asyncio.Task[Any]) -> None:
+        owner = getattr(conn, "_fp_owner", None)
+        if owner is not None and owner[0] is task and getattr(conn, "_pool", None) is self:
+            conn._fp_owner = None
+            logger.warning(
+                "task %r finished while holding connection %s from pool %r:"
+                " return it with putconn() or use pool.connection()",
+                task.get_name(), conn, self.name,
+            )
+
+    # ------------------------------------------------------------------
+    # Return
+    # ------------------------------------------------------------------
+
+    async def putconn(self, conn: ACT) -> None:
+        """Give back a connection obtained with ``getconn()``."""
+        owner = getattr(conn, "_fp_owner", None)
+        if owner is not None and getattr(conn, "_pool", None) is self:
+            conn._fp_owner = None  # type: ignore[attr-defined]
+            owner[0].remove_done_callback(owner[1])
+        slot = self._return_fast(conn)
+        if slot >= 0:
+            await self._putconn_slow(slot, conn)
+
+    async def _putconn_slow(self, slot: int, conn: Any) -> None:
+        if self._closed:
+            self._forget_slot(slot)
+            await self._close_quietly(conn)
+            return
+        try:
+            await self._reset_connection(conn)
+        except BaseException:
+            # Cancelled mid-reset: the connection's state is unknown.
+            self._discard_soon(slot, conn)
+            raise
+        if conn.pgconn.transaction_status == UNKNOWN:
+            self._stats.add(Stats.RETURNS_BAD)
+            logger.warning("discarding closed connection: %s", conn)
+            await self._discard(slot, conn)
+            return
+        now = monotonic()
+        if now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at:
+            logger.info("discarding expired connection")
+            await self._discard(slot, conn)
+            return
+        self._last_used[slot] = now
+        self._give_back(slot)
+
+    async def _reset_connection(self, conn: Any) -> None:
+        """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
+        status = conn.pgconn.transaction_status
+        if status == ACTIVE:
+            logger.warning("closing returned connection: %s", conn)
+            await self._close_quietly(conn)
+        elif status in (INTRANS, INERROR):
+            logger.warning("rolling back returned connection: %s", conn)
+            try:
+                await conn.rollback()
+            except Exception as ex:
+                logger.warning(
+                    "rollback failed: %s: %s. Discarding connection %s", ex.__class__.__name__, ex, conn
+                )
+                await self._close_quietly(conn)
+        if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:
+            try:
+                await self._reset(conn)
+                status = conn.pgconn.transaction_status
+                if status != IDLE:
+                    sname = base.STATUS_NAMES.get(status, status)
+                    raise e.ProgrammingError(
+                        f"connection left in status {sname} by reset function {self._reset}: discarded"
+                    )
+            except Exception as ex:
+                logger.warning("error resetting connection: %s", ex)
+                await self._close_quietly(conn)
+
+    def connection(self, timeout: float | None = None) -> "AsyncConnectionContext":
+        """Async context manager: a connection for the block, committed on
+        success, rolled back on error, then returned to the pool."""
+        return AsyncConnectionContext(self, timeout)
+
+    # ------------------------------------------------------------------
+    # Connections
+    # ------------------------------------------------------------------
+
+    async def _discard(self, slot: int, conn: Any) -> None:
+        """Close a held slot's connection and have a new one made in its place."""
+        self._forget_slot(slot)
+        await self._close_quietly(conn)
+        self._replace_discarded()
+
+    def _discard_soon(self, slot: int, conn: Any) -> None:
+        """``_discard`` for a task being cancelled: nothing here awaits."""
+        self._forget_slot(slot)
+        self._close_in_background(conn)
+        self._replace_discarded()
+
+    def _replace_discarded(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._grow_locked(max(1 if self._waiting else 0, self._min_size - self._nconns))
+
+    @staticmethod
+    async def _close_quietly(conn: Any) -> None:
+        conn._pool = None
+        try:
+            await conn.close()
+        except Exception as ex:  # a broken socket must not break the pool
+            logger.warning("error closing connection %s: %s", conn, ex)
+
+    async def _connect(self, timeout: float | None = None) -> Any:
+        """Open a connection and run ``configure``; raise on any failure."""
+        kwargs = await _resolved(self.kwargs)
+        kwargs = self._check_kwargs(kwargs)
+        if timeout is not None:
+            kwargs = dict(kwargs, connect_timeout=max(round(timeout), 1))
+        conninfo = self._check_conninfo(await _resolved(self.conninfo))
+        self._stats.add(Stats.CONNECTIONS_NUM)
+        t0 = monotonic()
+        try:
+            conn = await self.connection_class.connect(conninfo, **kwargs)  # type: ignore[attr-defined]
+        except Exception:
+            self._stats.add(Stats.CONNECTIONS_ERRORS)
+            raise
+        self._stats.add_ms(Stats.CONNECTIONS_MS, monotonic() - t0)
+        conn._pool = None
+        if self._configure is not None:
+            try:
+                await self._configure(conn)
+                status = conn.pgconn.transaction_status
+                if status != IDLE:
+                    sname = base.STATUS_NAMES.get(status, status)
+                    raise e.ProgrammingError(
+                        f"connection left in status {sname} by configure function {self._configure}: discarded"
+                    )
+            except BaseException:
+                await self._close_quietly(conn)
+                raise
+        return conn
+
+    # ------------------------------------------------------------------
+    # Maintenance tasks (run by the worker tasks; first argument is the pool)
+    # ------------------------------------------------------------------
+
+    async def _add_connection_task(self, attempt: AttemptWithBackoff | None) -> None:
+        if self._closed:
+            with self._lock:
+                self._nconns -= 1
+                self._connecting -= 1
+            return
+        try:
+            conn = await self._connect()
+        except Exception as ex:
+            logger.warning("error connecting in %r: %s", self.name, ex)
+            await self._retry_connection(attempt)
+            return
+        except BaseException:  # the worker was cancelled (close() timed out)
+            with self._lock:
+                self._nconns -= 1
+                self._connecting -= 1
+            raise
+        with self._lock:
+            self._connecting -= 1
+            if self._closed:
+                self._nconns -= 1
+                slot = -1
+            else:
+                slot = self._install(conn)
+        if slot < 0:
+            await self._close_quietly(conn)
+            return
+        self._give_back(slot)
+        with self._lock:
+            if self._waiting and not self._closed:
+                self._grow_for_waiters_locked()
+
+    async def _retry_connection(self, attempt: AttemptWithBackoff | None) -> None:
+        now = monotonic()
+        if attempt is None:
+            attempt = AttemptWithBackoff(timeout=self.reconnect_timeout)
+        attempt.update_delay(now)
+        if not attempt.time_to_give_up(now):
+            if self._workers is not None:
+                self._workers.run_later(attempt.delay, AsyncConnectionPool._add_connection_task, attempt)
+            return
+        logger.warning(
+            "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout
+        )
+        with self._lock:
+            self._nconns -= 1
+            self._connecting -= 1
+        try:
+            await self.reconnect_failed()
+        except Exception as ex:
+            logger.warning("reconnect_failed callback failed: %s", ex)
+        workers = self._workers
+        if workers is not None:
+            workers.run_later(min(attempt.delay or AttemptWithBackoff.INITIAL_DELAY,
+                                  AttemptWithBackoff.MAX_DELAY), AsyncConnectionPool._refill_task)
+
+    async def reconnect_failed(self) -> None:  # type: ignore[override]
+        """Called when reconnecting gives up; runs the ``reconnect_failed``
+        callback (sync or async)."""
+        if self._reconnect_failed:
+            await _resolved(partial(self._reconnect_failed, self))
+
+    async def _shrink_task(self) -> None:
+        workers = self._workers
+        if self._closed or workers is None:
+            return
+        workers.run_later(self.max_idle, AsyncConnectionPool._shrink_task)
+        with self._lock:
+            exhausted, self._exhausted = self._exhausted, False
+            if exhausted or self._nconns <= self._min_size:
+                return
+            slot = self._ring.try_acquire()
+            if slot < 0:
+                return
+            conn = self._conns[slot]
+        logger.info(
+            "shrinking pool %r to %s because some connections were unused in the last %s sec",
+            self.name, self._nconns - 1, self.max_idle,
+        )
+        self._forget_slot(slot)
+        await self._close_quietly(conn)
+
+    async def _expiry_task(self) -> None:
+        workers = self._workers
+        if self._closed or workers is None:
+            return
+        workers.run_later(self._expiry_sweep_period(), AsyncConnectionPool._expiry_task)
+        now = monotonic()
+        for _ in range(self._ring.idle_count()):
+            slot = self._ring.try_acquire()
+            if slot < 0:
+                return
+            conn = self._conns[slot]
+            if now >= self._expire_at[slot]:
+                logger.info("discarding expired connection %s", conn)
+                await self._discard(slot, conn)
+            else:
+                self._give_back(slot)
+
+    # ------------------------------------------------------------------
+    # Sizing, health
+    # ------------------------------------------------------------------
+
+    async def resize(self, min_size: int, max_size: int | None = None) -> None:
+        """Change the size of the pool during runtime."""
+        self._resize(min_size, max_size)
+
+    async def check(self) -> None:
+        """Verify the state of the idle connections; replace the broken ones."""
+        with self._lock:
+            if self._closed:
+                return
+            idle = self._take_all_idle_locked()
+        now = monotonic()
+        for i, (slot, conn) in enumerate(idle):
+            try:
+                if now >= self._expire_at[slot]:
+                    logger.info("discarding expired connection")
+                    await self._discard(slot, conn)
+                    continue
+                try:
+                    await self.check_connection(conn)
+                except Exception as ex:
+                    self._stats.add(Stats.CONNECTIONS_LOST)
+                    logger.warning("discarding broken connection: %s", ex)
+                    await self._discard(slot, conn)
+                else:
+                    self._give_back(slot)
+            except BaseException:
+                # Cancelled: the one being checked is in an unknown state, the
+                # rest go back untouched.
+                if self._conns[slot] is conn:
+                    self._discard_soon(slot, conn)
+                for other, _ in idle[i + 1:]:
+                    self._give_back(other)
+                raise
+        self._replace_discarded_to_min()
+
+    def _replace_discarded_to_min(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._grow_locked(self._min_size - self._nconns)
+
+    @staticmethod
+    async def check_connection(conn: Any) -> None:
+        """A simple check to verify that a connection is still working
+        (usable as the ``check`` parameter)."""
+        if conn.autocommit:
+            await conn.execute("")
+        else:
+            await conn.set_autocommit(True)
+            try:
+                await conn.execute("")
+            finally:
+                try:
+                    await conn.set_autocommit(False)
+                except Exception:
+                    pass  # the connection is broken: keep the original error
+
+    async def drain(self) -> None:
+        """Replace every connection: idle ones now, checked-out ones on return."""
+        with self._lock:
+            if self._closed:
+                return
+            self._drained_at = monotonic()
+            idle = self._take_all_idle_locked()
+        for slot, conn in idle:
+            await self._discard(slot, conn)
+
+
+class AsyncConnectionContext:
+    """``async with pool.connection() as conn:`` — psycopg's ``async with conn:``
+    semantics (commit on success, rollback on error), then the connection goes
+    back to the pool even if the task is cancelled meanwhile."""
+
+    __slots__ = ("pool", "timeout", "conn", "t0")
+
+    def __init__(self, pool: AsyncConnectionPool[Any], timeout: float | None) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        self.t0 = monotonic()
+        pool = self.pool
+        if pool._plain_hot_path:
+            self.conn = await pool._getconn(self.timeout)
+        else:
+            self.conn = await pool.getconn(self.timeout)
+        return self.conn
+
+    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        conn = self.conn
+        pool = self.pool
+        self.conn = None
+        assert conn is not None, "__aexit__ without __aenter__"
+        try:
+            status = conn.pgconn.transaction_status
+            # UNKNOWN is a closed or broken connection: psycopg's __aexit__ skips it.
+            if status != IDLE and status != UNKNOWN:
+                if exc_type is None:
+                    await conn.commit()
+                else:
+                    try:
+                        await conn.rollback()
+                    except Exception as ex2:
+                        logger.warning("error ignored in rollback on %s: %s", conn, ex2)
+        finally:
+            # Already returned if the block called conn.close() with close_returns.
+            if getattr(conn, "_pool", None) is pool:
+                await pool.putconn(conn)
+            pool._counters.add(base.I_USAGE_MS, int((monotonic() - self.t0) * 1_000_000))
+
+
+__all__ = ["AsyncConnectionPool"]
