@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+from typing import Iterator
 
 import pytest
 
@@ -62,3 +63,12 @@ def pg_server():
 @pytest.fixture(scope="session")
 def pg_dsn(pg_server) -> str:
     return pg_server.dsn
+
+
+@pytest.fixture
+def admin(pg_dsn: str) -> Iterator["psycopg.Connection"]:  # noqa: F821
+    """A connection outside any pool, for killing backends and checking data."""
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        yield conn

@@ -33,13 +33,6 @@ def make_pool(pg_dsn: str, pools: list):
     return make
 
 
-@pytest.fixture
-def admin(pg_dsn: str) -> Iterator[psycopg.Connection]:
-    """A connection outside any pool, for killing backends and checking data."""
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        yield conn
-
-
 def kill_backend(admin: psycopg.Connection, pid: int) -> None:
     assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
 
