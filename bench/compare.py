@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from . import cases_core, cases_pools, contenders, report, targets
+from . import cases_async, cases_core, cases_pools, contenders, report, targets
 from .harness import interleaved, ns_per_op, threaded_throughput
 from .report import Table
 
@@ -53,6 +53,7 @@ CASES: dict[str, tuple[Callable[[argparse.Namespace], list[Table]], bool]] = {
     "pool_select1": (cases_pools.case_e2e, True),
     "pool_spike": (cases_pools.case_spike, False),
     "pool_memory": (cases_pools.case_memory, True),
+    "pool_async": (cases_async.case_async, True),
 }
 
 
@@ -68,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", help="core cases: thread counts (default 1,4,16,64)")
     p.add_argument("--pool-threads", help="contended case: thread counts (default 10,16,20,64)")
     p.add_argument("--e2e-threads", help="SELECT 1 case: thread counts (default 1,10,64)")
+    p.add_argument("--async-tasks", help="async case: task counts (default 1,10,64)")
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                   help="event loop of the async case (default asyncio)")
     p.add_argument("--memory-conns", help="memory case: the two pool sizes compared (default 10,60)")
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
     p.add_argument("--dsn", help="PostgreSQL to use (default: found or started, as for the tests)")
@@ -85,6 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.pool_threads = _ints(args.pool_threads or ("10,64" if q else "10,16,20,64"))
     args.e2e_threads = _ints(args.e2e_threads or ("1,10" if q else "1,10,64"))
     args.memory_conns = _ints(args.memory_conns or ("2,6" if q else "10,60"))
+    args.async_tasks = _ints(args.async_tasks or ("10" if q else "1,10,64"))
     # the spike: 50 callers, 5 idle connections, max 20, slow connect
     args.spike_callers, args.spike_idle, args.spike_max = 50, 5, 20
     args.spike_connect, args.spike_hold = (0.02, 0.005) if q else (0.1, 0.02)
@@ -92,7 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    counts = args.threads + args.pool_threads + args.e2e_threads + args.memory_conns
+    counts = args.threads + args.pool_threads + args.e2e_threads + args.memory_conns + args.async_tasks
     if args.repeats < 1 or args.seconds <= 0 or min(counts) < 1:
         p.error("--repeats, --seconds, thread counts and --memory-conns must be positive")
     if len(args.memory_conns) != 2 or args.memory_conns[0] >= args.memory_conns[1]:

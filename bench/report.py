@@ -19,7 +19,8 @@ def _versions(dsn: str | None) -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for dist in ("psycopg", "psycopg-pool", "SQLAlchemy", "psycopg2-binary", "DBUtils", "Cython"):
+    for dist in ("psycopg", "psycopg-pool", "SQLAlchemy", "psycopg2-binary", "DBUtils", "asyncpg",
+                 "uvloop", "Cython"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -144,7 +145,7 @@ def write_plot(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> N
         lo = [results[n].median - min(results[n].runs) for n in names]
         hi = [max(results[n].runs) - results[n].median for n in names]
         colors = ["#d62728" if n.startswith("fastpool.c") else "#1f77b4" if n.startswith("fastpool")
-                  else "#2ca02c" if n == "dedicated" else "#7f7f7f" for n in names]
+                  else "#2ca02c" if n.startswith("dedicated") else "#7f7f7f" for n in names]
         ax.barh(names, meds, xerr=[lo, hi], color=colors, capsize=3)
         unit = results[names[0]].unit
         positive = [m for m in meds if m > 0]

@@ -20,6 +20,7 @@ POOL_TABLES = {
     "pool_select1_transaction_1", "pool_select1_transaction_10",
     "pool_spike", "pool_memory",
 }
+ASYNC_TABLES = {"async_cycle_10", "async_select1_10"}
 COMPETITORS = {"psycopg_pool", "sqlalchemy QueuePool", "psycopg2 pool+sem", "DBUtils PooledDB"}
 
 
@@ -31,10 +32,13 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
     )
     assert proc.returncode == 0, mask_password(proc.stdout + proc.stderr)
     data = json.loads((tmp_path / "latest.json").read_text())
-    assert set(data["cases"]) == {"core_ns_per_op", "core_threads_1", "core_threads_8"} | POOL_TABLES
+    assert set(data["cases"]) == {"core_ns_per_op", "core_threads_1", "core_threads_8"} | POOL_TABLES | ASYNC_TABLES
     for case, impls in data["cases"].items():
         if case.startswith("core"):
             assert "fastpool.python" in impls and "collections.deque" in impls, case
+        elif case.startswith("async"):
+            assert {"fastpool.c async", "fastpool.python async", "psycopg_pool async",
+                    "asyncpg pool (other driver)"} <= set(impls), (case, sorted(impls))
         else:
             assert "fastpool.python" in impls, case
             if case != "pool_spike":  # the spike runs on stub connections only
