@@ -19,7 +19,7 @@ import logging
 import time
 import warnings
 from functools import partial
-from typing import Any, Awaitable, Callable, Generic, TypeVar, Union
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from . import base
 from ._core import PoolFastPath
@@ -41,7 +41,6 @@ monotonic = time.monotonic
 
 ACT = TypeVar("ACT")
 AsyncCallback = Callable[[Any], Awaitable[None]]
-MaybeAsync = Union[Any, Callable[[], Any]]
 
 
 async def _resolved(value: Any) -> Any:

@@ -15,7 +15,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from fastpool import ConnectionPool, PoolTimeout
 
-from .stubs import StubConnection
+from fastpool.testing.stubs import StubConnection
 
 INTRANS, UNKNOWN = 2, 4
 

@@ -11,7 +11,7 @@ import fastpool
 from fastpool import ConnectionPool, PoolClosed, PoolTimeout, waiting
 from fastpool.testing.threads import run_threads
 
-from .stubs import StubConnection
+from fastpool.testing.stubs import StubConnection
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ caller, or on its way to a waiting task; none is lost or handed out twice."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 from hypothesis import settings
@@ -15,49 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from fastpool import AsyncConnectionPool, PoolTimeout
+from fastpool.testing.stubs import AsyncStubConnection
 
-INTRANS, UNKNOWN = 2, 4
-
-
-class _PGconn:
-    def __init__(self) -> None:
-        self.transaction_status = 0
-
-
-class AsyncStubConnection:
-    """Just enough of psycopg.AsyncConnection for the pool."""
-
-    _ids = itertools.count(1)
-
-    @classmethod
-    async def connect(cls, conninfo: str = "", **kwargs):
-        await asyncio.sleep(0)  # a real connect suspends
-        return cls()
-
-    def __init__(self) -> None:
-        self.id = next(self._ids)
-        self.pgconn = _PGconn()
-        self.closed = False
-        self.autocommit = False
-
-    async def close(self) -> None:
-        self.closed = True
-        self.pgconn.transaction_status = UNKNOWN
-
-    async def commit(self) -> None:
-        pass
-
-    async def rollback(self) -> None:
-        await asyncio.sleep(0)
-        self.pgconn.transaction_status = 0
-
-    async def execute(self, query: str):
-        if self.closed:
-            raise OSError("connection closed")
-        return self
-
-    async def set_autocommit(self, value: bool) -> None:
-        self.autocommit = value
+INTRANS = 2
 
 
 class AsyncPoolMachine(RuleBasedStateMachine):

@@ -1,7 +1,9 @@
 """Stub connections for scheduling tests: no database, controllable connect
-latency and failures, and a record of how many connects overlapped."""
+latency and failures, and a record of how many connects overlapped; and an
+asyncio twin for the async pools."""
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -69,3 +71,29 @@ class StubConnection:
 
     def __repr__(self) -> str:
         return f"<StubConnection {self.id}>"
+
+
+class AsyncStubConnection(StubConnection):
+    """Just enough of psycopg.AsyncConnection for the async pools; connect and
+    rollback suspend once, as the real ones do."""
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs):  # type: ignore[override]
+        await asyncio.sleep(0)
+        return cls()
+
+    async def close(self) -> None:  # type: ignore[override]
+        StubConnection.close(self)
+
+    async def commit(self) -> None:  # type: ignore[override]
+        pass
+
+    async def rollback(self) -> None:  # type: ignore[override]
+        await asyncio.sleep(0)
+        StubConnection.rollback(self)
+
+    async def execute(self, query: str):  # type: ignore[override]
+        return StubConnection.execute(self, query)
+
+    async def set_autocommit(self, value: bool) -> None:
+        self.autocommit = value
