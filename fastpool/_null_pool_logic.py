@@ -15,6 +15,11 @@ CONNECT_YOURSELF = -2
 class NullPoolLogic:
     """Mixed in before ``PoolLogic`` by NullConnectionPool and AsyncNullConnectionPool."""
 
+    @staticmethod
+    def _refuse_unsupported(kwargs: dict[str, Any]) -> None:
+        if kwargs.get("leak_threshold") is not None:
+            raise ValueError("leak_threshold is not supported by null pools (yet): use a ConnectionPool")
+
     def _reserve_or_enqueue_locked(self) -> Any:
         """First step of a checkout (pool lock held): None if the caller may open
         a connection now (one is reserved for it), else its queued waiter."""

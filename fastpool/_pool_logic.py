@@ -13,8 +13,11 @@ asyncio tasks for the async one.
 """
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+import traceback
 from collections import deque
 from typing import Any
 
@@ -24,7 +27,9 @@ from .base import Stats
 from .errors import PoolClosed, PoolTimeout, TooManyRequests
 from .waiting import remove_waiter
 
+logger = logging.getLogger("psycopg.pool")
 monotonic = time.monotonic
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class PoolLogic:
@@ -55,6 +60,11 @@ class PoolLogic:
         self._expire_at: list[float] = [0.0] * cap   # slot -> monotonic expiry
         self._created_at: list[float] = [0.0] * cap
         self._last_used: list[float] = [0.0] * cap   # slot -> last successful return
+        # Leak detection (leak_threshold set): when and where each held slot was
+        # checked out, and the checkout already reported.
+        self._checked_out_at: list[float] = [0.0] * cap
+        self._checkout_stack: list[Any] = [None] * cap
+        self._leak_reported: list[float] = [0.0] * cap
         self._waiting: deque[Any] = deque()   # Waiter (threads) or AsyncWaiter
         self._nconns = 0          # connections in the pool + being connected (pool_size)
         self._connecting = 0      # connection attempts scheduled or in flight
@@ -238,3 +248,41 @@ class PoolLogic:
             self._stats.add(Stats.REQUESTS_ERRORS)
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
         return slot
+
+    # Leak detection --------------------------------------------------------
+
+    def _note_checkout(self, slot: int) -> None:
+        """Record when and from where a slot was checked out (leak_threshold set).
+        Costs a stack capture (tens of microseconds): opt-in for that reason."""
+        self._checked_out_at[slot] = monotonic()
+        self._checkout_stack[slot] = [
+            f for f in traceback.extract_stack()[:-1] if not f.filename.startswith(_PACKAGE_DIR)
+        ]
+
+    def _note_return(self, slot: int) -> None:
+        self._checked_out_at[slot] = 0.0
+        self._checkout_stack[slot] = None
+
+    def _leak_scan_period(self) -> float:
+        return min(max(self._leak_threshold / 4, 0.01), 5.0)
+
+    def _leak_task(self) -> None:
+        """Maintenance task: report connections held longer than leak_threshold,
+        each checkout once, with the stack that checked it out."""
+        workers = self._workers
+        if self._closed or workers is None:
+            return
+        workers.run_later(self._leak_scan_period(), type(self)._leak_task)
+        now = monotonic()
+        for slot in self._ring.in_use():
+            at = self._checked_out_at[slot]
+            if not at or now - at <= self._leak_threshold or self._leak_reported[slot] == at:
+                continue
+            self._leak_reported[slot] = at
+            self._stats.add(Stats.CONNECTIONS_LEAKED)
+            stack = "".join(traceback.format_list(self._checkout_stack[slot] or []))
+            logger.warning(
+                "connection %s of pool %r has been checked out for %.1f sec (leak_threshold=%s);"
+                " possible leak, checked out at:\n%s",
+                self._conns[slot], self.name, now - at, self._leak_threshold, stack.rstrip(),
+            )

@@ -31,6 +31,7 @@ class PoolFastPath:
     _fast: bool = False
     _closed: bool = True
     _drained_at: float = -1.0
+    _leak_threshold: float = 0.0  # > 0: record each checkout for leak reports
     _plain_hot_path: bool = True  # (the compiled twin needs it; here getconn() is always called)
 
     def _checkout_fast(self, timeout: Any) -> Any:
@@ -51,6 +52,8 @@ class PoolFastPath:
                 if monotonic() < self._expire_at[slot] and self._check is None:
                     conn = self._conns[slot]
                     conn._pool = self
+                    if self._leak_threshold > 0:
+                        self._note_checkout(slot)
                     return conn
                 return slot
         return -1
@@ -69,6 +72,8 @@ class PoolFastPath:
             # Checked out before a fork and returned in the child: the parent owns
             # the socket. Drop it without closing.
             return -1
+        if self._leak_threshold > 0:
+            self._note_return(slot)
         if not self._closed:
             now = monotonic()
             if (
@@ -93,7 +98,8 @@ class PoolFastPath:
                 return -1
         return slot
 
-    # The pool provides _give_back, _serve_waiters, _close_idle and _raise_foreign
+    # The pool provides _give_back, _serve_waiters, _close_idle, _raise_foreign,
+    # _note_checkout and _note_return
     # (fastpool._pool_logic.PoolLogic, which comes after this class in the MRO,
     # so no placeholder may be defined here), and _checkout_checked,
     # _getconn_slow and _putconn_slow.

@@ -69,10 +69,12 @@ class Stats:
     CONNECTIONS_MS = "connections_ms"
     CONNECTIONS_ERRORS = "connections_errors"
     CONNECTIONS_LOST = "connections_lost"
+    CONNECTIONS_LEAKED = "connections_leaked"
 
     KEYS = (
         REQUESTS_NUM, REQUESTS_QUEUED, REQUESTS_WAIT_MS, REQUESTS_ERRORS, USAGE_MS,
         RETURNS_BAD, CONNECTIONS_NUM, CONNECTIONS_MS, CONNECTIONS_ERRORS, CONNECTIONS_LOST,
+        CONNECTIONS_LEAKED,
     )
     _MS_KEYS = frozenset((REQUESTS_WAIT_MS, USAGE_MS, CONNECTIONS_MS))
     # Index of each key in the Counters array (attribute lookups on the hot path
@@ -158,6 +160,7 @@ class BasePool:
         num_workers: int = 3,
         check_bypass: float = 0.0,
         fork_safe: bool = False,
+        leak_threshold: float | None = None,
     ):
         if not isinstance(conninfo, str) and not callable(conninfo):
             raise TypeError(
@@ -193,6 +196,11 @@ class BasePool:
         self._reconnect_failed = reconnect_failed
         self.num_workers = num_workers
         self.check_bypass = _positive_number("check_bypass", check_bypass, allow_zero=True)
+        # Seconds a connection may stay checked out before it is reported as a
+        # possible leak; 0 (from None) is off.
+        self._leak_threshold = (
+            0.0 if leak_threshold is None else _positive_number("leak_threshold", leak_threshold)
+        )
         self.fork_safe = bool(fork_safe)
         self._stats = Stats()
         self._opened = False
@@ -223,6 +231,12 @@ class BasePool:
     @property
     def max_size(self) -> int:
         return self._max_size
+
+    @property
+    def leak_threshold(self) -> float | None:
+        """Seconds after which a checked-out connection is reported as a
+        possible leak (None: off)."""
+        return self._leak_threshold or None
 
     @property
     def closed(self) -> bool:

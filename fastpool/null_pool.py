@@ -25,6 +25,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
     """A pool that opens a connection per request, bounded by ``max_size``."""
 
     def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any):
+        self._refuse_unsupported(kwargs)
         kwargs.setdefault("close_returns", False)
         super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)
         # close() on a connection of a null pool really closes it (psycopg_pool too).

@@ -85,6 +85,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         num_workers: int = 3,
         check_bypass: float = 0.0,
         fork_safe: bool = False,
+        leak_threshold: float | None = None,
     ):
         if connection_class is None:
             if psycopg is None:
@@ -106,6 +107,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             num_workers=num_workers,
             check_bypass=check_bypass,
             fork_safe=fork_safe,
+            leak_threshold=leak_threshold,
         )
         if close_returns and not _CLOSE_RETURNS_BUILTIN:
             # psycopg < 3.3's Connection.close() knows nothing of pools: use a
@@ -167,6 +169,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         self._grow_locked(self._min_size - self._nconns)
         self._workers.run_later(self.max_idle, ConnectionPool._shrink_task)
         self._workers.run_later(self._expiry_sweep_period(), ConnectionPool._expiry_task)
+        if self._leak_threshold:
+            self._workers.run_later(self._leak_scan_period(), ConnectionPool._leak_task)
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -327,6 +331,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 self._give_back(slot)
                 raise
         conn._pool = self
+        if self._leak_threshold:
+            self._note_checkout(slot)
         return conn
 
     # ------------------------------------------------------------------

@@ -79,6 +79,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         reconnect_failed: Callable[[Any], Any] | None = None,
         num_workers: int = 3,
         check_bypass: float = 0.0,
+        leak_threshold: float | None = None,
     ):
         if connection_class is None:
             if psycopg is None:
@@ -101,6 +102,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             reconnect_failed=reconnect_failed,
             num_workers=num_workers,
             check_bypass=check_bypass,
+            leak_threshold=leak_threshold,
         )
         if close_returns and not _CLOSE_RETURNS_BUILTIN:
             raise TypeError(
@@ -164,6 +166,8 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         self._grow_locked(self._min_size - self._nconns)
         self._workers.run_later(self.max_idle, AsyncConnectionPool._shrink_task)
         self._workers.run_later(self._expiry_sweep_period(), AsyncConnectionPool._expiry_task)
+        if self._leak_threshold:
+            self._workers.run_later(self._leak_scan_period(), AsyncConnectionPool._leak_task)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -334,6 +338,8 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 self._discard_soon(slot, conn)
                 raise
         conn._pool = self
+        if self._leak_threshold:
+            self._note_checkout(slot)
         return conn
 
     def _track_owner(self, conn: Any) -> None:

@@ -50,6 +50,7 @@ cdef class PoolFastPath:
     cdef public bint _fast           # open, not closed, no pending first-use warning
     cdef public bint _closed
     cdef public double _drained_at
+    cdef public double _leak_threshold  # > 0: record each checkout for leak reports
     # False when a subclass overrides getconn()/putconn(): then connection() must
     # go through the overrides, as psycopg_pool's does.
     cdef public bint _plain_hot_path
@@ -77,6 +78,8 @@ cdef class PoolFastPath:
                         and self._check is None):
                     conn = <object>PyList_GET_ITEM(self._conns, slot)
                     conn._pool = self
+                    if self._leak_threshold > 0:
+                        self._note_checkout(slot)
                     return conn
                 return slot
             if slot != FP_EMPTY:
@@ -103,6 +106,8 @@ cdef class PoolFastPath:
             # Checked out before a fork and returned in the child: the parent owns
             # the socket. Drop it without closing.
             return -1
+        if self._leak_threshold > 0:
+            self._note_return(slot)
         if not self._closed:
             now = _monotonic()
             if (conn.pgconn.transaction_status == _IDLE
