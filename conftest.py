@@ -72,3 +72,35 @@ def admin(pg_dsn: str) -> Iterator["psycopg.Connection"]:  # noqa: F821
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def build_core_variant(tmp_path_factory: pytest.TempPathFactory):
+    """``build_core_variant(name, **env)``: the compiled core built from the
+    sources into a temporary directory with extra build environment (e.g.
+    FASTPOOL_DEBUG=1), leaving the installed build alone. Returns the directory
+    to put first on PYTHONPATH."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+
+    def build(name: str, **env: str) -> Path:
+        pytest.importorskip("Cython")
+        work = tmp_path_factory.mktemp(name)
+        for f in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
+            shutil.copy(root / f, work / f)
+        shutil.copytree(root / "src", work / "src")
+        shutil.copytree(root / "fastpool", work / "fastpool",
+                        ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+        proc = subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+            cwd=work, env=dict(os.environ, FASTPOOL_REQUIRE_EXTENSIONS="1", **env),
+            capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, f"{name} build failed:\n{proc.stdout}\n{proc.stderr}"
+        return work
+
+    return build

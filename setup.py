@@ -6,6 +6,9 @@ Environment switches (read at build time):
 * ``FASTPOOL_REQUIRE_EXTENSIONS=1`` fail the build if the extension can't be compiled
                                     (CI uses this so a broken build can't hide behind the twin).
 * ``FASTPOOL_DEBUG=1``              compile the invariant checks in (``-O0 -g``).
+* ``FASTPOOL_SANITIZE=thread``      build with ThreadSanitizer (or ``address``: AddressSanitizer);
+                                    load the runtime with LD_PRELOAD when importing it into an
+                                    uninstrumented Python (tests/test_sanitizers.py does this).
 """
 import os
 
@@ -19,6 +22,9 @@ def _flag(name: str) -> bool:
 NO_EXTENSIONS = _flag("FASTPOOL_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = _flag("FASTPOOL_REQUIRE_EXTENSIONS")
 DEBUG = _flag("FASTPOOL_DEBUG")
+SANITIZE = os.environ.get("FASTPOOL_SANITIZE", "").strip().lower()
+if SANITIZE not in ("", "thread", "address"):
+    raise RuntimeError(f"FASTPOOL_SANITIZE must be 'thread' or 'address', got {SANITIZE!r}")
 
 if NO_EXTENSIONS and REQUIRE_EXTENSIONS:
     raise RuntimeError(
@@ -46,6 +52,10 @@ def extensions() -> list:
         return []
     cflags = ["-O0", "-g3", "-UNDEBUG"] if DEBUG else ["-O2"]
     cflags += ["-Wall", "-Wno-unused-function", "-pthread"]
+    ldflags = ["-pthread"]
+    if SANITIZE:
+        cflags += [f"-fsanitize={SANITIZE}", "-g", "-fno-omit-frame-pointer"]
+        ldflags += [f"-fsanitize={SANITIZE}"]
     exts = [
         Extension(
             name,
@@ -53,12 +63,13 @@ def extensions() -> list:
             include_dirs=["src"],
             define_macros=[("FASTPOOL_DEBUG", "1" if DEBUG else "0")],
             extra_compile_args=cflags,
-            extra_link_args=["-pthread"],
+            extra_link_args=ldflags,
             optional=not REQUIRE_EXTENSIONS,
         )
         for name, path in CYTHON_MODULES.items()
     ]
-    print("fastpool: compiled build" + (" (debug: invariant checks on)" if DEBUG else ""))
+    print("fastpool: compiled build" + (" (debug: invariant checks on)" if DEBUG else "")
+          + (f" ({SANITIZE} sanitizer)" if SANITIZE else ""))
     return cythonize(
         exts,
         language_level=3,

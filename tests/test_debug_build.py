@@ -6,7 +6,6 @@ left alone. Skipped only when there is no compiler toolchain (Cython missing).""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,22 +19,8 @@ pytestmark = pytest.mark.c_extension
 
 
 @pytest.fixture(scope="module")
-def debug_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("Cython")
-    work = tmp_path_factory.mktemp("debug_build")
-    for name in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
-        shutil.copy(ROOT / name, work / name)
-    shutil.copytree(ROOT / "src", work / "src")
-    shutil.copytree(
-        ROOT / "fastpool", work / "fastpool", ignore=shutil.ignore_patterns("*.so", "__pycache__")
-    )
-    env = dict(os.environ, FASTPOOL_DEBUG="1", FASTPOOL_REQUIRE_EXTENSIONS="1")
-    proc = subprocess.run(
-        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, f"debug build failed:\n{proc.stdout}\n{proc.stderr}"
-    return work
+def debug_build(build_core_variant) -> Path:
+    return build_core_variant("debug_build", FASTPOOL_DEBUG="1")
 
 
 def _run(work: Path, code: str) -> str:
