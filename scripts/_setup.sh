@@ -48,3 +48,20 @@ ensure_postgres() {
     fi
     say "PostgreSQL: no server found, a private throwaway cluster will be started"
 }
+
+ensure_pgbouncer() {
+    # The PgBouncer tests start their own pgbouncer; they are skipped without one.
+    if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's pgbouncer package (for the PgBouncer tests)"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null 2>&1; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null \
+                || say "could not install pgbouncer: the PgBouncer tests will be skipped"
+        fi
+    else
+        say "pgbouncer not installed and not root: the PgBouncer tests will be skipped"
+    fi
+}
