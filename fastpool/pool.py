@@ -146,6 +146,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
 
     def open(self, wait: bool = False, timeout: float = 30.0) -> None:
         """Open the pool: start the workers and the initial connections."""
+        timeout = base.check_timeout(timeout)
         with self._lock:
             if self._opened:
                 if self._closed:
@@ -177,6 +178,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
 
         Waiting clients get PoolClosed at once. Worker threads are joined for up
         to ``timeout`` seconds."""
+        timeout = base.check_timeout(timeout)
         with self._lock:
             if self._closed:
                 return

@@ -138,6 +138,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     async def open(self, wait: bool = False, timeout: float = 30.0) -> None:
         """Open the pool: start the worker tasks and the initial connections.
         Needs a running event loop."""
+        timeout = base.check_timeout(timeout)
         self._open()
         if wait:
             await self.wait(timeout=timeout)
@@ -174,6 +175,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
 
         Waiting tasks get PoolClosed at once. Worker tasks get ``timeout``
         seconds to finish, then are cancelled."""
+        timeout = base.check_timeout(timeout)
         with self._lock:
             if self._closed:
                 return

@@ -32,6 +32,10 @@ def wait_child(pid: int, timeout: float = 30.0) -> int:
 
 def run_child(body) -> tuple[int, dict]:
     """Fork; the child runs body() and sends its JSON result through a pipe."""
+    return collect_child(*spawn_child(body))
+
+
+def spawn_child(body) -> tuple[int, int]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
@@ -43,6 +47,10 @@ def run_child(body) -> tuple[int, dict]:
         os.write(w, json.dumps(out).encode())
         os._exit(code)
     os.close(w)
+    return pid, r
+
+
+def collect_child(pid: int, r: int) -> tuple[int, dict]:
     code = wait_child(pid)
     with os.fdopen(r) as f:
         return code, json.loads(f.read() or "{}")
@@ -87,7 +95,13 @@ def test_prefork_workers_each_use_the_pool(make_pool) -> None:
                 seen.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
         return {"pids": sorted(seen)}
 
-    results = [run_child(worker) for _ in range(3)]
+    # gunicorn-style: all workers forked first, then running at once, while
+    # the parent keeps using its own connections.
+    children = [spawn_child(worker) for _ in range(3)]
+    for _ in range(20):
+        with p.connection() as conn:
+            assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] in parent_pids
+    results = [collect_child(pid, r) for pid, r in children]
     all_pids = []
     for code, out in results:
         assert code == 0, out
