@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .base import Histograms
 from .errors import PoolClosed
 
 # A waiter served with this instead of a slot may open its own connection: a
@@ -27,6 +28,7 @@ class NullPoolLogic:
             raise PoolClosed(f"the pool {self.name!r} is already closed")
         if not self._waiting and not self._limit_reached_locked():
             self._nconns += 1
+            self._hist.add(Histograms.WAIT)  # no wait (connecting is "create" time)
             return None
         return self._enqueue_locked()
 

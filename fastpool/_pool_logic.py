@@ -23,7 +23,7 @@ from typing import Any
 
 
 from ._core import SlotRing
-from .base import Stats
+from .base import Histograms, Stats
 from .errors import PoolClosed, PoolTimeout, TooManyRequests
 from .waiting import remove_waiter
 
@@ -55,6 +55,7 @@ class PoolLogic:
         self._lock = threading.RLock()
         self._ring = SlotRing(self._capacity)
         self._counters = self._stats.counters
+        self._hist = self._histograms.counters
         cap = self._capacity
         self._conns: list[Any] = [None] * cap        # slot -> connection
         self._expire_at: list[float] = [0.0] * cap   # slot -> monotonic expiry
@@ -78,7 +79,7 @@ class PoolLogic:
     def _enqueue_locked(self) -> Any:
         """Queue the caller (pool lock held), or raise TooManyRequests."""
         if self.max_waiting and len(self._waiting) >= self.max_waiting:
-            self._stats.add(Stats.REQUESTS_ERRORS)
+            self._count_failed_request()
             raise TooManyRequests(
                 f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
             )
@@ -219,6 +220,7 @@ class PoolLogic:
         if not self._waiting:
             slot = self._ring.try_acquire()
             if slot >= 0:
+                self._hist.add(Histograms.WAIT)  # found one idle: no wait
                 return slot
         self._exhausted = True
         w = self._enqueue_locked()
@@ -241,11 +243,12 @@ class PoolLogic:
         or PoolTimeout if it got nothing."""
         slot, error = w.reset()
         self._stats.add_ms(Stats.REQUESTS_WAIT_MS, waited)
+        self._histograms.observe(Histograms.WAIT, waited)
         if error is not None:
-            self._stats.add(Stats.REQUESTS_ERRORS)
+            self._count_failed_request()
             raise error
         if slot == -1:
-            self._stats.add(Stats.REQUESTS_ERRORS)
+            self._count_failed_request()
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
         return slot
 
@@ -286,3 +289,11 @@ class PoolLogic:
                 " possible leak, checked out at:\n%s",
                 self._conns[slot], self.name, now - at, self._leak_threshold, stack.rstrip(),
             )
+
+    def _count_failed_request(self) -> None:
+        # requests_errors (reset by pop_stats) and a running total for exporters
+        self._stats.add(Stats.REQUESTS_ERRORS)
+        self._hist.add(Histograms.FAILED)
+
+    def _failed_requests_total(self) -> int:
+        return self._hist.get(Histograms.FAILED)

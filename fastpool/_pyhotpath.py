@@ -10,6 +10,8 @@ _IDLE = 0
 _UNKNOWN = 4
 _I_REQUESTS_NUM = 0
 _I_USAGE_MS = 4
+_H_WAIT = 0
+_H_USE = 12
 
 monotonic = time.monotonic
 
@@ -21,6 +23,7 @@ class PoolFastPath:
     # Declared for type checkers; set by the pool.
     _ring: Any
     _counters: Any
+    _hist: Any
     _conns: list
     _expire_at: list
     _created_at: list
@@ -49,6 +52,7 @@ class PoolFastPath:
             slot = self._ring.try_acquire()
             if slot >= 0:
                 self._counters.add(_I_REQUESTS_NUM)
+                self._hist.add(_H_WAIT)  # no wait
                 if monotonic() < self._expire_at[slot] and self._check is None:
                     conn = self._conns[slot]
                     conn._pool = self
@@ -174,4 +178,6 @@ class ConnectionContext:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
                 self.pool.putconn(conn)
-            pool._counters.add(_I_USAGE_MS, int((monotonic() - self.t0) * 1_000_000))
+            used = monotonic() - self.t0
+            pool._counters.add(_I_USAGE_MS, int(used * 1_000_000))
+            pool._histograms.observe(_H_USE, used)

@@ -2,6 +2,7 @@
 jitter and reconnection backoff."""
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -106,6 +107,38 @@ class Stats:
         return self._as_dict(self.counters.pop())
 
 
+class Histograms:
+    """Wait, use and connect times as cumulative-friendly histograms in atomic
+    core counters that pop_stats() never resets (so exporters can treat them
+    as monotonic). Buckets are fixed (seconds); sums are in microseconds.
+
+    wait: time to obtain a connection (0 for a checkout that found one idle);
+    use: from the start of ``with pool.connection()`` to the return;
+    create: connection attempts, successful or not."""
+
+    BOUNDS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+    NBUCKETS = len(BOUNDS) + 1  # the last one is +Inf
+    WAIT, USE, CREATE = 0, NBUCKETS, 2 * NBUCKETS   # first bucket of each
+    SUMS = 3 * NBUCKETS                              # WAIT sum, USE sum, CREATE sum
+    FAILED = SUMS + 3                                # requests that got no connection
+    SIZE = FAILED + 1
+
+    def __init__(self) -> None:
+        self.counters = Counters(self.SIZE)
+
+    def observe(self, kind: int, seconds: float) -> None:
+        self.counters.add2(kind + bisect.bisect_left(self.BOUNDS, seconds), 1,
+                           self.SUMS + kind // self.NBUCKETS, int(seconds * 1_000_000))
+
+    def snapshot(self) -> dict[str, tuple[list[int], float]]:
+        """name -> (count per bucket, not cumulative; sum in seconds)."""
+        values = self.counters.snapshot()
+        out = {}
+        for name, kind in (("wait", self.WAIT), ("use", self.USE), ("create", self.CREATE)):
+            out[name] = (values[kind:kind + self.NBUCKETS], values[self.SUMS + kind // self.NBUCKETS] / 1e6)
+        return out
+
+
 I_REQUESTS_NUM = Stats.INDEX[Stats.REQUESTS_NUM]
 I_USAGE_MS = Stats.INDEX[Stats.USAGE_MS]
 
@@ -203,6 +236,7 @@ class BasePool:
         )
         self.fork_safe = bool(fork_safe)
         self._stats = Stats()
+        self._histograms = Histograms()
         self._opened = False
         self._closed = True
 

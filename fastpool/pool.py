@@ -423,8 +423,10 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             conn = self.connection_class.connect(conninfo, **kwargs)  # type: ignore[attr-defined]
         except Exception:
             self._stats.add(Stats.CONNECTIONS_ERRORS)
+            self._histograms.observe(base.Histograms.CREATE, monotonic() - t0)
             raise
         self._stats.add_ms(Stats.CONNECTIONS_MS, monotonic() - t0)
+        self._histograms.observe(base.Histograms.CREATE, monotonic() - t0)
         conn._pool = None
         if self._configure is not None:
             try:

@@ -475,8 +475,10 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             conn = await self.connection_class.connect(conninfo, **kwargs)  # type: ignore[attr-defined]
         except Exception:
             self._stats.add(Stats.CONNECTIONS_ERRORS)
+            self._histograms.observe(base.Histograms.CREATE, monotonic() - t0)
             raise
         self._stats.add_ms(Stats.CONNECTIONS_MS, monotonic() - t0)
+        self._histograms.observe(base.Histograms.CREATE, monotonic() - t0)
         conn._pool = None
         if self._configure is not None:
             try:
@@ -707,7 +709,9 @@ class AsyncConnectionContext:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
                 await pool.putconn(conn)
-            pool._counters.add(base.I_USAGE_MS, int((monotonic() - self.t0) * 1_000_000))
+            used = monotonic() - self.t0
+            pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
+            pool._histograms.observe(base.Histograms.USE, used)
 
 
 __all__ = ["AsyncConnectionPool"]

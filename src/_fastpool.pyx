@@ -664,6 +664,13 @@ cdef class Counters:
             raise IndexError(f"counter {i} out of range for {self.n} counters")
         fp_fetch_add_relaxed_i64(&self.values[i], delta)
 
+    def add2(self, Py_ssize_t i, int64_t delta_i, Py_ssize_t j, int64_t delta_j) -> None:
+        """Two adds for the price of one call (a histogram bucket and its sum)."""
+        if i < 0 or i >= self.n or j < 0 or j >= self.n:
+            raise IndexError(f"counter {i} or {j} out of range for {self.n} counters")
+        fp_fetch_add_relaxed_i64(&self.values[i], delta_i)
+        fp_fetch_add_relaxed_i64(&self.values[j], delta_j)
+
     def get(self, Py_ssize_t i) -> int:
         if i < 0 or i >= self.n:
             raise IndexError(f"counter {i} out of range for {self.n} counters")

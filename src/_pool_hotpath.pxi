@@ -17,6 +17,24 @@ cdef enum:
     _UNKNOWN = 4    # ... UNKNOWN: closed or broken connection
     _I_REQUESTS_NUM = 0   # index of requests_num in fastpool.base.Stats.KEYS
     _I_USAGE_MS = 4       # index of usage_ms (accumulated in microseconds)
+    # fastpool.base.Histograms layout: 12 buckets per histogram, then the sums
+    _H_NBUCKETS = 12
+    _H_WAIT = 0
+    _H_USE = 12
+    _H_USE_SUM = 37
+
+
+# Histogram bucket bounds in microseconds (fastpool.base.Histograms.BOUNDS).
+cdef double _H_BOUNDS_US[11]
+_H_BOUNDS_US[:] = [100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0, 100000.0, 500000.0,
+                   1000000.0, 5000000.0, 10000000.0]
+
+
+cdef inline int _h_bucket(double us) noexcept nogil:
+    cdef int i = 0
+    while i < 11 and us > _H_BOUNDS_US[i]:
+        i += 1
+    return i
 
 
 cdef inline double _monotonic() noexcept nogil:
@@ -40,6 +58,7 @@ cdef class PoolFastPath:
 
     cdef public SlotRing _ring
     cdef public Counters _counters
+    cdef public Counters _hist          # fastpool.base.Histograms counters
     cdef public list _conns          # slot -> connection
     cdef public list _expire_at      # slot -> monotonic time the connection expires
     cdef public list _created_at     # slot -> monotonic time it was made
@@ -73,6 +92,7 @@ cdef class PoolFastPath:
             slot = fp_try_acquire(&self._ring.r)
             if slot >= 0:
                 fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
+                fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
                 now = _monotonic()
                 if (now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
                         and self._check is None):
@@ -198,6 +218,7 @@ cdef class ConnectionContext:
         return self.conn
 
     def __exit__(self, exc_type, exc_val, exc_tb):
+        cdef double used_us
         conn = self.conn
         pool = self.pool
         self.conn = None
@@ -216,8 +237,10 @@ cdef class ConnectionContext:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
                 pool._putconn(conn)
-            fp_fetch_add_relaxed_i64(&pool._counters.values[_I_USAGE_MS],
-                                     <int64_t>((_monotonic() - self.t0) * 1e6))
+            used_us = (_monotonic() - self.t0) * 1e6
+            fp_fetch_add_relaxed_i64(&pool._counters.values[_I_USAGE_MS], <int64_t>used_us)
+            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE + _h_bucket(used_us)], 1)
+            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE_SUM], <int64_t>used_us)
 
 
 cdef object _logger():

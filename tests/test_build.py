@@ -136,6 +136,14 @@ def test_fast_paths_bump_the_right_stat_counters() -> None:
     pxi = (ROOT / "src" / "_pool_hotpath.pxi").read_text()
     assert f"_I_REQUESTS_NUM = {base.I_REQUESTS_NUM} " in pxi
     assert f"_I_USAGE_MS = {base.I_USAGE_MS} " in pxi
+    # ... and the histogram layout and bounds
+    H = base.Histograms
+    assert (_pyhotpath._H_WAIT, _pyhotpath._H_USE) == (H.WAIT, H.USE)
+    for name, value in (("_H_NBUCKETS", H.NBUCKETS), ("_H_WAIT", H.WAIT), ("_H_USE", H.USE),
+                        ("_H_USE_SUM", H.SUMS + 1)):
+        assert f"{name} = {value}\n" in pxi, name
+    bounds_us = ", ".join(f"{b * 1e6:.1f}" for b in H.BOUNDS)
+    assert " ".join(pxi.split("_H_BOUNDS_US[:] = [")[1].split("]")[0].split()) == bounds_us
 
 
 def test_fastpool_never_imports_psycopg_pool() -> None:

@@ -260,5 +260,10 @@ def test_counters_add_get_pop(core) -> None:
     assert c.snapshot() == [0, 0, 0]
     with pytest.raises(IndexError, match="counter 3 out of range for 3 counters"):
         c.add(3)
+    c.add2(0, 2, 1, 7)
+    assert c.snapshot() == [2, 7, 0]
+    with pytest.raises(IndexError, match="counter 0 or 3 out of range for 3 counters"):
+        c.add2(0, 1, 3, 1)
+    assert c.snapshot() == [2, 7, 0]  # nothing added by the refused call
     with pytest.raises(ValueError, match="n must be an int between 1 and 4096"):
         core.Counters(0)

@@ -1,0 +1,86 @@
+"""Pool metrics for Prometheus, named after OpenTelemetry's database client
+semantic conventions (``db.client.connection.*``, dots as underscores).
+
+    from prometheus_client import REGISTRY
+    from fastpool.metrics import PoolCollector
+
+    REGISTRY.register(PoolCollector(pool))   # any number of pools, sync or async
+
+Each metric carries a ``pool_name`` label (``db.client.connection.pool.name``).
+Everything is read when Prometheus scrapes: the pools keep their counters and
+histograms in atomic core counters, so there is no per-request cost beyond what
+the pool already does. ``pop_stats()`` never resets what is exported here.
+Needs ``prometheus-client`` (``pip install 'fastpool[metrics]'``).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .base import Histograms
+
+PREFIX = "db_client_connection"
+
+
+def _histogram_buckets(counts: list[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts -> Prometheus' cumulative (le, count) pairs."""
+    out, total = [], 0
+    for bound, n in zip([*map(str, Histograms.BOUNDS), "+Inf"], counts):
+        total += n
+        out.append((bound, float(total)))
+    return out
+
+
+class PoolCollector:
+    """A prometheus_client collector for one or more fastpool pools."""
+
+    def __init__(self, *pools: Any) -> None:
+        if not pools:
+            raise ValueError("PoolCollector needs at least one pool")
+        for p in pools:
+            if not hasattr(p, "_histograms") or not hasattr(p, "get_stats"):
+                raise TypeError(f"not a fastpool pool: {p!r}")
+        self.pools = pools
+
+    def describe(self) -> list[Any]:
+        return []  # metric names are known only by collecting; prometheus_client allows this
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        count = GaugeMetricFamily(f"{PREFIX}_count", "Connections in the pool, by state",
+                                  labels=["pool_name", "state"])
+        idle_min = GaugeMetricFamily(f"{PREFIX}_idle_min", "min_size: connections kept open",
+                                     labels=["pool_name"])
+        maximum = GaugeMetricFamily(f"{PREFIX}_max", "max_size: connections allowed",
+                                    labels=["pool_name"])
+        pending = GaugeMetricFamily(f"{PREFIX}_pending_requests",
+                                    "Requests waiting for a connection", labels=["pool_name"])
+        timeouts = CounterMetricFamily(f"{PREFIX}_timeouts",
+                                       "Requests that failed: timeouts, too many waiting, closed pool",
+                                       labels=["pool_name"])
+        hists = {
+            "wait": HistogramMetricFamily(f"{PREFIX}_wait_time_seconds",
+                                          "Time to obtain a connection", labels=["pool_name"]),
+            "use": HistogramMetricFamily(f"{PREFIX}_use_time_seconds",
+                                         "Time a connection is used in pool.connection()",
+                                         labels=["pool_name"]),
+            "create": HistogramMetricFamily(f"{PREFIX}_create_time_seconds",
+                                            "Time to open a connection (attempts)", labels=["pool_name"]),
+        }
+        for pool in self.pools:
+            name = pool.name
+            stats = pool.get_stats()
+            idle = stats["pool_available"]
+            count.add_metric([name, "idle"], idle)
+            count.add_metric([name, "used"], max(0, stats["pool_size"] - idle))
+            idle_min.add_metric([name], stats["pool_min"])
+            maximum.add_metric([name], stats["pool_max"])
+            pending.add_metric([name], stats["requests_waiting"])
+            # requests_errors is reset by pop_stats(); this running total is not
+            timeouts.add_metric([name], pool._failed_requests_total())
+            for key, (counts, total) in pool._histograms.snapshot().items():
+                hists[key].add_metric([name], _histogram_buckets(counts), total)
+        yield from (count, idle_min, maximum, pending, timeouts, *hists.values())
+
+
+__all__ = ["PoolCollector"]
