@@ -28,9 +28,9 @@ BASELINE = "psycopg_pool"
 CEILING = "dedicated"
 
 CYCLE = ["fastpool.c", "fastpool.c getconn", "fastpool.python", "psycopg_pool",
-         "psycopg_pool getconn", "sqlalchemy QueuePool", "sqlalchemy engine",
+         "psycopg_pool getconn", "sqlalchemy QueuePool", "sqlalchemy FastQueuePool", "sqlalchemy engine",
          "psycopg2 pool+sem", "DBUtils PooledDB"]
-E2E = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool",
+E2E = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool", "sqlalchemy FastQueuePool",
        "sqlalchemy engine", "psycopg2 pool+sem", "DBUtils PooledDB", "no pool", CEILING]
 SPIKE = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool",
          "psycopg2 pool+sem", "DBUtils PooledDB", "no pool"]

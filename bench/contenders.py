@@ -231,9 +231,12 @@ class SQLAlchemyQueuePool(Contender):
 
     requires = "sqlalchemy"
 
-    def __init__(self, setup: Setup) -> None:
+    def __init__(self, setup: Setup, fastpool: bool = False) -> None:
         super().__init__(setup)
-        from sqlalchemy.pool import QueuePool
+        if fastpool:
+            from fastpool.sqlalchemy_pool import FastQueuePool as QueuePool
+        else:
+            from sqlalchemy.pool import QueuePool
 
         s = setup
         self.pool = QueuePool(s.psycopg_creator(), pool_size=s.min, max_overflow=s.size - s.min,
@@ -427,6 +430,8 @@ CONTENDERS: dict[str, tuple[Callable[[Setup], Contender], str]] = {
     "sqlalchemy QueuePool": (SQLAlchemyQueuePool,
                              "raw `QueuePool.connect()`/`close()`: always rollback "
                              "(reset_on_return; psycopg skips it on an idle connection)"),
+    "sqlalchemy FastQueuePool": (functools.partial(SQLAlchemyQueuePool, fastpool=True),
+                                 "as sqlalchemy QueuePool, with fastpool's FastQueuePool as the pool"),
     "sqlalchemy engine": (SQLAlchemyEngine, "`with engine.connect()`: rollback on return, as above"),
     "psycopg2 pool+sem": (Psycopg2Threaded,
                           "psycopg2 driver (not psycopg 3); ThreadedConnectionPool behind a "

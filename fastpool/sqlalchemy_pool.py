@@ -1,0 +1,224 @@
+"""``FastQueuePool``: SQLAlchemy's ``QueuePool`` on fastpool's core.
+
+    from sqlalchemy import create_engine
+    from fastpool.sqlalchemy_pool import FastQueuePool
+
+    engine = create_engine("postgresql+psycopg://...", poolclass=FastQueuePool,
+                           pool_size=10, max_overflow=5, pool_timeout=30,
+                           pool_recycle=3600, pool_pre_ping=True)
+
+Idle connections sit in the lock-free ``SlotRing``: a checkout that finds one
+takes no lock. When none is idle, a new connection is opened if the overflow
+allows, otherwise the caller waits in fastpool's FIFO queue (no barging) and a
+returned connection is handed straight to the oldest waiter. Everything
+SQLAlchemy does around the pool is SQLAlchemy's own, unchanged: ``pool_recycle``,
+``pool_pre_ping``, reset on return, invalidation, and the pool events
+(``connect``, ``checkout``, ``checkin``, ...), because only ``_do_get`` and
+``_do_return_conn`` are replaced.
+
+Differences from QueuePool: ``use_lifo=True`` is refused (connections are
+handed out oldest first); ``dispose()`` counts connections still checked out
+against the new overflow instead of forgetting them; the pool holds at most
+``pool_size + max_overflow`` connections (``max_overflow=-1``, unlimited, is
+capped at 4096).
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from sqlalchemy import exc
+from sqlalchemy.pool import Pool
+
+from ._core import SlotRing
+from .base import check_timeout
+from .waiting import Waiter, remove_waiter, thread_waiter
+
+# A waiter served with this may open a connection itself: an overflow place
+# was freed (a connection closed, or a connect failed).
+_CONNECT_YOURSELF = -2
+UNLIMITED_CAP = 4096
+
+
+class FastQueuePool(Pool):
+    """A drop-in for ``sqlalchemy.pool.QueuePool`` (``poolclass=FastQueuePool``)."""
+
+    def __init__(self, creator: Any, pool_size: int = 5, max_overflow: int = 10,
+                 timeout: float = 30.0, use_lifo: bool = False, **kw: Any) -> None:
+        for name, value, low in (("pool_size", pool_size, 0), ("max_overflow", max_overflow, -1)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if use_lifo:
+            raise ValueError("FastQueuePool hands out idle connections oldest first: use_lifo=True "
+                             "is not supported (use sqlalchemy's QueuePool for LIFO)")
+        Pool.__init__(self, creator, **kw)
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._timeout = check_timeout(timeout, "timeout")
+        self._overflow = 0 - pool_size          # QueuePool's meaning: connections beyond pool_size
+        capacity = pool_size + max_overflow if max_overflow >= 0 else UNLIMITED_CAP
+        self._capacity = max(1, capacity)
+        self._ring = SlotRing(self._capacity)
+        self._records: list[Any] = [None] * self._capacity
+        self._lock = threading.Lock()
+        self._waiting: deque[Waiter] = deque()
+
+    # -- checkout ------------------------------------------------------------
+
+    def _do_get(self) -> Any:
+        if not self._waiting:
+            slot = self._ring.try_acquire()
+            if slot >= 0:
+                return self._records[slot]
+        return self._get_slow()
+
+    def _get_slow(self) -> Any:
+        with self._lock:
+            w = None
+            slot = -1 if self._waiting else self._ring.try_acquire()
+            if slot < 0:
+                if self._max_overflow == -1 or self._overflow < self._max_overflow:
+                    self._overflow += 1      # a place for a new connection, ours
+                else:
+                    w = thread_waiter()
+                    self._waiting.append(w)
+        if slot >= 0:
+            return self._records[slot]
+        if w is not None:
+            slot = self._await(w)
+            if slot >= 0:
+                return self._records[slot]
+        return self._new_record()
+
+    def _await(self, w: Waiter) -> int:
+        try:
+            served = w.wait(self._timeout)
+        except BaseException:  # interrupted: don't strand what was handed over
+            with self._lock:
+                gone = remove_waiter(self._waiting, w)
+            if not gone:
+                w.collect()
+                self._give_unclaimed(w.reset()[0])
+            else:
+                w.reset()
+            raise
+        if not served:
+            with self._lock:
+                gave_up = remove_waiter(self._waiting, w)
+            if not gave_up:
+                w.collect()  # served while timing out: take it
+        slot, _ = w.reset()
+        if slot == -1:
+            raise exc.TimeoutError(
+                "QueuePool limit of size %d overflow %d reached, connection timed out, timeout %0.2f"
+                % (self.size(), self.overflow(), self._timeout), code="3o7r")
+        return slot
+
+    def _give_unclaimed(self, slot: int) -> None:
+        if slot >= 0:
+            self._do_return_conn(self._records[slot])
+        elif slot == _CONNECT_YOURSELF:
+            self._free_place()
+
+    def _new_record(self) -> Any:
+        try:
+            record = self._create_connection()
+        except BaseException:
+            self._free_place()
+            raise
+        with self._lock:
+            slot = self._ring.add(acquired=True)
+        self._records[slot] = record
+        record._fp_slot = slot
+        return record
+
+    def _free_place(self) -> None:
+        """A connection place is free: the oldest waiter may connect, else it
+        is given back to the overflow."""
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().serve(_CONNECT_YOURSELF)
+            else:
+                self._overflow -= 1
+
+    # -- return --------------------------------------------------------------
+
+    def _do_return_conn(self, record: Any) -> None:
+        slot = record._fp_slot
+        if self._waiting or self._overflow > 0:
+            with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().serve(slot)
+                    return
+                if self._overflow > 0 and self._ring.idle_count() >= self._pool_size:
+                    # QueuePool's "queue full": an overflow connection is closed
+                    self._ring.retire(slot)
+                    self._records[slot] = None
+                    self._overflow -= 1
+                    close = True
+                else:
+                    self._ring.release(slot)
+                    close = False
+            if close:
+                record.close()
+            return
+        self._ring.release(slot)
+        if self._waiting:  # someone queued while we released
+            with self._lock:
+                while self._waiting:
+                    slot = self._ring.try_acquire()
+                    if slot < 0:
+                        break
+                    self._waiting.popleft().serve(slot)
+
+    # -- QueuePool's API ---------------------------------------------------------
+
+    def recreate(self) -> "FastQueuePool":
+        self.logger.info("Pool recreating")
+        return self.__class__(
+            self._creator, pool_size=self._pool_size, max_overflow=self._max_overflow,
+            pre_ping=self._pre_ping, timeout=self._timeout, recycle=self._recycle, echo=self.echo,
+            logging_name=self._orig_logging_name, reset_on_return=self._reset_on_return,
+            _dispatch=self.dispatch, dialect=self._dialect,
+        )
+
+    def dispose(self) -> None:
+        with self._lock:
+            idle = []
+            while True:
+                slot = self._ring.try_acquire()
+                if slot < 0:
+                    break
+                idle.append(self._records[slot])
+                self._ring.retire(slot)
+                self._records[slot] = None
+            self._overflow = self._ring.in_use_count() - self._pool_size
+        for record in idle:
+            record.close()
+        self.logger.info("Pool disposed. %s", self.status())
+
+    def status(self) -> str:
+        return ("Pool size: %d  Connections in pool: %d Current Overflow: %d "
+                "Current Checked out connections: %d"
+                % (self.size(), self.checkedin(), self.overflow(), self.checkedout()))
+
+    def size(self) -> int:
+        return self._pool_size
+
+    def timeout(self) -> float:
+        return self._timeout
+
+    def checkedin(self) -> int:
+        return self._ring.idle_count()
+
+    def overflow(self) -> int:
+        return self._overflow if self._pool_size else 0
+
+    def checkedout(self) -> int:
+        return self._ring.in_use_count()
+
+
+__all__ = ["FastQueuePool"]
