@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Histograms
-from .errors import PoolClosed
+from .errors import PoolClosed, PoolTimeout
+
+try:
+    from psycopg.errors import ConnectionTimeout
+except ImportError:  # pragma: no cover - no psycopg: no such error to translate
+    class ConnectionTimeout(Exception):  # type: ignore[no-redef]
+        pass
 
 # A waiter served with this instead of a slot may open its own connection: a
 # connection slot was freed (a return was closed, or a connect failed).
@@ -16,10 +22,24 @@ CONNECT_YOURSELF = -2
 class NullPoolLogic:
     """Mixed in before ``PoolLogic`` by NullConnectionPool and AsyncNullConnectionPool."""
 
-    @staticmethod
-    def _refuse_unsupported(kwargs: dict[str, Any]) -> None:
+    def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None,
+                 **kwargs: Any) -> None:
         if kwargs.get("leak_threshold") is not None:
             raise ValueError("leak_threshold is not supported by null pools (yet): use a ConnectionPool")
+        kwargs.setdefault("close_returns", False)
+        super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)  # type: ignore[call-arg]
+        # close() on a connection of a null pool really closes it (psycopg_pool too).
+        self.close_returns = False
+
+    def _start_workers_locked(self) -> None:
+        pass  # no background connections, no shrinking
+
+    def _connect_failed(self, ex: BaseException, timeout: float) -> None:
+        """A caller's own connect failed (or was cancelled): free its place for
+        the next waiter, and raise a connect timeout as PoolTimeout."""
+        self._free_connection_slot()
+        if isinstance(ex, ConnectionTimeout):
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
 
     def _reserve_or_enqueue_locked(self) -> Any:
         """First step of a checkout (pool lock held): None if the caller may open

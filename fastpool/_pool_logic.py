@@ -23,7 +23,7 @@ from typing import Any
 
 
 from ._core import SlotRing
-from .base import Histograms, Stats
+from .base import MIN_SLOT_CAPACITY, AttemptWithBackoff, Histograms, Stats
 from .errors import PoolClosed, PoolTimeout, TooManyRequests
 from .waiting import remove_waiter
 
@@ -35,9 +35,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 class PoolLogic:
     """Slot, waiter and growth bookkeeping of a pool (see the module docstring).
 
-    Expects the pool to provide ``_new_waiter()``, ``_close_idle()``,
-    ``_add_connection_task`` and a ``_workers`` object with ``run_soon`` and
-    ``run_later``."""
+    Expects the pool to provide ``_new_waiter()``, ``_new_workers()`` (an
+    object with ``start``, ``run_soon`` and ``run_later``), ``_close_idle()``,
+    and the maintenance tasks ``_add_connection_task``, ``_shrink_task`` and
+    ``_expiry_task``."""
 
     # Set by the pool's constructor.
     _capacity: int
@@ -49,6 +50,24 @@ class PoolLogic:
     max_waiting: int
     max_lifetime: float
     num_workers: int
+
+    def _init_pool(self, connection_class: type, configure: Any, check: Any, reset: Any,
+                   close_returns: bool, api: type) -> None:
+        """The constructors' common tail, after the arguments were checked:
+        callbacks, slot capacity, and the per-slot state. ``api`` is the class
+        whose getconn/putconn the fast ``connection()`` context may bypass."""
+        self.connection_class = connection_class
+        self._configure = configure
+        self._check = check
+        self._reset = reset
+        self.close_returns = bool(close_returns)
+        self._capacity = max(MIN_SLOT_CAPACITY, self._max_size)
+        # False when a subclass overrides getconn()/putconn(): then connection()
+        # must go through the overrides, as psycopg_pool's does.
+        cls = type(self)
+        self._plain_hot_path = cls.getconn is api.getconn and cls.putconn is api.putconn
+        self._init_state()
+        self._open_implicit = False
 
     def _init_state(self) -> None:
         """(Re)create the structures a pool starts with (also after a fork)."""
@@ -297,3 +316,166 @@ class PoolLogic:
 
     def _failed_requests_total(self) -> int:
         return self._hist.get(Histograms.FAILED)
+
+    # Open, close, connection lifecycle: the locked halves both pools share ----
+
+    def _open_locked(self) -> None:
+        """open() under the pool lock: refuse a closed pool, start the workers
+        once; a second open() (e.g. ``with`` on a pool opened implicitly) only
+        clears the pending warning, allowing the fast path from now on."""
+        if self._opened:
+            if self._closed:
+                raise PoolClosed(
+                    f"pool {self.name!r} has already been opened/closed and cannot be reused"
+                )
+            self._fast = not self._open_implicit
+            return
+        self._opened = True
+        self._closed = False
+        self._start_workers_locked()
+        self._fast = not self._open_implicit
+
+    def _start_workers_locked(self) -> None:
+        cls = type(self)
+        self._workers = self._new_workers()
+        self._workers.start()
+        self._grow_locked(self._min_size - self._nconns)
+        self._workers.run_later(self.max_idle, cls._shrink_task)
+        self._workers.run_later(self._expiry_sweep_period(), cls._expiry_task)
+        if self._leak_threshold:
+            self._workers.run_later(self._leak_scan_period(), cls._leak_task)
+
+    def _begin_close_locked(self) -> Any:
+        """close() under the pool lock: None if already closed, else what the
+        caller must finish outside it: (waiters to fail, idle connections to
+        close, the workers to stop)."""
+        if self._closed:
+            return None
+        self._closed = True
+        self._fast = False
+        waiters = list(self._waiting)
+        self._waiting.clear()
+        idle = self._take_all_idle_locked()
+        workers, self._workers = self._workers, None
+        return waiters, idle, workers
+
+    def _fail_waiters(self, waiters: list[Any]) -> None:
+        err = PoolClosed(f"the pool {self.name!r} is closed")
+        with self._lock:
+            for w in waiters:
+                w.fail(err)
+
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            if self._opened:
+                raise PoolClosed(f"the pool {self.name!r} is already closed")
+            raise PoolClosed(f"the pool {self.name!r} is not open yet")
+
+    def _is_stale(self, slot: int, now: float) -> bool:
+        """Past its lifetime, or made before the last drain(): to be replaced."""
+        return now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at
+
+    def _check_due(self, slot: int, now: float) -> bool:
+        """The ``check`` callback must run on this checkout (check_bypass aside)."""
+        return self._check is not None and not (
+            self.check_bypass and now - self._last_used[slot] < self.check_bypass
+        )
+
+    def _replace_discarded(self) -> None:
+        """A connection was discarded: make a new one if a waiter needs it or
+        the pool is below min_size."""
+        with self._lock:
+            if not self._closed:
+                self._grow_locked(max(1 if self._waiting else 0, self._min_size - self._nconns))
+
+    def _attempt_ended_locked(self) -> None:
+        """A scheduled connection attempt will not produce a connection."""
+        self._nconns -= 1
+        self._connecting -= 1
+
+    def _install_connected(self, conn: Any) -> int:
+        """A worker's new connection: its held slot, or -1 if the pool closed
+        meanwhile (the caller closes the connection)."""
+        with self._lock:
+            self._connecting -= 1
+            if self._closed:
+                self._nconns -= 1
+                return -1
+            return self._install(conn)
+
+    def _hand_out_connected(self, slot: int) -> None:
+        """Publish a new connection: to the oldest waiter, else idle; connect
+        more if waiters remain."""
+        self._give_back(slot)
+        with self._lock:
+            if self._waiting and not self._closed:
+                self._grow_for_waiters_locked()
+
+    def _retry_or_give_up(self, attempt: Any) -> Any:
+        """After a failed connect: schedule the next attempt with backoff and
+        return None, or, past reconnect_timeout, give this attempt up and return
+        it (the caller runs reconnect_failed, then ``_refill_later``)."""
+        now = monotonic()
+        if attempt is None:
+            attempt = AttemptWithBackoff(timeout=self.reconnect_timeout)
+        attempt.update_delay(now)
+        if not attempt.time_to_give_up(now):
+            if self._workers is not None:
+                self._workers.run_later(attempt.delay, type(self)._add_connection_task, attempt)
+            return None
+        logger.warning(
+            "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout
+        )
+        with self._lock:
+            self._attempt_ended_locked()
+        return attempt
+
+    def _refill_later(self, attempt: Any) -> None:
+        # Unlike psycopg_pool, don't stay below min_size until a client shows up:
+        # start a new round of attempts after a pause.
+        workers = self._workers
+        if workers is not None:
+            workers.run_later(min(attempt.delay or AttemptWithBackoff.INITIAL_DELAY,
+                                  AttemptWithBackoff.MAX_DELAY), type(self)._refill_task)
+
+    def _shrink_candidate(self) -> Any:
+        """The shrink task's decision (rescheduling itself): the (slot, conn) of
+        an idle connection to close, or None."""
+        workers = self._workers
+        if self._closed or workers is None:
+            return None
+        workers.run_later(self.max_idle, type(self)._shrink_task)
+        with self._lock:
+            exhausted, self._exhausted = self._exhausted, False
+            if exhausted or self._nconns <= self._min_size:
+                return None
+            slot = self._ring.try_acquire()
+            if slot < 0:
+                return None
+            conn = self._conns[slot]
+        logger.info(
+            "shrinking pool %r to %s because some connections were unused in the last %s sec",
+            self.name, self._nconns - 1, self.max_idle,
+        )
+        return slot, conn
+
+    def _take_expired_idle(self) -> list[tuple[int, Any]]:
+        """The expiry sweep's decision (rescheduling itself): claim the idle
+        connections past their lifetime, give the others back at once."""
+        workers = self._workers
+        if self._closed or workers is None:
+            return []
+        workers.run_later(self._expiry_sweep_period(), type(self)._expiry_task)
+        now = monotonic()
+        expired = []
+        # Claim each idle slot with try_acquire (so no checkout can race us), keep
+        # it for a few microseconds, and give back the ones still within lifetime.
+        for _ in range(self._ring.idle_count()):
+            slot = self._ring.try_acquire()
+            if slot < 0:
+                break
+            if now >= self._expire_at[slot]:
+                expired.append((slot, self._conns[slot]))
+            else:
+                self._give_back(slot)
+        return expired

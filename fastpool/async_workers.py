@@ -16,6 +16,8 @@ import threading
 import weakref
 from typing import Any, Callable
 
+from .workers import log_task_failure
+
 logger = logging.getLogger("psycopg.pool")
 
 Task = Callable[..., Any]
@@ -105,6 +107,5 @@ class AsyncWorkers:
                 if inspect.isawaitable(result):
                     await result
             except Exception as ex:
-                logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
-                               ex.__class__.__name__, ex)
+                log_task_failure(task, ex)
             del pool  # don't keep the pool alive while waiting on the queue

@@ -41,6 +41,17 @@ def _check_callable(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
 
 
+def check_left_idle(conn: Any, role: str, fn: Any) -> None:
+    """A ``configure`` or ``reset`` callback must leave the connection IDLE."""
+    status = conn.pgconn.transaction_status
+    if status != IDLE:
+        from psycopg import errors
+
+        raise errors.ProgrammingError(
+            f"connection left in status {STATUS_NAMES.get(status, status)} by {role} function {fn}: discarded"
+        )
+
+
 def check_pool_arguments(connection_class: Any, open: Any, **callbacks: Any) -> None:
     """Checks shared by the sync and async pool constructors."""
     if not isinstance(connection_class, type) or not callable(getattr(connection_class, "connect", None)):

@@ -15,24 +15,8 @@ from .pool import CT, ConnectionPool, monotonic
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .base import UNKNOWN, Stats
 
-try:
-    from psycopg import errors as e
-except ImportError:  # pragma: no cover
-    e = None  # type: ignore[assignment]
-
-
 class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
     """A pool that opens a connection per request, bounded by ``max_size``."""
-
-    def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any):
-        self._refuse_unsupported(kwargs)
-        kwargs.setdefault("close_returns", False)
-        super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)
-        # close() on a connection of a null pool really closes it (psycopg_pool too).
-        self.close_returns = False
-
-    def _start_workers_locked(self) -> None:
-        pass  # no background connections, no shrinking
 
     def wait(self, timeout: float = 30.0) -> None:
         """Check that a connection can be made (then close it)."""
@@ -67,9 +51,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
                 raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
             conn = self._connect(timeout=remaining)
         except BaseException as ex:
-            self._free_connection_slot()
-            if e is not None and isinstance(ex, e.ConnectionTimeout):
-                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+            self._connect_failed(ex, timeout)
             raise
         slot = self._install_or_none(conn)
         if slot < 0:

@@ -16,24 +16,8 @@ from .base import UNKNOWN, Stats
 from .errors import PoolClosed, PoolTimeout
 from .pool_async import ACT, AsyncConnectionPool, monotonic
 
-try:
-    from psycopg import errors as e
-except ImportError:  # pragma: no cover
-    e = None  # type: ignore[assignment]
-
-
 class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
     """An async pool that opens a connection per request, bounded by ``max_size``."""
-
-    def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any):
-        self._refuse_unsupported(kwargs)
-        kwargs.setdefault("close_returns", False)
-        super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)
-        # close() on a connection of a null pool really closes it (psycopg_pool too).
-        self.close_returns = False
-
-    def _start_workers_locked(self) -> None:
-        pass  # no background connections, no shrinking
 
     async def wait(self, timeout: float = 30.0) -> None:
         """Check that a connection can be made (then close it)."""
@@ -70,9 +54,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
                 raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
             conn = await self._connect(timeout=remaining)
         except BaseException as ex:  # including cancellation while connecting
-            self._free_connection_slot()
-            if e is not None and isinstance(ex, e.ConnectionTimeout):
-                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+            self._connect_failed(ex, timeout)
             raise
         slot = self._install_or_none(conn)
         if slot < 0:

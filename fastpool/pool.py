@@ -29,7 +29,6 @@ from .workers import Workers
 
 try:
     import psycopg
-    from psycopg import errors as e
 except ImportError:  # pragma: no cover - psycopg is needed to use this pool
     psycopg = None  # type: ignore[assignment]
 
@@ -118,19 +117,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                     f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
                 )
             connection_class = PoolConnection
-        self.connection_class = connection_class
-        self._configure = configure
-        self._check = check
-        self._reset = reset
-        self.close_returns = bool(close_returns)
-
-        self._capacity = max(base.MIN_SLOT_CAPACITY, self._max_size)
-        cls = type(self)
-        self._plain_hot_path = (
-            cls.getconn is PoolHotPath.getconn and cls.putconn is PoolHotPath.putconn
-        )
-        self._init_state()
-        self._open_implicit = False
+        self._init_pool(connection_class, configure, check, reset, close_returns, PoolHotPath)
         if fork_safe:
             _fork_safe_pools.add(self)
         if open is None:
@@ -148,30 +135,12 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         """Open the pool: start the workers and the initial connections."""
         timeout = base.check_timeout(timeout)
         with self._lock:
-            if self._opened:
-                if self._closed:
-                    raise PoolClosed(
-                        f"pool {self.name!r} has already been opened/closed and cannot be reused"
-                    )
-                # __enter__ on a pool the constructor opened implicitly clears the
-                # pending warning: the fast path is allowed from now on.
-                self._fast = not self._open_implicit
-                return
-            self._opened = True
-            self._closed = False
-            self._start_workers_locked()
-            self._fast = not self._open_implicit
+            self._open_locked()
         if wait:
             self.wait(timeout=timeout)
 
-    def _start_workers_locked(self) -> None:
-        self._workers = Workers(self, self.num_workers)
-        self._workers.start()
-        self._grow_locked(self._min_size - self._nconns)
-        self._workers.run_later(self.max_idle, ConnectionPool._shrink_task)
-        self._workers.run_later(self._expiry_sweep_period(), ConnectionPool._expiry_task)
-        if self._leak_threshold:
-            self._workers.run_later(self._leak_scan_period(), ConnectionPool._leak_task)
+    def _new_workers(self) -> Workers:
+        return Workers(self, self.num_workers)
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -180,21 +149,14 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         to ``timeout`` seconds."""
         timeout = base.check_timeout(timeout)
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._fast = False
-            waiters = list(self._waiting)
-            self._waiting.clear()
-            idle = self._take_all_idle_locked()
-            workers, self._workers = self._workers, None
+            closing = self._begin_close_locked()
+        if closing is None:
+            return
+        waiters, idle, workers = closing
         if workers is not None:
             workers.stop()
         self._close_idle(idle)
-        err = PoolClosed(f"the pool {self.name!r} is closed")
-        with self._lock:
-            for w in waiters:
-                w.fail(err)
+        self._fail_waiters(waiters)
         if workers is not None:
             workers.join(timeout)
 
@@ -221,10 +183,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             workers.stop()
 
     def _check_open_getconn(self) -> None:
-        if self._closed:
-            if self._opened:
-                raise PoolClosed(f"the pool {self.name!r} is already closed")
-            raise PoolClosed(f"the pool {self.name!r} is not open yet")
+        self._raise_if_closed()
         if self._open_implicit:
             self._open_implicit = False
             import warnings
@@ -315,13 +274,11 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         """Finish a checkout of a held slot: enforce lifetime/drain and run the
         ``check`` callback. None if the connection was discarded (retry)."""
         conn = self._conns[slot]
-        if now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at:
+        if self._is_stale(slot, now):
             logger.info("discarding expired connection %s", conn)
             self._discard(slot, conn)
             return None
-        if self._check is not None and not (
-            self.check_bypass and now - self._last_used[slot] < self.check_bypass
-        ):
+        if self._check_due(slot, now):
             try:
                 self._check(conn)
             except Exception as ex:
@@ -354,7 +311,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self._discard(slot, conn)
             return
         now = monotonic()
-        if now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at:
+        if self._is_stale(slot, now):
             logger.info("discarding expired connection")
             self._discard(slot, conn)
             return
@@ -381,12 +338,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:
             try:
                 self._reset(conn)
-                status = conn.pgconn.transaction_status
-                if status != IDLE:
-                    sname = base.STATUS_NAMES.get(status, status)
-                    raise e.ProgrammingError(
-                        f"connection left in status {sname} by reset function {self._reset}: discarded"
-                    )
+                base.check_left_idle(conn, "reset", self._reset)
             except Exception as ex:
                 logger.warning("error resetting connection: %s", ex)
                 conn.close()
@@ -399,9 +351,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         """Close a held slot's connection and have a new one made in its place."""
         self._forget_slot(slot)
         self._close_quietly(conn)
-        with self._lock:
-            if not self._closed:
-                self._grow_locked(max(1 if self._waiting else 0, self._min_size - self._nconns))
+        self._replace_discarded()
 
     @staticmethod
     def _close_quietly(conn: Any) -> None:
@@ -431,12 +381,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if self._configure is not None:
             try:
                 self._configure(conn)
-                status = conn.pgconn.transaction_status
-                if status != IDLE:
-                    sname = base.STATUS_NAMES.get(status, status)
-                    raise e.ProgrammingError(
-                        f"connection left in status {sname} by configure function {self._configure}: discarded"
-                    )
+                base.check_left_idle(conn, "configure", self._configure)
             except BaseException:
                 self._close_quietly(conn)
                 raise
@@ -449,8 +394,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     def _add_connection_task(self, attempt: AttemptWithBackoff | None) -> None:
         if self._closed:
             with self._lock:
-                self._nconns -= 1
-                self._connecting -= 1
+                self._attempt_ended_locked()
             return
         try:
             conn = self._connect()
@@ -458,85 +402,32 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             logger.warning("error connecting in %r: %s", self.name, ex)
             self._retry_connection(attempt)
             return
-        with self._lock:
-            self._connecting -= 1
-            if self._closed:
-                self._nconns -= 1
-                slot = -1
-            else:
-                slot = self._install(conn)
+        slot = self._install_connected(conn)
         if slot < 0:
             self._close_quietly(conn)
             return
-        self._give_back(slot)
-        with self._lock:
-            if self._waiting and not self._closed:
-                self._grow_for_waiters_locked()
+        self._hand_out_connected(slot)
 
     def _retry_connection(self, attempt: AttemptWithBackoff | None) -> None:
-        now = monotonic()
-        if attempt is None:
-            attempt = AttemptWithBackoff(timeout=self.reconnect_timeout)
-        attempt.update_delay(now)
-        if not attempt.time_to_give_up(now):
-            if self._workers is not None:
-                self._workers.run_later(attempt.delay, ConnectionPool._add_connection_task, attempt)
+        gave_up = self._retry_or_give_up(attempt)
+        if gave_up is None:
             return
-        logger.warning(
-            "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout
-        )
-        with self._lock:
-            self._nconns -= 1
-            self._connecting -= 1
         try:
             self.reconnect_failed()
         except Exception as ex:
             logger.warning("reconnect_failed callback failed: %s", ex)
-        # Unlike psycopg_pool, don't stay below min_size until a client shows up:
-        # start a new round of attempts after a pause.
-        workers = self._workers
-        if workers is not None:
-            workers.run_later(min(attempt.delay or AttemptWithBackoff.INITIAL_DELAY,
-                                  AttemptWithBackoff.MAX_DELAY), ConnectionPool._refill_task)
+        self._refill_later(gave_up)
 
     def _shrink_task(self) -> None:
-        workers = self._workers
-        if self._closed or workers is None:
-            return
-        workers.run_later(self.max_idle, ConnectionPool._shrink_task)
-        with self._lock:
-            exhausted, self._exhausted = self._exhausted, False
-            if exhausted or self._nconns <= self._min_size:
-                return
-            slot = self._ring.try_acquire()
-            if slot < 0:
-                return
-            conn = self._conns[slot]
-        logger.info(
-            "shrinking pool %r to %s because some connections were unused in the last %s sec",
-            self.name, self._nconns - 1, self.max_idle,
-        )
-        self._forget_slot(slot)
-        self._close_quietly(conn)
+        victim = self._shrink_candidate()
+        if victim is not None:
+            self._forget_slot(victim[0])
+            self._close_quietly(victim[1])
 
     def _expiry_task(self) -> None:
-        workers = self._workers
-        if self._closed or workers is None:
-            return
-        workers.run_later(self._expiry_sweep_period(), ConnectionPool._expiry_task)
-        now = monotonic()
-        # Claim each idle slot with try_acquire (so no checkout can race us), keep
-        # it for a few microseconds, and give back the ones still within lifetime.
-        for _ in range(self._ring.idle_count()):
-            slot = self._ring.try_acquire()
-            if slot < 0:
-                return
-            conn = self._conns[slot]
-            if now >= self._expire_at[slot]:
-                logger.info("discarding expired connection %s", conn)
-                self._discard(slot, conn)
-            else:
-                self._give_back(slot)
+        for slot, conn in self._take_expired_idle():
+            logger.info("discarding expired connection %s", conn)
+            self._discard(slot, conn)
 
     # ------------------------------------------------------------------
     # Sizing, health, statistics

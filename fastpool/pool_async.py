@@ -32,7 +32,6 @@ from .waiting import AsyncWaiter
 
 try:
     import psycopg
-    from psycopg import errors as e
 except ImportError:  # pragma: no cover - psycopg is needed to use this pool
     psycopg = None  # type: ignore[assignment]
 
@@ -109,21 +108,10 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 "close_returns=True in an async pool needs psycopg >= 3.3"
                 f" (installed: {psycopg.__version__})"
             )
-        self.connection_class = connection_class
-        self._configure = configure
-        self._check = check
-        self._reset = reset
-        self.close_returns = bool(close_returns)
-        self._capacity = max(base.MIN_SLOT_CAPACITY, self._max_size)
-        cls = type(self)
-        self._plain_hot_path = (
-            cls.getconn is AsyncConnectionPool.getconn and cls.putconn is AsyncConnectionPool.putconn
-        )
-        self._init_state()
+        self._init_pool(connection_class, configure, check, reset, close_returns, AsyncConnectionPool)
         # Connections being closed by a task nobody awaits (a sync code path
         # had to drop them): kept here so the tasks aren't garbage-collected.
         self._background: set[asyncio.Task[Any]] = set()
-        self._open_implicit = False
         if open:
             self._warn_open_async()
         if open is None:
@@ -149,26 +137,10 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         except RuntimeError:
             raise RuntimeError(f"{type(self).__name__} open with no running loop") from None
         with self._lock:
-            if self._opened:
-                if self._closed:
-                    raise PoolClosed(
-                        f"pool {self.name!r} has already been opened/closed and cannot be reused"
-                    )
-                self._fast = not self._open_implicit
-                return
-            self._opened = True
-            self._closed = False
-            self._start_workers_locked()
-            self._fast = not self._open_implicit
+            self._open_locked()
 
-    def _start_workers_locked(self) -> None:
-        self._workers = AsyncWorkers(self, self.num_workers)
-        self._workers.start()
-        self._grow_locked(self._min_size - self._nconns)
-        self._workers.run_later(self.max_idle, AsyncConnectionPool._shrink_task)
-        self._workers.run_later(self._expiry_sweep_period(), AsyncConnectionPool._expiry_task)
-        if self._leak_threshold:
-            self._workers.run_later(self._leak_scan_period(), AsyncConnectionPool._leak_task)
+    def _new_workers(self) -> AsyncWorkers:
+        return AsyncWorkers(self, self.num_workers)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -177,20 +149,13 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         seconds to finish, then are cancelled."""
         timeout = base.check_timeout(timeout)
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._fast = False
-            waiters = list(self._waiting)
-            self._waiting.clear()
-            idle = self._take_all_idle_locked()
-            workers, self._workers = self._workers, None
+            closing = self._begin_close_locked()
+        if closing is None:
+            return
+        waiters, idle, workers = closing
         if workers is not None:
             workers.stop()
-        err = PoolClosed(f"the pool {self.name!r} is closed")
-        with self._lock:
-            for w in waiters:
-                w.fail(err)
+        self._fail_waiters(waiters)
         for slot, conn in idle:
             self._forget_slot(slot)
             await self._close_quietly(conn)
@@ -232,10 +197,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         )
 
     def _check_open_getconn(self) -> None:
-        if self._closed:
-            if self._opened:
-                raise PoolClosed(f"the pool {self.name!r} is already closed")
-            raise PoolClosed(f"the pool {self.name!r} is not open yet")
+        self._raise_if_closed()
         if self._open_implicit:
             self._open_implicit = False
             self._warn_open_async()
@@ -321,13 +283,11 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         """Finish a checkout of a held slot: enforce lifetime/drain and run the
         ``check`` callback. None if the connection was discarded (retry)."""
         conn = self._conns[slot]
-        if now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at:
+        if self._is_stale(slot, now):
             logger.info("discarding expired connection %s", conn)
             await self._discard(slot, conn)
             return None
-        if self._check is not None and not (
-            self.check_bypass and now - self._last_used[slot] < self.check_bypass
-        ):
+        if self._check_due(slot, now):
             try:
                 await self._check(conn)
             except Exception as ex:
@@ -393,7 +353,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             await self._discard(slot, conn)
             return
         now = monotonic()
-        if now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at:
+        if self._is_stale(slot, now):
             logger.info("discarding expired connection")
             await self._discard(slot, conn)
             return
@@ -418,12 +378,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:
             try:
                 await self._reset(conn)
-                status = conn.pgconn.transaction_status
-                if status != IDLE:
-                    sname = base.STATUS_NAMES.get(status, status)
-                    raise e.ProgrammingError(
-                        f"connection left in status {sname} by reset function {self._reset}: discarded"
-                    )
+                base.check_left_idle(conn, "reset", self._reset)
             except Exception as ex:
                 logger.warning("error resetting connection: %s", ex)
                 await self._close_quietly(conn)
@@ -448,11 +403,6 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         self._forget_slot(slot)
         self._close_in_background(conn)
         self._replace_discarded()
-
-    def _replace_discarded(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._grow_locked(max(1 if self._waiting else 0, self._min_size - self._nconns))
 
     @staticmethod
     async def _close_quietly(conn: Any) -> None:
@@ -483,12 +433,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         if self._configure is not None:
             try:
                 await self._configure(conn)
-                status = conn.pgconn.transaction_status
-                if status != IDLE:
-                    sname = base.STATUS_NAMES.get(status, status)
-                    raise e.ProgrammingError(
-                        f"connection left in status {sname} by configure function {self._configure}: discarded"
-                    )
+                base.check_left_idle(conn, "configure", self._configure)
             except BaseException:
                 await self._close_quietly(conn)
                 raise
@@ -501,8 +446,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     async def _add_connection_task(self, attempt: AttemptWithBackoff | None) -> None:
         if self._closed:
             with self._lock:
-                self._nconns -= 1
-                self._connecting -= 1
+                self._attempt_ended_locked()
             return
         try:
             conn = await self._connect()
@@ -512,47 +456,23 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             return
         except BaseException:  # the worker was cancelled (close() timed out)
             with self._lock:
-                self._nconns -= 1
-                self._connecting -= 1
+                self._attempt_ended_locked()
             raise
-        with self._lock:
-            self._connecting -= 1
-            if self._closed:
-                self._nconns -= 1
-                slot = -1
-            else:
-                slot = self._install(conn)
+        slot = self._install_connected(conn)
         if slot < 0:
             await self._close_quietly(conn)
             return
-        self._give_back(slot)
-        with self._lock:
-            if self._waiting and not self._closed:
-                self._grow_for_waiters_locked()
+        self._hand_out_connected(slot)
 
     async def _retry_connection(self, attempt: AttemptWithBackoff | None) -> None:
-        now = monotonic()
-        if attempt is None:
-            attempt = AttemptWithBackoff(timeout=self.reconnect_timeout)
-        attempt.update_delay(now)
-        if not attempt.time_to_give_up(now):
-            if self._workers is not None:
-                self._workers.run_later(attempt.delay, AsyncConnectionPool._add_connection_task, attempt)
+        gave_up = self._retry_or_give_up(attempt)
+        if gave_up is None:
             return
-        logger.warning(
-            "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout
-        )
-        with self._lock:
-            self._nconns -= 1
-            self._connecting -= 1
         try:
             await self.reconnect_failed()
         except Exception as ex:
             logger.warning("reconnect_failed callback failed: %s", ex)
-        workers = self._workers
-        if workers is not None:
-            workers.run_later(min(attempt.delay or AttemptWithBackoff.INITIAL_DELAY,
-                                  AttemptWithBackoff.MAX_DELAY), AsyncConnectionPool._refill_task)
+        self._refill_later(gave_up)
 
     async def reconnect_failed(self) -> None:  # type: ignore[override]
         """Called when reconnecting gives up; runs the ``reconnect_failed``
@@ -561,41 +481,21 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             await _resolved(partial(self._reconnect_failed, self))
 
     async def _shrink_task(self) -> None:
-        workers = self._workers
-        if self._closed or workers is None:
-            return
-        workers.run_later(self.max_idle, AsyncConnectionPool._shrink_task)
-        with self._lock:
-            exhausted, self._exhausted = self._exhausted, False
-            if exhausted or self._nconns <= self._min_size:
-                return
-            slot = self._ring.try_acquire()
-            if slot < 0:
-                return
-            conn = self._conns[slot]
-        logger.info(
-            "shrinking pool %r to %s because some connections were unused in the last %s sec",
-            self.name, self._nconns - 1, self.max_idle,
-        )
-        self._forget_slot(slot)
-        await self._close_quietly(conn)
+        victim = self._shrink_candidate()
+        if victim is not None:
+            self._forget_slot(victim[0])
+            await self._close_quietly(victim[1])
 
     async def _expiry_task(self) -> None:
-        workers = self._workers
-        if self._closed or workers is None:
-            return
-        workers.run_later(self._expiry_sweep_period(), AsyncConnectionPool._expiry_task)
-        now = monotonic()
-        for _ in range(self._ring.idle_count()):
-            slot = self._ring.try_acquire()
-            if slot < 0:
-                return
-            conn = self._conns[slot]
-            if now >= self._expire_at[slot]:
-                logger.info("discarding expired connection %s", conn)
+        expired = self._take_expired_idle()
+        for i, (slot, conn) in enumerate(expired):
+            logger.info("discarding expired connection %s", conn)
+            try:
                 await self._discard(slot, conn)
-            else:
-                self._give_back(slot)
+            except BaseException:  # cancelled: the claimed rest must not stay held
+                for other in expired[i + 1:]:
+                    self._discard_soon(*other)
+                raise
 
     # ------------------------------------------------------------------
     # Sizing, health

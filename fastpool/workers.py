@@ -23,6 +23,12 @@ Task = Callable[..., Any]
 _STOP = object()
 
 
+def log_task_failure(task: Task, ex: Exception) -> None:
+    """A maintenance task raised: log it and keep the worker going."""
+    logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
+                   ex.__class__.__name__, ex)
+
+
 class Workers:
     """A task queue, its worker threads and a scheduler thread for one pool."""
 
@@ -87,8 +93,7 @@ class Workers:
             try:
                 task(pool, *args)
             except Exception as ex:
-                logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
-                               ex.__class__.__name__, ex)
+                log_task_failure(task, ex)
             del pool  # don't keep the pool alive while blocked on the queue
 
     def _schedule_loop(self) -> None:
