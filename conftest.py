@@ -66,6 +66,17 @@ def pg_dsn(pg_server) -> str:
 
 
 @pytest.fixture
+def closing_pools() -> Iterator[list]:
+    """Pools a test appends here are closed at teardown, after checking their books."""
+    created: list = []
+    yield created
+    for p in created:
+        if not p.closed:
+            p._ring.check_invariants()
+        p.close()
+
+
+@pytest.fixture
 def admin(pg_dsn: str) -> Iterator["psycopg.Connection"]:  # noqa: F821
     """A connection outside any pool, for killing backends and checking data."""
     import psycopg

@@ -29,9 +29,10 @@ CEILING = "dedicated"
 
 CYCLE = ["fastpool.c", "fastpool.c getconn", "fastpool.python", "psycopg_pool",
          "psycopg_pool getconn", "sqlalchemy QueuePool", "sqlalchemy FastQueuePool", "sqlalchemy engine",
-         "psycopg2 pool+sem", "DBUtils PooledDB"]
+         "psycopg2 pool+sem", "fastpool psycopg2_pool", "DBUtils PooledDB"]
 E2E = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool", "sqlalchemy FastQueuePool",
-       "sqlalchemy engine", "psycopg2 pool+sem", "DBUtils PooledDB", "no pool", CEILING]
+       "sqlalchemy engine", "psycopg2 pool+sem", "fastpool psycopg2_pool", "DBUtils PooledDB", "no pool",
+       CEILING]
 SPIKE = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool",
          "psycopg2 pool+sem", "DBUtils PooledDB", "no pool"]
 

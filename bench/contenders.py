@@ -336,6 +336,39 @@ class Psycopg2Threaded(Contender):
         self.pool.closeall()
 
 
+class FastpoolPsycopg2(Contender):
+    """fastpool.psycopg2_pool.ThreadedConnectionPool: psycopg2's API, waits
+    (FIFO) when exhausted, so no semaphore is needed."""
+
+    uses_cursor = True
+    requires = "psycopg2"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        import psycopg2
+
+        from fastpool.psycopg2_pool import ThreadedConnectionPool
+
+        class StubbablePool(ThreadedConnectionPool):
+            def _connect(inner):
+                if setup.stub:
+                    return BenchConnection.connect()
+                conn = psycopg2.connect(setup.dsn)
+                conn.autocommit = setup.autocommit
+                return conn
+
+        self.pool = StubbablePool(setup.min, setup.size)
+
+    def get(self):
+        return self.pool.getconn()
+
+    def put(self, conn) -> None:
+        self.pool.putconn(conn)
+
+    def close(self) -> None:
+        self.pool.closeall()
+
+
 class DBUtilsPooledDB(Contender):
     requires = "dbutils"
 
@@ -436,6 +469,9 @@ CONTENDERS: dict[str, tuple[Callable[[Setup], Contender], str]] = {
     "psycopg2 pool+sem": (Psycopg2Threaded,
                           "psycopg2 driver (not psycopg 3); ThreadedConnectionPool behind a "
                           "semaphore; rollback only if not idle"),
+    "fastpool psycopg2_pool": (FastpoolPsycopg2,
+                               "psycopg2 driver; fastpool.psycopg2_pool.ThreadedConnectionPool "
+                               "(waits when exhausted); rollback only if in a transaction"),
     "DBUtils PooledDB": (DBUtilsPooledDB, "`PooledDB(blocking=True, reset=True)`: always rollback"),
     "no pool": (NoPool, "connect per request, close after"),
     "dedicated": (Dedicated, "each thread keeps its own connection (the ceiling)"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._core import DEBUG as __debug_core__  # noqa: F401 - reported by the test header
 from ._core import IMPL as __impl__
 from ._core import SlotRing
+from .dbapi import ConnectionReturned, Pool, PooledConnection
 from .errors import PoolClosed, PoolInternalError, PoolTimeout, TooManyRequests
 from .null_pool import NullConnectionPool
 from .pool import ConnectionPool
@@ -20,7 +21,10 @@ __all__ = [
     "AsyncConnectionPool",
     "AsyncNullConnectionPool",
     "ConnectionPool",
+    "ConnectionReturned",
     "NullConnectionPool",
+    "Pool",
+    "PooledConnection",
     "PoolClosed",
     "PoolInternalError",
     "PoolTimeout",

@@ -393,6 +393,20 @@ class PoolLogic:
         self._nconns -= 1
         self._connecting -= 1
 
+    def _connect_started(self) -> float:
+        """Count a connection attempt; its start time for ``_connect_ended``."""
+        self._stats.add(Stats.CONNECTIONS_NUM)
+        return monotonic()
+
+    def _connect_ended(self, t0: float, ok: bool) -> None:
+        """Count how long the attempt started at ``t0`` took, and a failure."""
+        elapsed = monotonic() - t0
+        if ok:
+            self._stats.add_ms(Stats.CONNECTIONS_MS, elapsed)
+        else:
+            self._stats.add(Stats.CONNECTIONS_ERRORS)
+        self._histograms.observe(Histograms.CREATE, elapsed)
+
     def _install_connected(self, conn: Any) -> int:
         """A worker's new connection: its held slot, or -1 if the pool closed
         meanwhile (the caller closes the connection)."""

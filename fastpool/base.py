@@ -36,7 +36,7 @@ def check_timeout(value: Any, name: str = "timeout") -> float:
     return _positive_number(name, value, allow_zero=True)
 
 
-def _check_callable(name: str, value: Any) -> None:
+def check_callable(name: str, value: Any) -> None:
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
 
@@ -60,7 +60,7 @@ def check_pool_arguments(connection_class: Any, open: Any, **callbacks: Any) -> 
             f"got {connection_class!r}"
         )
     for cb_name, cb in callbacks.items():
-        _check_callable(cb_name, cb)
+        check_callable(cb_name, cb)
     if open is not None and not isinstance(open, bool):
         raise TypeError(f"open must be True, False or None, got {type(open).__name__}")
 
@@ -225,7 +225,7 @@ class BasePool:
             raise TypeError(f"max_waiting must be an int, got {type(max_waiting).__name__}")
         if max_waiting < 0:
             raise ValueError(f"max_waiting must be >= 0 (0 means unlimited), got {max_waiting}")
-        _check_callable("reconnect_failed", reconnect_failed)
+        check_callable("reconnect_failed", reconnect_failed)
 
         self.conninfo = conninfo
         self.kwargs = kwargs

@@ -30,6 +30,11 @@ def _histogram_buckets(counts: list[int]) -> list[tuple[str, float]]:
     return out
 
 
+def _in_use(pool: Any, stats: dict) -> int:
+    """Connections checked out: pool_size counts the ones still being made too."""
+    return max(0, stats["pool_size"] - stats["pool_available"] - getattr(pool, "_connecting", 0))
+
+
 class PoolCollector:
     """A prometheus_client collector for one or more fastpool pools."""
 
@@ -72,7 +77,7 @@ class PoolCollector:
             stats = pool.get_stats()
             idle = stats["pool_available"]
             count.add_metric([name, "idle"], idle)
-            count.add_metric([name, "used"], max(0, stats["pool_size"] - idle))
+            count.add_metric([name, "used"], _in_use(pool, stats))
             idle_min.add_metric([name], stats["pool_min"])
             maximum.add_metric([name], stats["pool_max"])
             pending.add_metric([name], stats["requests_waiting"])
@@ -83,4 +88,59 @@ class PoolCollector:
         yield from (count, idle_min, maximum, pending, timeouts, *hists.values())
 
 
-__all__ = ["PoolCollector"]
+def instrument_opentelemetry(*pools: Any, meter_provider: Any = None) -> list[Any]:
+    """Report ``pools`` through OpenTelemetry's metrics API with the semantic
+    conventions' names and attributes (``db.client.connection.pool.name``,
+    ``db.client.connection.state``): ``db.client.connection.count``,
+    ``.idle.min``, ``.max``, ``.pending_requests`` and ``.timeouts``, all
+    observable instruments read at export time (no per-request cost).
+
+    The wait/use/create time histograms are not among them: OpenTelemetry's API
+    has no asynchronous histogram, and recording each checkout synchronously
+    would put its cost on the hot path. Export those with ``PoolCollector``
+    (an OpenTelemetry Collector can scrape it). Returns the instruments.
+    Needs ``opentelemetry-api``; ``meter_provider`` defaults to the global one."""
+    from opentelemetry import metrics
+    from opentelemetry.metrics import Observation
+
+    if not pools:
+        raise ValueError("instrument_opentelemetry needs at least one pool")
+    for p in pools:
+        if not hasattr(p, "_failed_requests_total") or not hasattr(p, "get_stats"):
+            raise TypeError(f"not a fastpool pool: {p!r}")
+    provider = meter_provider or metrics.get_meter_provider()
+    meter = provider.get_meter("fastpool")
+    pool_key, state_key = "db.client.connection.pool.name", "db.client.connection.state"
+
+    def observe(read: Any) -> Any:
+        def callback(options: Any) -> Iterator[Any]:
+            for pool in pools:
+                yield from read(pool, pool.get_stats(), {pool_key: pool.name})
+        return [callback]
+
+    def count(pool: Any, stats: dict, attrs: dict) -> Iterator[Any]:
+        yield Observation(stats["pool_available"], {**attrs, state_key: "idle"})
+        yield Observation(_in_use(pool, stats), {**attrs, state_key: "used"})
+
+    name = "db.client.connection"
+    return [
+        meter.create_observable_up_down_counter(
+            f"{name}.count", observe(count), unit="{connection}",
+            description="Connections in the pool, by state"),
+        meter.create_observable_up_down_counter(
+            f"{name}.idle.min", observe(lambda p, s, a: [Observation(s["pool_min"], a)]),
+            unit="{connection}", description="min_size: connections kept open"),
+        meter.create_observable_up_down_counter(
+            f"{name}.max", observe(lambda p, s, a: [Observation(s["pool_max"], a)]),
+            unit="{connection}", description="max_size: connections allowed"),
+        meter.create_observable_up_down_counter(
+            f"{name}.pending_requests",
+            observe(lambda p, s, a: [Observation(s["requests_waiting"], a)]),
+            unit="{request}", description="Requests waiting for a connection"),
+        meter.create_observable_counter(
+            f"{name}.timeouts", observe(lambda p, s, a: [Observation(p._failed_requests_total(), a)]),
+            unit="{timeout}", description="Requests that failed: timeouts, too many waiting, closed pool"),
+    ]
+
+
+__all__ = ["PoolCollector", "instrument_opentelemetry"]

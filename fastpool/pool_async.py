@@ -419,16 +419,13 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         if timeout is not None:
             kwargs = dict(kwargs, connect_timeout=max(round(timeout), 1))
         conninfo = self._check_conninfo(await _resolved(self.conninfo))
-        self._stats.add(Stats.CONNECTIONS_NUM)
-        t0 = monotonic()
+        t0 = self._connect_started()
         try:
             conn = await self.connection_class.connect(conninfo, **kwargs)  # type: ignore[attr-defined]
         except Exception:
-            self._stats.add(Stats.CONNECTIONS_ERRORS)
-            self._histograms.observe(base.Histograms.CREATE, monotonic() - t0)
+            self._connect_ended(t0, False)
             raise
-        self._stats.add_ms(Stats.CONNECTIONS_MS, monotonic() - t0)
-        self._histograms.observe(base.Histograms.CREATE, monotonic() - t0)
+        self._connect_ended(t0, True)
         conn._pool = None
         if self._configure is not None:
             try:

@@ -65,3 +65,29 @@ ensure_pgbouncer() {
         say "pgbouncer not installed and not root: the PgBouncer tests will be skipped"
     fi
 }
+
+apt_install() {  # $@: Debian packages; only as root, quietly; returns non-zero on failure
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
+ensure_mariadb() {
+    # The generic-pool tests use a MariaDB on 127.0.0.1:3306 or start a private
+    # one from the server binaries; MariaDB Connector/Python needs the C library.
+    if ! python -c 'import socket; socket.create_connection(("127.0.0.1", 3306), 1).close()' 2>/dev/null \
+       && ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+        say "no MariaDB found: installing Debian's mariadb-server (the tests start a private one)"
+        apt_install mariadb-server || say "could not install mariadb-server: the MariaDB tests will be skipped"
+    fi
+    if python -c 'import mariadb' 2>/dev/null; then
+        return
+    fi
+    if ! command -v mariadb_config >/dev/null 2>&1; then
+        say "installing Debian's libmariadb-dev (to build MariaDB Connector/Python)"
+        apt_install libmariadb-dev || true
+    fi
+    python -m pip install -q --disable-pip-version-check "mariadb>=1.1" \
+        || say "could not install MariaDB Connector/Python: its tests will be skipped"
+}

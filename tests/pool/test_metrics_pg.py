@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -87,3 +88,51 @@ def test_collector_rejects_what_is_not_a_pool() -> None:
         PoolCollector()
     with pytest.raises(TypeError, match="not a fastpool pool"):
         PoolCollector(object())
+
+
+def test_opentelemetry_instruments(pg_dsn: str) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from fastpool.metrics import instrument_opentelemetry
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    with ConnectionPool(pg_dsn, min_size=2, max_size=3, name="otel", timeout=5) as pool:
+        pool.wait()
+        instrument_opentelemetry(pool, meter_provider=provider)
+        held = [pool.getconn(), pool.getconn()]
+        with pytest.raises(PoolTimeout):
+            pool.getconn(timeout=0)  # none idle, and no time to grow
+        # Let a connection the timed-out request asked for settle (made and idle).
+        while pool._connecting or pool.get_stats()["pool_size"] - pool.get_stats()["pool_available"] != 2:
+            time.sleep(0.01)
+        points = {}
+        for rm in reader.get_metrics_data().resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for p in metric.data.data_points:
+                        points[(metric.name, tuple(sorted(p.attributes.items())))] = p.value
+        for conn in held:
+            pool.putconn(conn)
+    name = ("db.client.connection.pool.name", "otel")
+    state = "db.client.connection.state"
+    # The timed-out request may have had a third connection made: idle, or not
+    # counted yet; never "used".
+    assert points[("db.client.connection.count", (name, (state, "used")))] == 2
+    assert points[("db.client.connection.count", (name, (state, "idle")))] in (0, 1)
+    assert points[("db.client.connection.idle.min", (name,))] == 2
+    assert points[("db.client.connection.max", (name,))] == 3
+    assert points[("db.client.connection.pending_requests", (name,))] == 0
+    assert points[("db.client.connection.timeouts", (name,))] == 1
+
+
+def test_opentelemetry_rejects_what_is_not_a_pool() -> None:
+    pytest.importorskip("opentelemetry")
+    from fastpool.metrics import instrument_opentelemetry
+
+    with pytest.raises(ValueError, match="at least one pool"):
+        instrument_opentelemetry()
+    with pytest.raises(TypeError, match="not a fastpool pool"):
+        instrument_opentelemetry(object())

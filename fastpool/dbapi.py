@@ -1,0 +1,435 @@
+"""``fastpool.Pool``: the same pool for any DB-API 2.0 driver.
+
+``Pool(connect=lambda: pymysql.connect(...))`` pools whatever ``connect()``
+returns (psycopg2, PyMySQL, MySQL Connector, MariaDB Connector, sqlite3, ...)
+with ConnectionPool's machinery: the lock-free ring, FIFO waiting with
+timeouts and ``max_waiting``, growth and reconnection with backoff,
+``max_lifetime``/``max_idle``, leak detection, fork safety and stats.
+
+A checkout hands out a ``PooledConnection``: a thin stand-in that forwards
+everything to the driver's connection, and whose ``close()`` gives it back to
+the pool (MySQL Connector's pooled connections behave the same way). A new
+stand-in per checkout means a reference kept after ``close()`` can't reach the
+connection once somebody else has it.
+
+On return the connection is rolled back if the driver says it is in a
+transaction (or can't say), and discarded if that fails or the driver reports
+it closed; ``pre_ping=True`` checks each connection before handing it out.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from . import base
+from ._core import PoolHotPath
+from ._driver_traits import traits_of
+from .base import Stats
+from .errors import PoolClosed
+from .pool import ConnectionPool
+
+logger = logging.getLogger("fastpool")
+monotonic = time.monotonic
+
+RESET_ON_RETURN = ("rollback", "commit", None)
+
+
+class ConnectionReturned(Exception):
+    """A PooledConnection was used after close(): it has gone back to its pool."""
+
+    __module__ = "fastpool"
+
+
+class _Held:
+    """A pooled driver connection as the pool keeps it: the slot machinery
+    needs attributes (``_pool``, ``_fp_slot``) that C-level driver connections
+    (sqlite3, psycopg2) can't take, so they live here."""
+
+    __slots__ = ("raw", "traits", "_pool", "_fp_slot")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.traits = traits_of(raw)
+        self._pool: Any = None
+        self._fp_slot = -1
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __repr__(self) -> str:
+        return f"<pooled {self.raw!r}>"
+
+
+class PooledConnection:
+    """A checked-out connection. Use it as the driver's connection; ``close()``
+    (or leaving ``with conn:``) gives it back to the pool."""
+
+    __slots__ = ("_held", "_pool", "_invalid", "_failed")
+
+    def __init__(self, held: _Held, pool: "Pool") -> None:
+        object.__setattr__(self, "_held", held)
+        object.__setattr__(self, "_pool", pool)
+        object.__setattr__(self, "_invalid", False)  # invalidate(): close on return
+        object.__setattr__(self, "_failed", False)   # a with-block raised: ping on return
+
+    @property
+    def raw(self) -> Any:
+        """The driver's own connection (for APIs that check its type)."""
+        held = self._held
+        if held is None:
+            raise ConnectionReturned("this connection was closed (given back to its pool)")
+        return held.raw
+
+    driver_connection = raw  # SQLAlchemy's name for it
+
+    @property
+    def closed(self) -> bool:
+        """True once given back to the pool."""
+        return self._held is None
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return self.raw.cursor(*args, **kwargs)
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def rollback(self) -> None:
+        self.raw.rollback()
+
+    def close(self) -> None:
+        """Give the connection back to the pool (a second close() does nothing)."""
+        if self._held is not None:
+            self._pool.putconn(self)
+
+    def invalidate(self) -> None:
+        """Mark the connection broken: on return it is closed, not reused, and
+        the pool makes a new one if it needs to."""
+        object.__setattr__(self, "_invalid", True)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.raw, name, value)
+
+    def __enter__(self) -> "PooledConnection":
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        """Commit (or roll back on error), then give the connection back."""
+        held = self._held
+        if held is None:
+            return
+        if exc_type is not None:
+            object.__setattr__(self, "_failed", True)
+        try:
+            self._pool._end_transaction(held, exc_type is None)
+        finally:
+            self.close()
+
+    def __repr__(self) -> str:
+        held = self._held
+        state = "returned" if held is None else repr(held.raw)
+        return f"<fastpool.PooledConnection {state} from pool {self._pool.name!r}>"
+
+
+_set_held = PooledConnection._held.__set__  # type: ignore[attr-defined]  # (bypasses __setattr__)
+
+
+class Pool(ConnectionPool):
+    """A pool of DB-API connections made by ``connect()``.
+
+    Sizing, waiting, lifetime and statistics parameters mean what they mean for
+    ``fastpool.ConnectionPool`` (psycopg_pool's names and defaults); the pool
+    opens in the constructor unless ``open=False``.
+
+    ``configure(conn)`` runs on each new connection, ``check(conn)`` before
+    each checkout, ``reset(conn)`` after each return; all get the driver's
+    connection. ``pre_ping=True`` is ``check=Pool.check_connection`` (the
+    driver's ping, or ``SELECT 1``). ``reset_on_return`` says how an open
+    transaction is ended when a connection comes back: ``"rollback"`` (default),
+    ``"commit"`` or None (leave it: only for drivers you reset yourself)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        *,
+        min_size: int = 4,
+        max_size: int | None = None,
+        open: bool = True,
+        configure: Callable[[Any], None] | None = None,
+        check: Callable[[Any], None] | None = None,
+        pre_ping: bool = False,
+        reset: Callable[[Any], None] | None = None,
+        reset_on_return: str | None = "rollback",
+        name: str | None = None,
+        timeout: float = 30.0,
+        max_waiting: int = 0,
+        max_lifetime: float = 60 * 60.0,
+        max_idle: float = 10 * 60.0,
+        reconnect_timeout: float = 5 * 60.0,
+        reconnect_failed: Callable[[Any], None] | None = None,
+        num_workers: int = 3,
+        check_bypass: float = 0.0,
+        fork_safe: bool = False,
+        leak_threshold: float | None = None,
+    ):
+        if not callable(connect):
+            raise TypeError(
+                f"connect must be a callable returning a DB-API connection, got {type(connect).__name__}"
+            )
+        if not isinstance(open, bool):
+            raise TypeError(f"open must be True or False, got {type(open).__name__}")
+        if not isinstance(pre_ping, bool):
+            raise TypeError(f"pre_ping must be True or False, got {type(pre_ping).__name__}")
+        if pre_ping and check is not None:
+            raise ValueError("give either check or pre_ping=True, not both")
+        if reset_on_return not in RESET_ON_RETURN:
+            raise ValueError(
+                f"reset_on_return must be 'rollback', 'commit' or None, got {reset_on_return!r}"
+            )
+        for cb_name, cb in (("configure", configure), ("check", check), ("reset", reset)):
+            base.check_callable(cb_name, cb)
+        base.BasePool.__init__(
+            self,
+            "",
+            min_size=min_size,
+            max_size=max_size,
+            name=name,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            max_lifetime=max_lifetime,
+            max_idle=max_idle,
+            reconnect_timeout=reconnect_timeout,
+            reconnect_failed=reconnect_failed,
+            num_workers=num_workers,
+            check_bypass=check_bypass,
+            fork_safe=fork_safe,
+            leak_threshold=leak_threshold,
+        )
+        self._connect_fn = connect
+        self._user_check = self.check_connection if pre_ping else check
+        self._user_reset = reset
+        self.reset_on_return = reset_on_return
+        # The slot machinery calls _check with what it holds: unwrap it.
+        held_check = None if self._user_check is None else self._check_held
+        self._init_pool(_Held, configure, held_check, None, False, PoolHotPath)
+        if fork_safe:
+            from .pool import _fork_safe_pools
+
+            _fork_safe_pools.add(self)
+        if open:
+            self.open()
+
+    # ------------------------------------------------------------------
+    # Checkout and return
+    # ------------------------------------------------------------------
+
+    def getconn(self, timeout: float | None = None) -> PooledConnection:
+        """Take a connection out of the pool; give it back with ``putconn()``
+        or its ``close()``. Waits up to ``timeout`` seconds (default: the
+        pool's), then raises PoolTimeout."""
+        return PooledConnection(PoolHotPath.getconn(self, timeout), self)
+
+    get_connection = getconn  # MySQL Connector's name
+
+    def putconn(self, conn: PooledConnection) -> None:
+        """Give back a connection obtained with ``getconn()``."""
+        if type(conn) is not PooledConnection or conn._pool is not self or conn._held is None:
+            self._refuse_return(conn)
+        held = conn._held
+        _set_held(conn, None)
+        if held._pool is not self:
+            self._raise_foreign(held)
+        slot = held._fp_slot
+        held._pool = None
+        conns = self._conns
+        if not 0 <= slot < len(conns) or conns[slot] is not held:
+            return  # checked out before a fork, returned in the child: the parent's
+        if self._leak_threshold:
+            self._note_return(slot)
+        if self._closed or conn._invalid or conn._failed or self._user_reset is not None:
+            self._return_slow(slot, held, conn._invalid, conn._failed)
+            return
+        # The common case, kept short: an open, idle connection within its lifetime.
+        raw = held.raw
+        traits = held.traits
+        try:
+            clean = not traits.in_transaction(raw) and not traits.is_closed(raw)
+        except Exception:
+            clean = False
+        if not clean:
+            self._return_slow(slot, held, False, False)
+            return
+        now = monotonic()
+        if now < self._expire_at[slot] and self._created_at[slot] > self._drained_at:
+            self._last_used[slot] = now
+            self._give_back(slot)
+        else:
+            self._discard(slot, held)
+
+    def _refuse_return(self, conn: Any) -> None:
+        if type(conn) is not PooledConnection:
+            raise TypeError(
+                f"putconn() takes a connection from pool {self.name!r}'s getconn(),"
+                f" got {type(conn).__name__}"
+            )
+        if conn._pool is not self:
+            raise ValueError(
+                f"can't return connection to pool {self.name!r}, it comes from pool {conn._pool.name!r}"
+            )
+        raise ValueError(f"can't return connection to pool {self.name!r}: it was already returned")
+
+    def _return_slow(self, slot: int, held: _Held, invalid: bool, failed: bool) -> None:
+        """Return a held slot whose connection needs work: closed pool,
+        invalidated, in a transaction, to be reset or checked."""
+        if self._closed:
+            self._forget_slot(slot)
+            self._close_quietly(held)
+            return
+        if invalid:
+            self._discard(slot, held)
+            return
+        if not self._reset_returned(held, failed):
+            self._stats.add(Stats.RETURNS_BAD)
+            self._discard(slot, held)
+            return
+        now = monotonic()
+        if self._is_stale(slot, now):
+            self._discard(slot, held)
+            return
+        self._last_used[slot] = now
+        self._give_back(slot)
+
+    def _reset_returned(self, held: _Held, failed: bool) -> bool:
+        """End a returned connection's transaction and run ``reset``: False if
+        the connection is broken or closed (to be discarded). ``failed``: the
+        block that used it raised, perhaps because the connection broke in a
+        way the driver doesn't tell (MySQL Connector): ping it to find out."""
+        raw, traits = held.raw, held.traits
+        try:
+            if traits.is_closed(raw):
+                logger.warning("discarding closed connection: %r", raw)
+                return False
+            if self.reset_on_return is not None and traits.in_transaction(raw):
+                if self.reset_on_return == "commit":
+                    raw.commit()
+                else:
+                    raw.rollback()
+            if self._user_reset is not None:
+                self._user_reset(raw)
+            if failed:
+                traits.ping(raw)
+        except Exception as ex:
+            logger.warning("discarding connection %r: its reset failed: %s", raw, ex)
+            return False
+        return True
+
+    def _end_transaction(self, held: _Held, commit: bool) -> None:
+        """Commit (``commit``) or roll back what the block did, skipping the call
+        when the driver says no transaction is open."""
+        raw, in_transaction = held.raw, held.traits.in_transaction
+        if commit:
+            if in_transaction(raw):
+                raw.commit()
+            return
+        try:
+            if in_transaction(raw):
+                raw.rollback()
+        except Exception as ex:
+            logger.warning("error ignored in rollback on %r: %s", raw, ex)
+
+    def connection(self, timeout: float | None = None) -> "_ConnectionBlock":  # type: ignore[override]
+        """Context manager: a connection for the block, committed on success,
+        rolled back on error, then returned to the pool."""
+        return _ConnectionBlock(self, timeout)
+
+    def _check_held(self, held: _Held) -> None:
+        self._user_check(held.raw)  # type: ignore[misc]
+
+    # ------------------------------------------------------------------
+    # Connections
+    # ------------------------------------------------------------------
+
+    def _connect(self, timeout: float | None = None) -> _Held:
+        """Open a connection and run ``configure``; raise on any failure."""
+        t0 = self._connect_started()
+        try:
+            raw = self._connect_fn()
+        except Exception:
+            self._connect_ended(t0, False)
+            raise
+        self._connect_ended(t0, True)
+        held = _Held(raw)
+        if self._configure is not None:
+            try:
+                self._configure(raw)
+            except BaseException:
+                self._close_quietly(held)
+                raise
+        return held
+
+    def connect_now(self, n: int = 1) -> None:
+        """Make ``n`` connections in the calling thread and add them to the
+        pool (within max_size); a failure to connect is raised here."""
+        for _ in range(n):
+            with self._lock:
+                self._raise_if_closed()
+                if self._nconns >= self._max_size:
+                    return
+                self._nconns += 1
+                self._connecting += 1
+            try:
+                held = self._connect()
+            except BaseException:
+                with self._lock:
+                    self._attempt_ended_locked()
+                raise
+            slot = self._install_connected(held)
+            if slot < 0:
+                self._close_quietly(held)
+                raise PoolClosed(f"the pool {self.name!r} was closed while connecting")
+            self._hand_out_connected(slot)
+
+    @staticmethod
+    def check_connection(conn: Any) -> None:
+        """Ping a driver connection (usable as the ``check`` parameter): the
+        driver's ``ping()`` without reconnecting, or ``SELECT 1``."""
+        if isinstance(conn, (PooledConnection, _Held)):
+            conn = conn.raw
+        traits_of(conn).ping(conn)
+
+
+class _ConnectionBlock:
+    """``with pool.connection() as conn:`` for the generic pool."""
+
+    __slots__ = ("pool", "timeout", "conn", "t0")
+
+    def __init__(self, pool: Pool, timeout: float | None) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.conn: PooledConnection | None = None
+
+    def __enter__(self) -> PooledConnection:
+        self.t0 = monotonic()
+        self.conn = self.pool.getconn(self.timeout)
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        conn, self.conn = self.conn, None
+        assert conn is not None, "__exit__ without __enter__"
+        pool = self.pool
+        held = conn._held
+        try:
+            if held is not None:  # else the block already closed it
+                if exc_type is not None:
+                    object.__setattr__(conn, "_failed", True)
+                try:
+                    pool._end_transaction(held, exc_type is None)
+                finally:
+                    pool.putconn(conn)
+        finally:
+            used = monotonic() - self.t0
+            pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
+            pool._histograms.observe(base.Histograms.USE, used)

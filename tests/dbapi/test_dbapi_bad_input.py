@@ -1,0 +1,144 @@
+"""fastpool.Pool: wrong arguments and misuse give clear errors and leave the
+pool consistent (sqlite3 connections: no server needed)."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from fastpool import ConnectionReturned, Pool, PooledConnection
+
+
+def connect() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", check_same_thread=False)
+
+
+@pytest.mark.parametrize(
+    "args,kwargs,exc,match",
+    [
+        (("sqlite3",), {}, TypeError, "connect must be a callable"),
+        ((connect,), {"open": "yes"}, TypeError, "open must be True or False"),
+        ((connect,), {"pre_ping": 1}, TypeError, "pre_ping must be True or False"),
+        ((connect,), {"pre_ping": True, "check": Pool.check_connection}, ValueError, "either check or pre_ping"),
+        ((connect,), {"reset_on_return": "yes"}, ValueError, "reset_on_return must be"),
+        ((connect,), {"configure": 3}, TypeError, "configure must be callable"),
+        ((connect,), {"check": "ping"}, TypeError, "check must be callable"),
+        ((connect,), {"reset": []}, TypeError, "reset must be callable"),
+        ((connect,), {"min_size": 3, "max_size": 2}, ValueError, "max_size must be greater"),
+        ((connect,), {"min_size": "4"}, TypeError, "min_size must be an int"),
+        ((connect,), {"timeout": -1}, ValueError, "timeout must be >= 0"),
+        ((connect,), {"max_lifetime": 0}, ValueError, "max_lifetime must be > 0"),
+    ],
+)
+def test_constructor_rejects(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        Pool(*args, **kwargs)
+
+
+@pytest.fixture
+def pool():
+    p = Pool(connect, min_size=1, max_size=2, timeout=2)
+    p.wait()
+    yield p
+    p._ring.check_invariants()
+    p.close()
+
+
+def test_putconn_of_a_driver_connection_is_a_type_error(pool):
+    raw = connect()
+    with pytest.raises(TypeError, match="putconn\\(\\) takes a connection from pool"):
+        pool.putconn(raw)
+    raw.close()
+
+
+def test_putconn_to_another_pool_is_refused_and_nothing_is_lost(pool):
+    other = Pool(connect, min_size=1, timeout=2)
+    try:
+        conn = other.getconn()
+        with pytest.raises(ValueError, match="comes from pool"):
+            pool.putconn(conn)
+        assert not conn.closed, "still checked out of its own pool"
+        conn.close()
+        assert other.get_stats()["pool_available"] == 1
+    finally:
+        other.close()
+
+
+def test_a_raising_connect_is_retried_and_reported(caplog):
+    calls = []
+
+    def flaky() -> sqlite3.Connection:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("server not there yet")
+        return connect()
+
+    from fastpool.base import AttemptWithBackoff
+
+    old = AttemptWithBackoff.INITIAL_DELAY
+    AttemptWithBackoff.INITIAL_DELAY = 0.05
+    try:
+        with Pool(flaky, min_size=1, timeout=5) as p:
+            with p.connection() as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert p.get_stats()["connections_errors"] == 1
+    finally:
+        AttemptWithBackoff.INITIAL_DELAY = old
+    assert "server not there yet" in caplog.text
+
+
+def test_a_raising_check_discards_and_retries(pool):
+    failures = [True]
+
+    def check(raw):
+        if failures:
+            failures.pop()
+            raise sqlite3.OperationalError("pretend it broke")
+
+    p = Pool(connect, min_size=1, check=check, timeout=2)
+    try:
+        with p.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert p.get_stats()["connections_lost"] == 1
+    finally:
+        p.close()
+
+
+def test_a_raising_reset_discards_the_connection(caplog):
+    def reset(raw):
+        raise RuntimeError("reset broke")
+
+    with Pool(connect, min_size=1, reset=reset, timeout=2) as p:
+        conn = p.getconn()
+        raw = conn.raw
+        conn.close()
+        assert p.get_stats()["returns_bad"] == 1
+        with p.connection() as again:
+            assert again.raw is not raw
+    assert "reset broke" in caplog.text
+
+
+def test_use_after_return_and_after_pool_close(pool):
+    conn = pool.getconn()
+    conn.close()
+    for use in (lambda: conn.cursor(), lambda: conn.raw, lambda: conn.execute("SELECT 1"),
+                lambda: setattr(conn, "isolation_level", None)):
+        with pytest.raises(ConnectionReturned):
+            use()
+    assert "returned" in repr(conn)
+    held = pool.getconn()
+    raw = held.raw
+    pool.close()
+    raw.execute("SELECT 1")  # a checked-out connection outlives close()...
+    held.close()  # ...and is closed when it comes back, without an error
+    assert held.closed
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        raw.execute("SELECT 1")
+
+
+def test_attributes_are_forwarded(pool):
+    with pool.connection() as conn:
+        assert isinstance(conn, PooledConnection)
+        conn.isolation_level = None  # set on the driver's connection
+        assert conn.raw.isolation_level is None
+        assert conn.total_changes == conn.raw.total_changes
