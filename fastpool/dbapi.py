@@ -119,14 +119,8 @@ class PooledConnection:
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         """Commit (or roll back on error), then give the connection back."""
         held = self._held
-        if held is None:
-            return
-        if exc_type is not None:
-            object.__setattr__(self, "_failed", True)
-        try:
-            self._pool._end_transaction(held, exc_type is None)
-        finally:
-            self.close()
+        if held is not None:  # else the block already closed it
+            self._pool._finish_block(self, held, exc_type is None)
 
     def __repr__(self) -> str:
         held = self._held
@@ -326,6 +320,20 @@ class Pool(ConnectionPool):
             return False
         return True
 
+    def _finish_block(self, conn: PooledConnection, held: _Held, ok: bool) -> None:
+        """The end of a ``with`` block: commit if ``ok`` else roll back, then
+        return the connection. If the block or the commit raised, the
+        connection is pinged on return: the error may have been a broken one."""
+        try:
+            self._end_transaction(held, ok)
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            if not ok:
+                object.__setattr__(conn, "_failed", True)
+            self.putconn(conn)
+
     def _end_transaction(self, held: _Held, commit: bool) -> None:
         """Commit (``commit``) or roll back what the block did, skipping the call
         when the driver says no transaction is open."""
@@ -423,12 +431,7 @@ class _ConnectionBlock:
         held = conn._held
         try:
             if held is not None:  # else the block already closed it
-                if exc_type is not None:
-                    object.__setattr__(conn, "_failed", True)
-                try:
-                    pool._end_transaction(held, exc_type is None)
-                finally:
-                    pool.putconn(conn)
+                pool._finish_block(conn, held, exc_type is None)
         finally:
             used = monotonic() - self.t0
             pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))

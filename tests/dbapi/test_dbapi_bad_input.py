@@ -142,3 +142,40 @@ def test_attributes_are_forwarded(pool):
         conn.isolation_level = None  # set on the driver's connection
         assert conn.raw.isolation_level is None
         assert conn.total_changes == conn.raw.total_changes
+
+
+class SilentlyBroken:
+    """A driver connection that, like MySQL Connector's, says it is in no
+    transaction and doesn't say when it has broken; only a ping tells."""
+
+    in_transaction = False  # so the pool neither commits nor rolls back
+
+    def __init__(self) -> None:
+        self.pings = 0
+        self.alive = True
+
+    def cursor(self) -> "SilentlyBroken":
+        self.alive = False  # the link drops during this query
+        raise OSError("connection reset by peer")
+
+    def ping(self) -> None:
+        self.pings += 1
+        if not self.alive:
+            raise OSError("gone")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_block_that_raised_has_its_connection_pinged_on_return():
+    with Pool(SilentlyBroken, min_size=1, max_size=1, timeout=2) as p:
+        with pytest.raises(OSError, match="reset by peer"):
+            with p.connection() as conn:
+                first = conn.raw
+                conn.cursor()
+        assert first.pings == 1
+        assert p.get_stats()["returns_bad"] == 1, "the broken connection was discarded"
+        with p.connection(timeout=2) as conn:
+            second = conn.raw
+            assert second is not first
+        assert second.pings == 0, "a block that ended well costs no ping"
