@@ -24,15 +24,22 @@ class NullPoolLogic:
 
     def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None,
                  **kwargs: Any) -> None:
-        if kwargs.get("leak_threshold") is not None:
-            raise ValueError("leak_threshold is not supported by null pools (yet): use a ConnectionPool")
         kwargs.setdefault("close_returns", False)
         super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)  # type: ignore[call-arg]
         # close() on a connection of a null pool really closes it (psycopg_pool too).
         self.close_returns = False
 
     def _start_workers_locked(self) -> None:
-        pass  # no background connections, no shrinking
+        # No background connections and no shrinking: workers only to scan for
+        # leaks, when asked to.
+        if self._leak_threshold:
+            self._workers = self._new_workers()
+            self._workers.start()
+            self._workers.run_later(self._leak_scan_period(), type(self)._leak_task)
+
+    def _note_checkout_of(self, conn: Any) -> None:
+        if self._leak_threshold:
+            self._note_checkout(conn._fp_slot)
 
     def _connect_failed(self, ex: BaseException, timeout: float) -> None:
         """A caller's own connect failed (or was cancelled): free its place for

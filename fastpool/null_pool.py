@@ -40,8 +40,10 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         if slot >= 0:  # a connection handed over by a returning client
             conn = self._conns[slot]
             conn._pool = self
-            return conn
-        return self._connect_new(deadline, timeout)
+        else:
+            conn = self._connect_new(deadline, timeout)
+        self._note_checkout_of(conn)
+        return conn
 
     def _connect_new(self, deadline: float, timeout: float) -> CT:
         """Open a connection for the caller (a connection slot is reserved)."""
@@ -65,6 +67,8 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             self._raise_foreign(conn)
         slot = conn._fp_slot
         conn._pool = None
+        if self._leak_threshold:
+            self._note_return(slot)
         if not self._closed and self._waiting:
             self._reset_connection(conn)
             if conn.pgconn.transaction_status != UNKNOWN and self._hand_over(slot):

@@ -43,6 +43,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             conn._pool = self
         else:
             conn = await self._connect_new(deadline, timeout)
+        self._note_checkout_of(conn)
         self._track_owner(conn)
         return conn
 
@@ -72,6 +73,8 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             owner[0].remove_done_callback(owner[1])
         slot = conn._fp_slot
         conn._pool = None
+        if self._leak_threshold:
+            self._note_return(slot)
         if not self._closed and self._waiting:
             try:
                 await self._reset_connection(conn)

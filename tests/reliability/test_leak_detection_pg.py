@@ -71,11 +71,13 @@ def test_leak_detection_is_off_by_default(pg_dsn: str, caplog) -> None:
     assert leak_reports(caplog) == []
 
 
-def test_async_leak_is_reported(aio_loop, pg_dsn: str, caplog) -> None:
+@pytest.mark.parametrize("cls,size", [(AsyncConnectionPool, {"min_size": 1}),
+                                      (AsyncNullConnectionPool, {"max_size": 2})])
+def test_async_leak_is_reported(aio_loop, pg_dsn: str, caplog, cls, size) -> None:
     caplog.set_level(logging.WARNING, logger="psycopg.pool")
 
     async def main() -> None:
-        async with AsyncConnectionPool(pg_dsn, min_size=1, leak_threshold=0.1, open=False) as pool:
+        async with cls(pg_dsn, **size, leak_threshold=0.1, open=False) as pool:
             conn = await pool.getconn()
             for _ in range(500):
                 if pool.get_stats().get("connections_leaked"):
@@ -99,10 +101,38 @@ def test_bad_leak_threshold(pg_dsn: str, kwargs, exc, msg) -> None:
         ConnectionPool(pg_dsn, open=False, **kwargs)
 
 
-@pytest.mark.parametrize("cls", [NullConnectionPool, AsyncNullConnectionPool])
-def test_null_pools_refuse_leak_threshold(pg_dsn: str, cls) -> None:
-    with pytest.raises(ValueError, match="not supported by null pools"):
-        cls(pg_dsn, open=False, leak_threshold=1.0)
+def test_null_pool_leak_is_reported(pg_dsn: str, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="psycopg.pool")
+    with NullConnectionPool(pg_dsn, max_size=2, leak_threshold=0.1, name="null-leaky") as pool:
+        tidy = pool.getconn()
+        pool.putconn(tidy)  # returned in time (and closed): never reported
+        conn = hold_a_connection_too_long(pool)
+        wait_for(lambda: pool.get_stats().get("connections_leaked", 0) == 1)
+        time.sleep(0.3)  # more scans: still reported once
+        pool.putconn(conn)
+        with pool.connection():
+            pass
+        time.sleep(0.3)
+        assert pool.get_stats()["connections_leaked"] == 1
+    reports = leak_reports(caplog)
+    assert len(reports) == 1, reports
+    assert "of pool 'null-leaky'" in reports[0] and "hold_a_connection_too_long" in reports[0]
+
+
+def test_generic_pool_leak_is_reported(tmp_path, caplog) -> None:
+    import sqlite3
+
+    from fastpool import Pool
+
+    caplog.set_level(logging.WARNING, logger="psycopg.pool")
+    path = str(tmp_path / "db.sqlite")
+    with Pool(lambda: sqlite3.connect(path, check_same_thread=False), min_size=1,
+              leak_threshold=0.1, name="dbapi-leaky") as pool:
+        conn = hold_a_connection_too_long(pool)
+        wait_for(lambda: pool.get_stats().get("connections_leaked", 0) == 1)
+        conn.close()
+    reports = leak_reports(caplog)
+    assert len(reports) == 1 and "hold_a_connection_too_long" in reports[0], reports
 
 
 @pytest.fixture
