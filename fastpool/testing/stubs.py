@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import threading
 import time
+from typing import Any
 
 
 class _PGconn:
@@ -97,3 +98,11 @@ class AsyncStubConnection(StubConnection):
 
     async def set_autocommit(self, value: bool) -> None:
         self.autocommit = value
+
+
+def settle(pool: Any, timeout: float = 5.0) -> None:
+    """Wait until a pool's background connects have finished (state-machine
+    tests check the books between steps, not while workers are connecting)."""
+    deadline = time.monotonic() + timeout
+    while pool._connecting and time.monotonic() < deadline:
+        time.sleep(0.001)

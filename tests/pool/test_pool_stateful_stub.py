@@ -6,7 +6,6 @@ balance: every connection is either idle or held by exactly one caller, and
 pool_size never exceeds max_size."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from hypothesis import settings
@@ -15,16 +14,9 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 
 from fastpool import ConnectionPool, PoolTimeout
 
-from fastpool.testing.stubs import StubConnection
+from fastpool.testing.stubs import StubConnection, settle
 
 INTRANS, UNKNOWN = 2, 4
-
-
-def settle(pool: ConnectionPool, timeout: float = 5.0) -> None:
-    """Wait until background connects have finished."""
-    deadline = time.monotonic() + timeout
-    while pool._connecting and time.monotonic() < deadline:
-        time.sleep(0.001)
 
 
 class PoolMachine(RuleBasedStateMachine):
