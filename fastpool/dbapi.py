@@ -378,7 +378,21 @@ class Pool(ConnectionPool):
                 raise
         return held
 
-    def connect_now(self, n: int = 1) -> None:
+    @classmethod
+    def filled(cls, connect: Callable[[], Any], size: int, max_size: int, **options: Any) -> "Pool":
+        """A pool opened with ``size`` connections made in the calling thread, so
+        that a failure to connect is raised here (the pool is closed), as
+        psycopg2's and MySQL Connector's pools do; it keeps ``size`` from then on."""
+        pool = cls(connect, min_size=0, max_size=max_size, **options)
+        try:
+            pool._connect_now(size)
+            pool.resize(size, max_size)
+        except BaseException:
+            pool.close()
+            raise
+        return pool
+
+    def _connect_now(self, n: int) -> None:
         """Make ``n`` connections in the calling thread and add them to the
         pool (within max_size); a failure to connect is raised here."""
         for _ in range(n):

@@ -30,6 +30,14 @@ def _histogram_buckets(counts: list[int]) -> list[tuple[str, float]]:
     return out
 
 
+def _check_pools(who: str, pools: tuple) -> None:
+    if not pools:
+        raise ValueError(f"{who} needs at least one pool")
+    for p in pools:
+        if not all(hasattr(p, a) for a in ("get_stats", "_histograms", "_failed_requests_total")):
+            raise TypeError(f"not a fastpool pool: {p!r}")
+
+
 def _in_use(pool: Any, stats: dict) -> int:
     """Connections checked out: pool_size counts the ones still being made too."""
     return max(0, stats["pool_size"] - stats["pool_available"] - getattr(pool, "_connecting", 0))
@@ -39,11 +47,7 @@ class PoolCollector:
     """A prometheus_client collector for one or more fastpool pools."""
 
     def __init__(self, *pools: Any) -> None:
-        if not pools:
-            raise ValueError("PoolCollector needs at least one pool")
-        for p in pools:
-            if not hasattr(p, "_histograms") or not hasattr(p, "get_stats"):
-                raise TypeError(f"not a fastpool pool: {p!r}")
+        _check_pools("PoolCollector", pools)
         self.pools = pools
 
     def describe(self) -> list[Any]:
@@ -103,11 +107,7 @@ def instrument_opentelemetry(*pools: Any, meter_provider: Any = None) -> list[An
     from opentelemetry import metrics
     from opentelemetry.metrics import Observation
 
-    if not pools:
-        raise ValueError("instrument_opentelemetry needs at least one pool")
-    for p in pools:
-        if not hasattr(p, "_failed_requests_total") or not hasattr(p, "get_stats"):
-            raise TypeError(f"not a fastpool pool: {p!r}")
+    _check_pools("instrument_opentelemetry", pools)
     provider = meter_provider or metrics.get_meter_provider()
     meter = provider.get_meter("fastpool")
     pool_key, state_key = "db.client.connection.pool.name", "db.client.connection.state"

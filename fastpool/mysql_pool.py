@@ -50,16 +50,10 @@ class MySQLConnectionPool:
         self._name = pool_name or f"pool{next(_names)}"
         self._size = pool_size
         self._dbconfig = dbconfig
-        self._pool = Pool(
-            self._connect, min_size=0, max_size=pool_size, timeout=pool_timeout, name=self._name,
+        self._pool = Pool.filled(
+            self._connect, pool_size, pool_size, timeout=pool_timeout, name=self._name,
             pre_ping=True, reset=self._reset_session if pool_reset_session else None,
         )
-        try:
-            self._pool.connect_now(pool_size)  # as MySQL Connector does: errors surface here
-            self._pool.resize(pool_size)
-        except BaseException:
-            self._pool.close()
-            raise
 
     def _connect(self) -> Any:
         return mysql.connector.connect(**self._dbconfig)

@@ -48,17 +48,10 @@ class ThreadedConnectionPool:
         self.minconn = minconn
         self.maxconn = maxconn
         self._args, self._kwargs = args, kwargs
-        self._pool = Pool(self._connect, min_size=0, max_size=maxconn, timeout=pool_timeout,
-                          **pool_options)
         self._lock = threading.Lock()
         self._keyed: dict[Any, Any] = {}          # key -> raw connection (getconn(key))
         self._out: dict[int, tuple[PooledConnection, Any]] = {}  # id(raw) -> (checkout, key)
-        try:
-            self._pool.connect_now(minconn)  # as psycopg2 does: errors surface here
-            self._pool.resize(minconn, maxconn)
-        except BaseException:
-            self._pool.close()
-            raise
+        self._pool = Pool.filled(self._connect, minconn, maxconn, timeout=pool_timeout, **pool_options)
 
     def _connect(self) -> Any:
         return psycopg2.connect(*self._args, **self._kwargs)

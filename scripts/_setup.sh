@@ -23,6 +23,13 @@ setup_venv() {  # $1: extras, e.g. "test" or "bench"
         --no-build-isolation -e ".[$1]"
 }
 
+apt_install() {  # $@: Debian packages; only as root, quietly; returns non-zero on failure
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
 pg_binaries_present() {
     command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
@@ -36,11 +43,8 @@ ensure_postgres() {
         return
     fi
     if ! pg_binaries_present; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-            say "no PostgreSQL found: installing Debian's postgresql package"
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-        else
+        say "no PostgreSQL found: installing Debian's postgresql package"
+        if ! apt_install postgresql; then
             echo "error: no PostgreSQL reachable and no server binaries; install PostgreSQL" \
                  "(e.g. apt-get install postgresql) or set FASTPOOL_TEST_DSN" >&2
             exit 1
@@ -54,23 +58,9 @@ ensure_pgbouncer() {
     if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
         return
     fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing Debian's pgbouncer package (for the PgBouncer tests)"
-        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null 2>&1; then
-            DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null \
-                || say "could not install pgbouncer: the PgBouncer tests will be skipped"
-        fi
-    else
-        say "pgbouncer not installed and not root: the PgBouncer tests will be skipped"
-    fi
-}
-
-apt_install() {  # $@: Debian packages; only as root, quietly; returns non-zero on failure
-    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+    say "installing Debian's pgbouncer package (for the PgBouncer tests)"
+    apt_install pgbouncer \
+        || say "could not install pgbouncer (needs root and apt-get): the PgBouncer tests will be skipped"
 }
 
 ensure_mariadb() {

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 from urllib.parse import unquote, urlsplit
+
+from .postgres import _free_port, _port_open
 
 
 @dataclass
@@ -92,10 +93,8 @@ def find_server() -> Optional[MariaDBServer]:
             raise RuntimeError(f"FASTPOOL_TEST_MYSQL is set but the server doesn't answer: {args['host']}")
         return MariaDBServer("env", args)
     args = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
-    with socket.socket() as s:
-        s.settimeout(1)
-        if s.connect_ex(("127.0.0.1", 3306)) != 0:
-            return None
+    if not _port_open("127.0.0.1", 3306):
+        return None
     return MariaDBServer("local", args) if _connects(args, create_db=True) else None
 
 
@@ -105,12 +104,6 @@ def _binary(*names: str) -> Optional[str]:
             if path and os.access(path, os.X_OK):
                 return path
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_private_server(timeout: float = 60.0) -> Optional[MariaDBServer]:
