@@ -65,6 +65,29 @@ def pg_dsn(pg_server) -> str:
     return pg_server.dsn
 
 
+@pytest.fixture(scope="session")
+def tpc_dsn(pg_server) -> Iterator[str]:
+    """A server that can prepare two-phase transactions: the test server if its
+    max_prepared_transactions allows it, else a private cluster configured so."""
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        allowed = int(conn.execute("SHOW max_prepared_transactions").fetchone()[0])
+    if allowed > 0:
+        yield pg_server.dsn
+        return
+    from fastpool.testing.postgres import find_bindir, start_private_server
+
+    if find_bindir() is None:
+        pytest.skip("the test server has max_prepared_transactions = 0 and no server binaries"
+                    " are installed to start one that allows two-phase commit")
+    server = start_private_server()
+    try:
+        yield server.dsn
+    finally:
+        server.destroy()
+
+
 @pytest.fixture
 def closing_pools() -> Iterator[list]:
     """Pools a test appends here are closed at teardown, after checking their books."""

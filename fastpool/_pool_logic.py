@@ -382,11 +382,12 @@ class PoolLogic:
         )
 
     def _replace_discarded(self) -> None:
-        """A connection was discarded: make a new one if a waiter needs it or
-        the pool is below min_size."""
+        """A connection was discarded (broken, expired, drained, failed its
+        check): make one in its place, as psycopg_pool does, so the pool keeps
+        its size. Shrinking is the ``max_idle`` task's job alone."""
         with self._lock:
             if not self._closed:
-                self._grow_locked(max(1 if self._waiting else 0, self._min_size - self._nconns))
+                self._grow_locked(1)
 
     def _attempt_ended_locked(self) -> None:
         """A scheduled connection attempt will not produce a connection."""

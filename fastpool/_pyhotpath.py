@@ -82,6 +82,7 @@ class PoolFastPath:
             now = monotonic()
             if (
                 conn.pgconn.transaction_status == _IDLE
+                and getattr(conn, "_tpc", None) is None  # no prepared two-phase xact
                 and now < self._expire_at[slot]
                 and self._reset is None
                 and self._created_at[slot] > self._drained_at
@@ -140,31 +141,59 @@ class PoolHotPath(PoolFastPath):
         return ConnectionContext(self, timeout)
 
 
+def commit_sends_nothing(conn: Any, status: int) -> bool:
+    """True where psycopg's commit() and rollback() would send nothing and
+    raise nothing: an IDLE connection outside a prepared two-phase
+    transaction, a transaction() block and a pipeline. UNKNOWN is a closed or
+    broken connection, which psycopg's __exit__ skips too."""
+    if status == _UNKNOWN:
+        return True
+    return (
+        status == _IDLE
+        and getattr(conn, "_tpc", None) is None
+        and not getattr(conn, "_num_transactions", 0)
+        and getattr(conn, "_pipeline", None) is None
+    )
+
+
+_REENTERED = (
+    "this pool.connection() context manager was already entered: "
+    "call pool.connection() once for each with-block (and don't share one between threads)"
+)
+_EXIT_WITHOUT_ENTER = "pool.connection() context manager exited without a connection: was __enter__ called?"
+
+
 class ConnectionContext:
     """``with pool.connection() as conn:`` — psycopg's ``with conn:`` semantics,
-    minus commit()/rollback() of an IDLE connection, which send nothing."""
+    minus commit()/rollback() where they would send nothing. Used once: a
+    second ``with`` on the same object is refused (it would hand one
+    connection to two blocks)."""
 
-    __slots__ = ("pool", "timeout", "conn", "t0")
+    __slots__ = ("pool", "timeout", "conn", "t0", "entered")
 
     def __init__(self, pool: Any, timeout: float | None) -> None:
         self.pool = pool
         self.timeout = timeout
         self.conn: Any = None
+        self.entered = False
 
     def __enter__(self) -> Any:
-        self.t0 = monotonic()
+        if self.entered:
+            raise RuntimeError(_REENTERED)
+        self.entered = True
         self.conn = self.pool.getconn(self.timeout)
+        # usage_ms counts from hand-out to return, as psycopg_pool's does.
+        self.t0 = monotonic()
         return self.conn
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         conn = self.conn
+        if conn is None:
+            raise RuntimeError(_EXIT_WITHOUT_ENTER)
         pool: Any = self.pool
         self.conn = None
-        assert conn is not None, "__exit__ without __enter__"
         try:
-            status = conn.pgconn.transaction_status
-            # UNKNOWN is a closed or broken connection: psycopg's __exit__ skips it.
-            if status != _IDLE and status != _UNKNOWN:
+            if not commit_sends_nothing(conn, conn.pgconn.transaction_status):
                 if exc_type is None:
                     conn.commit()
                 else:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import math
 import random
+import typing
 from typing import Any, Callable
 
 from ._core import Counters
+
+logger = logging.getLogger("psycopg.pool")
 
 # Idle slots the ring is sized for when max_size is small: resize() can grow the
 # pool up to this (or to the initial max_size, if larger) without a new ring.
@@ -52,9 +56,27 @@ def check_left_idle(conn: Any, role: str, fn: Any) -> None:
         )
 
 
+def prepared_two_phase(conn: Any) -> bool:
+    """A returned IDLE connection still bound to a two-phase transaction (after
+    ``tpc_prepare()``): its commit() and rollback() would always fail, so it
+    must not be handed out again. Logs why it will be closed."""
+    xid = getattr(conn, "_tpc", None)
+    if xid is None:
+        return False
+    logger.warning(
+        "closing returned connection with an unfinished two-phase transaction %s"
+        " (finish it with tpc_commit() or tpc_rollback() before returning it): %s", xid[0], conn
+    )
+    return True
+
+
 def check_pool_arguments(connection_class: Any, open: Any, **callbacks: Any) -> None:
     """Checks shared by the sync and async pool constructors."""
-    if not isinstance(connection_class, type) or not callable(getattr(connection_class, "connect", None)):
+    # A parametrised generic such as ``psycopg.Connection[DictRow]`` (how
+    # psycopg documents typed pools) is checked through its class; the alias
+    # itself is kept: its ``connect()`` is the class's.
+    cls = typing.get_origin(connection_class) or connection_class
+    if not isinstance(cls, type) or not callable(getattr(cls, "connect", None)):
         raise TypeError(
             f"connection_class must be a connection class with a connect() classmethod, "
             f"got {connection_class!r}"

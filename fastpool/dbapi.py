@@ -426,21 +426,31 @@ class Pool(ConnectionPool):
 class _ConnectionBlock:
     """``with pool.connection() as conn:`` for the generic pool."""
 
-    __slots__ = ("pool", "timeout", "conn", "t0")
+    __slots__ = ("pool", "timeout", "conn", "t0", "entered")
 
     def __init__(self, pool: Pool, timeout: float | None) -> None:
         self.pool = pool
         self.timeout = timeout
         self.conn: PooledConnection | None = None
+        self.entered = False
 
     def __enter__(self) -> PooledConnection:
-        self.t0 = monotonic()
+        if self.entered:
+            raise RuntimeError(
+                "this pool.connection() context manager was already entered: call"
+                " pool.connection() once for each with-block (and don't share one between threads)"
+            )
+        self.entered = True
         self.conn = self.pool.getconn(self.timeout)
+        self.t0 = monotonic()  # use time: from hand-out to return
         return self.conn
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         conn, self.conn = self.conn, None
-        assert conn is not None, "__exit__ without __enter__"
+        if conn is None:
+            raise RuntimeError(
+                "pool.connection() context manager exited without a connection: was __enter__ called?"
+            )
         pool = self.pool
         held = conn._held
         try:

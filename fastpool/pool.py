@@ -322,7 +322,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
         status = conn.pgconn.transaction_status
         if status == IDLE:
-            pass
+            if base.prepared_two_phase(conn):
+                conn.close()
         elif status == ACTIVE:
             logger.warning("closing returned connection: %s", conn)
             conn.close()

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from . import base
-from ._core import PoolFastPath
+from ._core import PoolFastPath, commit_sends_nothing
 from ._pool_logic import PoolLogic
 from .async_workers import AsyncWorkers
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
@@ -363,7 +363,10 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     async def _reset_connection(self, conn: Any) -> None:
         """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
         status = conn.pgconn.transaction_status
-        if status == ACTIVE:
+        if status == IDLE:
+            if base.prepared_two_phase(conn):
+                await self._close_quietly(conn)
+        elif status == ACTIVE:
             logger.warning("closing returned connection: %s", conn)
             await self._close_quietly(conn)
         elif status in (INTRANS, INERROR):
@@ -568,33 +571,43 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
 class AsyncConnectionContext:
     """``async with pool.connection() as conn:`` — psycopg's ``async with conn:``
     semantics (commit on success, rollback on error), then the connection goes
-    back to the pool even if the task is cancelled meanwhile."""
+    back to the pool even if the task is cancelled meanwhile. Used once: a
+    second ``async with`` on the same object is refused."""
 
-    __slots__ = ("pool", "timeout", "conn", "t0")
+    __slots__ = ("pool", "timeout", "conn", "t0", "entered")
 
     def __init__(self, pool: AsyncConnectionPool[Any], timeout: float | None) -> None:
         self.pool = pool
         self.timeout = timeout
         self.conn: Any = None
+        self.entered = False
 
     async def __aenter__(self) -> Any:
-        self.t0 = monotonic()
+        if self.entered:
+            raise RuntimeError(
+                "this pool.connection() context manager was already entered: call"
+                " pool.connection() once for each async with-block (and don't share one between tasks)"
+            )
+        self.entered = True
         pool = self.pool
         if pool._plain_hot_path:
             self.conn = await pool._getconn(self.timeout)
         else:
             self.conn = await pool.getconn(self.timeout)
+        # usage_ms counts from hand-out to return, as psycopg_pool's does.
+        self.t0 = monotonic()
         return self.conn
 
     async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         conn = self.conn
+        if conn is None:
+            raise RuntimeError(
+                "pool.connection() context manager exited without a connection: was __aenter__ called?"
+            )
         pool = self.pool
         self.conn = None
-        assert conn is not None, "__aexit__ without __aenter__"
         try:
-            status = conn.pgconn.transaction_status
-            # UNKNOWN is a closed or broken connection: psycopg's __aexit__ skips it.
-            if status != IDLE and status != UNKNOWN:
+            if not commit_sends_nothing(conn, conn.pgconn.transaction_status):
                 if exc_type is None:
                     await conn.commit()
                 else:

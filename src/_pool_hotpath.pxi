@@ -131,6 +131,7 @@ cdef class PoolFastPath:
         if not self._closed:
             now = _monotonic()
             if (conn.pgconn.transaction_status == _IDLE
+                    and getattr(conn, "_tpc", None) is None  # no prepared two-phase xact
                     and now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
                     and self._reset is None
                     and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._created_at, slot)) > self._drained_at):
@@ -198,34 +199,65 @@ cdef object _generic_context():
     return GenericConnectionContext
 
 
+cdef inline bint _commit_sends_nothing(object conn, object status):
+    # True where psycopg's commit() and rollback() would send nothing and raise
+    # nothing: an IDLE connection outside a prepared two-phase transaction, a
+    # transaction() block and a pipeline. UNKNOWN is a closed or broken
+    # connection, which psycopg's __exit__ skips too.
+    if status == _UNKNOWN:
+        return True
+    return (status == _IDLE
+            and getattr(conn, "_tpc", None) is None
+            and not getattr(conn, "_num_transactions", 0)
+            and getattr(conn, "_pipeline", None) is None)
+
+
+def commit_sends_nothing(conn, status):
+    """Python access to the test above (the async context manager uses it)."""
+    return _commit_sends_nothing(conn, status)
+
+
+_REENTERED = ("this pool.connection() context manager was already entered: "
+              "call pool.connection() once for each with-block (and don't share one between threads)")
+_EXIT_WITHOUT_ENTER = "pool.connection() context manager exited without a connection: was __enter__ called?"
+
+
 @cython.freelist(32)
 cdef class ConnectionContext:
     """``with pool.connection() as conn:`` — psycopg's ``with conn:`` semantics,
-    minus commit()/rollback() of an IDLE connection, which send nothing."""
+    minus commit()/rollback() where they would send nothing. Used once: a
+    second ``with`` on the same object is refused (it would hand one
+    connection to two blocks)."""
 
     cdef PoolHotPath pool
     cdef object timeout
     cdef object conn
     cdef double t0
+    cdef bint entered
 
     def __cinit__(self, PoolHotPath pool not None, timeout):
         self.pool = pool
         self.timeout = timeout
 
     def __enter__(self):
-        self.t0 = _monotonic()
+        if self.entered:
+            raise RuntimeError(_REENTERED)
+        self.entered = True
         self.conn = self.pool._getconn(self.timeout)
+        # usage_ms counts from hand-out to return, as psycopg_pool's does.
+        self.t0 = _monotonic()
         return self.conn
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         cdef double used_us
         conn = self.conn
+        if conn is None:
+            raise RuntimeError(_EXIT_WITHOUT_ENTER)
         pool = self.pool
         self.conn = None
         try:
             status = conn.pgconn.transaction_status
-            # UNKNOWN is a closed or broken connection: psycopg's __exit__ skips it.
-            if status != _IDLE and status != _UNKNOWN:
+            if not _commit_sends_nothing(conn, status):
                 if exc_type is None:
                     conn.commit()
                 else:

@@ -84,7 +84,7 @@ class PostgresServer:
         opts = (
             f"-p {self.port} -k {self._tmpdir} -c listen_addresses=127.0.0.1"
             " -c max_connections=300 -c fsync=off -c synchronous_commit=off"
-            " -c full_page_writes=off"
+            " -c full_page_writes=off -c max_prepared_transactions=10"  # for two-phase tests
         )
         self._pg_ctl("-w", "-t", "60", "-l", log, "-o", opts, "start")
 
