@@ -70,10 +70,7 @@ class NullPoolLogic:
     def _hand_over(self, slot: int) -> bool:
         """Give a returned, reset connection to the oldest waiter, if any."""
         with self._lock:
-            if self._waiting:
-                self._waiting.popleft().serve(slot)
-                return True
-        return False
+            return self._serve_oldest_locked(slot)
 
     def _retire_returned(self, slot: int) -> None:
         """A returned connection will be closed: its slot leaves the pool."""
@@ -106,9 +103,7 @@ class NullPoolLogic:
     def _free_connection_slot(self) -> None:
         """A reserved connection won't exist: let the oldest waiter connect instead."""
         with self._lock:
-            if self._waiting:
-                self._waiting.popleft().serve(CONNECT_YOURSELF)
-            else:
+            if not self._serve_oldest_locked(CONNECT_YOURSELF):
                 self._nconns -= 1
 
     def _resize(self, min_size: int, max_size: int | None = None) -> None:
@@ -122,4 +117,5 @@ class NullPoolLogic:
             # Raising the limit may let queued clients connect now.
             while self._waiting and not self._limit_reached_locked():
                 self._nconns += 1
-                self._waiting.popleft().serve(CONNECT_YOURSELF)
+                if not self._serve_oldest_locked(CONNECT_YOURSELF):
+                    self._nconns -= 1

@@ -129,10 +129,8 @@ class PoolLogic:
         """Return a held slot: to the oldest waiter if any, else to the ring."""
         if self._waiting:
             with self._lock:
-                if self._waiting:
-                    self._waiting.popleft().serve(slot)
-                    return
-                self._ring.release(slot)
+                if not self._serve_oldest_locked(slot):
+                    self._ring.release(slot)
             return
         self._ring.release(slot)
         if self._waiting:
@@ -151,7 +149,19 @@ class PoolLogic:
             slot = self._ring.try_acquire()
             if slot < 0:
                 return
-            self._waiting.popleft().serve(slot)
+            if not self._serve_oldest_locked(slot):
+                self._ring.release(slot)
+                return
+
+    def _serve_oldest_locked(self, slot: int) -> bool:
+        """Hand ``slot`` to the oldest waiter that can still take it (pool lock
+        held); False if none is left. An async waiter whose event loop has
+        closed can't: its task is gone, so it leaves the queue unserved."""
+        waiting = self._waiting
+        while waiting:
+            if waiting.popleft().serve(slot):
+                return True
+        return False
 
     def _take_all_idle_locked(self) -> list[tuple[int, Any]]:
         out: list[tuple[int, Any]] = []

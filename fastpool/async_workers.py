@@ -79,6 +79,8 @@ class AsyncWorkers:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        if self._loop.is_closed():
+            return  # the tasks and timers ended with their loop
         for _ in self.tasks:
             self._put(_STOP)
 

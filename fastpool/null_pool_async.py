@@ -8,6 +8,7 @@ requests connect in parallel.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from . import base
@@ -31,6 +32,8 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         await self._close_quietly(conn)
 
     async def getconn(self, timeout: float | None = None) -> ACT:
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self._raise_wrong_loop(self._loop)
         self._stats.add(Stats.REQUESTS_NUM)
         timeout = self.timeout if timeout is None else base.check_timeout(timeout)
         deadline = monotonic() + timeout

@@ -112,6 +112,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         # Connections being closed by a task nobody awaits (a sync code path
         # had to drop them): kept here so the tasks aren't garbage-collected.
         self._background: set[asyncio.Task[Any]] = set()
+        # The event loop the pool was opened in: the only one it can serve
+        # (its waiters, workers and timers live there).
+        self._loop: asyncio.AbstractEventLoop | None = None
         if open:
             self._warn_open_async()
         if open is None:
@@ -133,11 +136,26 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
 
     def _open(self) -> None:
         try:
-            asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             raise RuntimeError(f"{type(self).__name__} open with no running loop") from None
         with self._lock:
+            if self._loop is not None and self._loop is not loop and not self._closed:
+                self._raise_wrong_loop(self._loop)
             self._open_locked()
+            self._loop = loop
+
+    def _raise_wrong_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop.is_closed():
+            raise RuntimeError(
+                f"{type(self).__name__} {self.name!r} was opened in an event loop that has"
+                " closed since: it can't serve another one. Close it (await pool.close() works"
+                " in any loop) and open a new pool in the running loop"
+            )
+        raise RuntimeError(
+            f"{type(self).__name__} {self.name!r} belongs to another event loop: a pool"
+            " serves only the loop it was opened in"
+        )
 
     def _new_workers(self) -> AsyncWorkers:
         return AsyncWorkers(self, self.num_workers)
@@ -159,6 +177,8 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         for slot, conn in idle:
             self._forget_slot(slot)
             await self._close_quietly(conn)
+        if self._loop is not None and self._loop.is_closed():
+            return  # its workers and background closes went with it
         if workers is not None:
             await workers.join(timeout)
         if self._background:
@@ -239,6 +259,8 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         return conn
 
     async def _getconn(self, timeout: float | None) -> Any:
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self._raise_wrong_loop(self._loop)
         got = self._checkout_fast(timeout)
         if type(got) is not int:
             return got

@@ -29,10 +29,12 @@ class Waiter:
         self.slot = -1
         self.error: BaseException | None = None
 
-    def serve(self, slot: int) -> None:
-        """Give the waiter a slot (pool lock held)."""
+    def serve(self, slot: int) -> bool:
+        """Give the waiter a slot (pool lock held). Always taken (True): a
+        waiting thread is alive until it leaves the queue itself."""
         self.slot = slot
         self._sem.release()
+        return True
 
     def fail(self, error: BaseException) -> None:
         """Wake the waiter with an error (pool lock held)."""
@@ -99,10 +101,14 @@ class AsyncWaiter:
         self.slot = -1
         self.error: BaseException | None = None
 
-    def serve(self, slot: int) -> None:
-        """Give the waiter a slot (pool lock held)."""
+    def serve(self, slot: int) -> bool:
+        """Give the waiter a slot (pool lock held); False if its event loop has
+        closed (its task can never take the slot: serve someone else)."""
         self.slot = slot
-        self._wake()
+        if self._wake():
+            return True
+        self.slot = -1
+        return False
 
     def fail(self, error: BaseException) -> None:
         """Wake the waiter with an error (pool lock held)."""
@@ -114,11 +120,18 @@ class AsyncWaiter:
         """Served or failed (read on the waiter's loop after waking)."""
         return self.slot != -1 or self.error is not None
 
-    def _wake(self) -> None:
+    def _wake(self) -> bool:
+        """Resolve the future on its loop; False if that loop has closed."""
+        if self._loop.is_closed():
+            return False
         if threading.get_ident() == self._thread:
             self._set()
-        else:  # a putconn() from another thread (e.g. run_in_executor)
+            return True
+        try:  # a putconn() from another thread (e.g. run_in_executor)
             self._loop.call_soon_threadsafe(self._set)
+        except RuntimeError:  # the loop closed just now
+            return False
+        return True
 
     def _set(self) -> None:
         if not self._fut.done():
