@@ -217,9 +217,9 @@ def commit_sends_nothing(conn, status):
     return _commit_sends_nothing(conn, status)
 
 
-_REENTERED = ("this pool.connection() context manager was already entered: "
+cdef str _REENTERED = ("this pool.connection() context manager was already entered: "
               "call pool.connection() once for each with-block (and don't share one between threads)")
-_EXIT_WITHOUT_ENTER = "pool.connection() context manager exited without a connection: was __enter__ called?"
+cdef str _EXIT_WITHOUT_ENTER = "pool.connection() context manager exited without a connection: was __enter__ called?"
 
 
 @cython.freelist(32)
