@@ -11,8 +11,10 @@ Environment switches (read at build time):
                                     uninstrumented Python (tests/test_sanitizers.py does this).
 """
 import os
+import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 
 def _flag(name: str) -> bool:
@@ -70,11 +72,39 @@ def extensions() -> list:
     ]
     print("fastpool: compiled build" + (" (debug: invariant checks on)" if DEBUG else "")
           + (f" ({SANITIZE} sanitizer)" if SANITIZE else ""))
-    return cythonize(
-        exts,
-        language_level=3,
-        annotate=DEBUG,
-    )
+    compiled = cythonize(exts, language_level=3, annotate=DEBUG)
+    for ext in compiled:  # cythonize() makes new Extension objects: keep the flag
+        ext.optional = not REQUIRE_EXTENSIONS
+    return compiled
 
 
-setup(ext_modules=extensions())
+class BuildExtOrFallBack(build_ext):
+    """Compile the core; where that fails (no C compiler: slim containers,
+    Windows without MSVC atomics, unusual platforms) install the pure-Python
+    twin with one clear warning, unless FASTPOOL_REQUIRE_EXTENSIONS is set."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler at all (DistutilsPlatformError, ...)
+            self._fall_back(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # CCompilerError, DistutilsExecError, ...
+            self._fall_back(exc)
+
+    @staticmethod
+    def _fall_back(exc: Exception) -> None:
+        if REQUIRE_EXTENSIONS:
+            raise exc
+        sys.stderr.write(
+            "WARNING: fastpool could not compile its C core "
+            f"({exc.__class__.__name__}: {exc}); installing the pure-Python core instead, "
+            "which behaves the same and is slower. Install a C compiler and reinstall "
+            "to get the compiled one (FASTPOOL_REQUIRE_EXTENSIONS=1 makes this an error).\n"
+        )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExtOrFallBack})

@@ -10,17 +10,17 @@ VENV="${FASTPOOL_VENV:-$ROOT/.venv}"
 
 say() { printf '==> %s\n' "$*"; }
 
-setup_venv() {  # $1: extras, e.g. "test" or "bench"
+setup_venv() {  # $1: a dependency group of pyproject.toml, e.g. "test" or "bench"
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating virtualenv $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
     # shellcheck disable=SC1091
     . "$VENV/bin/activate"
-    python -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel "Cython>=3.1"
-    say "building fastpool (compiled core required) and installing [$1]"
+    python -m pip install -q --disable-pip-version-check --upgrade pip "setuptools>=77" wheel "Cython>=3.1"
+    say "building fastpool (compiled core required) and installing the '$1' dependency group"
     FASTPOOL_REQUIRE_EXTENSIONS=1 python -m pip install -q --disable-pip-version-check \
-        --no-build-isolation -e ".[$1]"
+        --no-build-isolation --group "$1" -e .
 }
 
 apt_install() {  # $@: Debian packages; only as root, quietly; returns non-zero on failure

@@ -1,0 +1,81 @@
+"""The sdist installs into a fresh virtualenv as a user would (pip, build
+isolation): compiled where a C compiler works, the pure-Python core with a
+warning where none does (CC=false), and the core tests pass against the
+installed package in both cases. Runs once, in the compiled-core run of
+scripts/test (it builds its own installs, whatever FASTPOOL_IMPL says)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("FASTPOOL_IMPL") == "python",
+    reason="installs its own builds: run once, in the FASTPOOL_IMPL=c pass",
+)
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sdist")
+    _run([sys.executable, "setup.py", "-q", "sdist", "-d", str(out)], cwd=ROOT)
+    (path,) = out.glob("fastpool-*.tar.gz")
+    return path
+
+
+def test_sdist_holds_what_the_test_suite_needs(sdist: Path) -> None:
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for needed in ("LICENSE", "conftest.py", "pyproject.toml", "setup.py", "src/_fastpool.pyx",
+                   "src/_pool_hotpath.pxi", "src/fp_atomic.h", "fastpool/py.typed",
+                   "fastpool/_fastpool.pyi", "tests/core/test_slotring.py", "scripts/test"):
+        assert needed in names, needed
+
+
+@pytest.mark.parametrize("compiler", ["with a compiler", "without a compiler"])
+def test_sdist_installs_in_a_fresh_virtualenv(sdist: Path, tmp_path: Path, compiler: str) -> None:
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = str(env_dir / "bin" / "python")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("FASTPOOL_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    if compiler == "without a compiler":
+        env["CC"] = "false"  # every compile fails, as where none is installed
+    pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    log = _run([*pip, "install", "-v", str(sdist)], cwd=tmp_path, env=env)
+    expected = "c" if compiler == "with a compiler" else "python"
+    if expected == "python":
+        assert log.count("fastpool could not compile its C core") == 1, log[-3000:]
+    impl = _run([python, "-c", "import fastpool; print(fastpool.__impl__, fastpool.__file__)"],
+                cwd=tmp_path, env=env).split()
+    assert impl[0] == expected
+    assert str(env_dir) in impl[1]  # the installed package, not a source tree
+
+    # The core tests from the unpacked sdist, importing the installed package.
+    with tarfile.open(sdist) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(tmp_path / "src", filter="data")
+        else:  # Python < 3.12 without the backported filter
+            tar.extractall(tmp_path / "src")
+    (unpacked,) = (tmp_path / "src").iterdir()
+    _run([*pip, "install", "-q", "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+         cwd=tmp_path, env=env)
+    # Run from outside the unpacked tree so `fastpool` can only be the installed one.
+    out = _run([str(env_dir / "bin" / "pytest"), "-p", "no:cacheprovider",
+                "--rootdir", str(unpacked), "-c", str(unpacked / "pyproject.toml"),
+                str(unpacked / "tests" / "core")], cwd=tmp_path, env=env)
+    assert f"core implementation {expected!r}" in out
+    assert " passed" in out and " failed" not in out
