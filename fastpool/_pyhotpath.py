@@ -200,7 +200,8 @@ class ConnectionContext:
                     try:
                         conn.rollback()
                     except Exception as ex2:
-                        logging.getLogger("psycopg.pool").warning(
+                        # psycopg's own record (its connection's __exit__ logs it)
+                        logging.getLogger("psycopg").warning(
                             "error ignored in rollback on %s: %s", conn, ex2
                         )
         finally:

@@ -444,14 +444,14 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         now = monotonic()
         for slot, conn in idle:
             if now >= self._expire_at[slot]:
-                logger.info("discarding expired connection")
+                logger.info("discarding expired connection %s", conn)
                 self._discard(slot, conn)
                 continue
             try:
                 self.check_connection(conn)
             except Exception as ex:
                 self._stats.add(Stats.CONNECTIONS_LOST)
-                logger.warning("discarding broken connection: %s", ex)
+                logger.warning("discarding broken connection: %s", conn)
                 self._discard(slot, conn)
             else:
                 self._give_back(slot)

@@ -537,14 +537,14 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         for i, (slot, conn) in enumerate(idle):
             try:
                 if now >= self._expire_at[slot]:
-                    logger.info("discarding expired connection")
+                    logger.info("discarding expired connection %s", conn)
                     await self._discard(slot, conn)
                     continue
                 try:
                     await self.check_connection(conn)
                 except Exception as ex:
                     self._stats.add(Stats.CONNECTIONS_LOST)
-                    logger.warning("discarding broken connection: %s", ex)
+                    logger.warning("discarding broken connection: %s", conn)
                     await self._discard(slot, conn)
                 else:
                     self._give_back(slot)
@@ -636,7 +636,10 @@ class AsyncConnectionContext:
                     try:
                         await conn.rollback()
                     except Exception as ex2:
-                        logger.warning("error ignored in rollback on %s: %s", conn, ex2)
+                        # psycopg's own record (its connection's __aexit__ logs it)
+                        logging.getLogger("psycopg").warning(
+                            "error ignored in rollback on %s: %s", conn, ex2
+                        )
         finally:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:

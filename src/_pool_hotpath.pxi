@@ -264,7 +264,8 @@ cdef class ConnectionContext:
                     try:
                         conn.rollback()
                     except Exception as ex2:
-                        _logger().warning("error ignored in rollback on %s: %s", conn, ex2)
+                        # psycopg's own record (its connection's __exit__ logs it)
+                        _psycopg_logger().warning("error ignored in rollback on %s: %s", conn, ex2)
         finally:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
@@ -275,6 +276,6 @@ cdef class ConnectionContext:
             fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE_SUM], <int64_t>used_us)
 
 
-cdef object _logger():
+cdef object _psycopg_logger():
     import logging
-    return logging.getLogger("psycopg.pool")
+    return logging.getLogger("psycopg")
