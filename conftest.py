@@ -100,6 +100,26 @@ def closing_pools() -> Iterator[list]:
 
 
 @pytest.fixture
+def psycopg_warnings(caplog: pytest.LogCaptureFixture):
+    """``psycopg_warnings()``: the WARNING+ records captured so far on psycopg's
+    loggers (``psycopg``, ``psycopg.pool``) as (logger, level, text), object
+    addresses masked, for comparing two runs' logs."""
+    import logging
+    import re
+
+    caplog.set_level(logging.WARNING, logger="psycopg")
+
+    def records() -> list[tuple[str, str, str]]:
+        return [
+            (r.name, r.levelname, re.sub(r"0x[0-9a-f]+", "0x?", r.getMessage()))
+            for r in caplog.records
+            if r.name in ("psycopg", "psycopg.pool") and r.levelno >= logging.WARNING
+        ]
+
+    return records
+
+
+@pytest.fixture
 def admin(pg_dsn: str) -> Iterator["psycopg.Connection"]:  # noqa: F821
     """A connection outside any pool, for killing backends and checking data."""
     import psycopg

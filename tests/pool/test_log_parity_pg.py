@@ -5,8 +5,6 @@ keep working after the import swap. Sync pools here; the async twin is
 tests/pool_async/test_async_log_parity_pg.py."""
 from __future__ import annotations
 
-import logging
-import re
 import time
 from typing import Any, Callable
 
@@ -20,14 +18,6 @@ from .conftest import kill_backend
 psycopg_pool = pytest.importorskip("psycopg_pool")
 
 pytestmark = pytest.mark.postgres
-
-
-def warning_records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
-    return [
-        (r.name, r.levelname, re.sub(r"0x[0-9a-f]+", "0x?", r.getMessage()))
-        for r in caplog.records
-        if r.name in ("psycopg", "psycopg.pool") and r.levelno >= logging.WARNING
-    ]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -119,31 +109,30 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario, pool_kwargs", SCENARIOS)
-def test_same_warning_records_as_psycopg_pool(pg_dsn: str, admin, caplog, scenario, pool_kwargs) -> None:
-    caplog.set_level(logging.WARNING, logger="psycopg")
+def test_same_warning_records_as_psycopg_pool(pg_dsn: str, admin, caplog, psycopg_warnings,
+                                              scenario, pool_kwargs) -> None:
     seen = {}
     for cls in (psycopg_pool.ConnectionPool, fastpool.ConnectionPool):
         caplog.clear()
         with cls(pg_dsn, name="parity", min_size=1, max_size=1, timeout=5, **pool_kwargs) as p:
             p.wait()
             scenario(p, admin)
-        seen[cls.__module__.split(".")[0]] = warning_records(caplog)
+        seen[cls.__module__.split(".")[0]] = psycopg_warnings()
     assert seen["psycopg_pool"], "the scenario provokes no warning: it tests nothing"
     assert seen["fastpool"] == seen["psycopg_pool"]
 
 
-def test_same_record_when_configure_fails(pg_dsn: str, caplog) -> None:
+def test_same_record_when_configure_fails(pg_dsn: str, caplog, psycopg_warnings) -> None:
     def configure(conn: Any) -> None:
         raise RuntimeError("configure refused")
 
-    caplog.set_level(logging.WARNING, logger="psycopg")
     seen = {}
     for cls in (psycopg_pool.ConnectionPool, fastpool.ConnectionPool):
         caplog.clear()
         with cls(pg_dsn, name="parity", min_size=1, configure=configure) as p:
             # the first connection attempt fails; the retry comes after ~1 s
             wait_until(lambda: p.get_stats().get("connections_num", 0) >= 1)
-            wait_until(lambda: bool(warning_records(caplog)))
-        seen[cls.__module__.split(".")[0]] = warning_records(caplog)[:1]
+            wait_until(lambda: bool(psycopg_warnings()))
+        seen[cls.__module__.split(".")[0]] = psycopg_warnings()[:1]
     assert seen["fastpool"] == seen["psycopg_pool"] == [
         ("psycopg.pool", "WARNING", "error connecting in 'parity': configure refused")]

@@ -4,8 +4,6 @@ records on the ``psycopg`` loggers."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import time
 from typing import Any, Callable
 
@@ -17,14 +15,6 @@ import fastpool
 psycopg_pool = pytest.importorskip("psycopg_pool")
 
 pytestmark = pytest.mark.postgres
-
-
-def warning_records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
-    return [
-        (r.name, r.levelname, re.sub(r"0x[0-9a-f]+", "0x?", r.getMessage()))
-        for r in caplog.records
-        if r.name in ("psycopg", "psycopg.pool") and r.levelno >= logging.WARNING
-    ]
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -103,9 +93,9 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario, pool_kwargs", SCENARIOS)
-def test_same_warning_records_as_psycopg_pool(aio, pg_dsn: str, admin, caplog, scenario,
+def test_same_warning_records_as_psycopg_pool(aio, pg_dsn: str, admin, caplog, psycopg_warnings,
+                                              scenario,
                                               pool_kwargs) -> None:
-    caplog.set_level(logging.WARNING, logger="psycopg")
     seen = {}
 
     async def run(cls: type) -> None:
@@ -117,6 +107,6 @@ def test_same_warning_records_as_psycopg_pool(aio, pg_dsn: str, admin, caplog, s
     for cls in (psycopg_pool.AsyncConnectionPool, fastpool.AsyncConnectionPool):
         caplog.clear()
         aio(run(cls))
-        seen[cls.__module__.split(".")[0]] = warning_records(caplog)
+        seen[cls.__module__.split(".")[0]] = psycopg_warnings()
     assert seen["psycopg_pool"], "the scenario provokes no warning: it tests nothing"
     assert seen["fastpool"] == seen["psycopg_pool"]
