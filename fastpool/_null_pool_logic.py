@@ -41,10 +41,11 @@ class NullPoolLogic:
         if self._leak_threshold:
             self._note_checkout(conn._fp_slot)
 
-    def _connect_failed(self, ex: BaseException, timeout: float) -> None:
+    def _connect_failed(self, ex: BaseException, timeout: float, holder: Any = None) -> None:
         """A caller's own connect failed (or was cancelled): free its place for
-        the next waiter, and raise a connect timeout as PoolTimeout."""
-        self._free_connection_slot()
+        the next waiter (``holder``, the waiter holding that place, lets go of
+        it), and raise a connect timeout as PoolTimeout."""
+        self._free_connection_slot(holder)
         if isinstance(ex, ConnectionTimeout):
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
 
@@ -59,18 +60,35 @@ class NullPoolLogic:
             return None
         return self._enqueue_locked()
 
-    def _install_or_none(self, conn: Any) -> int:
-        """Put a connection the caller opened in a held slot; -1 if the pool was
-        closed meanwhile (the caller closes the connection)."""
+    def _reserve_or_wait_locked(self, w: Any) -> bool:
+        """The same for a thread, whose waiter ``w`` holds the outcome: False
+        when ``w`` holds a reserved place (CONNECT_YOURSELF), True when queued."""
+        if self._closed:
+            raise PoolClosed(f"the pool {self.name!r} is already closed")
+        if not self._waiting and not self._limit_reached_locked():
+            self._nconns += 1
+            w.slot = CONNECT_YOURSELF
+            self._hist.add(Histograms.WAIT)
+            return False
+        self._enqueue_locked(w)
+        return True
+
+    def _install_or_none(self, conn: Any, holder: Any = None) -> int:
+        """Put a connection the caller opened in a held slot (``holder``, the
+        waiter holding the caller's place, holds the slot instead); -1 if the
+        pool was closed meanwhile (the caller closes the connection)."""
         with self._lock:
             if self._closed:
                 return -1
-            return self._install(conn)
+            slot = self._install(conn)
+            if holder is not None:
+                holder.slot = slot
+            return slot
 
     def _hand_over(self, slot: int) -> bool:
         """Give a returned, reset connection to the oldest waiter, if any."""
         with self._lock:
-            return self._serve_oldest_locked(slot)
+            return self._hand_to_oldest_locked(slot)
 
     def _retire_returned(self, slot: int) -> None:
         """A returned connection will be closed: its slot leaves the pool."""
@@ -100,10 +118,13 @@ class NullPoolLogic:
         elif slot == CONNECT_YOURSELF:
             self._free_connection_slot()
 
-    def _free_connection_slot(self) -> None:
-        """A reserved connection won't exist: let the oldest waiter connect instead."""
+    def _free_connection_slot(self, holder: Any = None) -> None:
+        """A reserved connection won't exist: let the oldest waiter connect
+        instead. ``holder``: the waiter that held the place lets go of it."""
         with self._lock:
-            if not self._serve_oldest_locked(CONNECT_YOURSELF):
+            if holder is not None:
+                holder.slot = -1
+            if not self._hand_to_oldest_locked(CONNECT_YOURSELF):
                 self._nconns -= 1
 
     def _resize(self, min_size: int, max_size: int | None = None) -> None:
@@ -116,6 +137,6 @@ class NullPoolLogic:
             self._min_size, self._max_size = min_size, max_size
             # Raising the limit may let queued clients connect now.
             while self._waiting and not self._limit_reached_locked():
+                if not self._hand_to_oldest_locked(CONNECT_YOURSELF):
+                    break
                 self._nconns += 1
-                if not self._serve_oldest_locked(CONNECT_YOURSELF):
-                    self._nconns -= 1

@@ -95,14 +95,16 @@ class PoolLogic:
         # no pending one-time warning. Read once per checkout.
         self._fast = False
 
-    def _enqueue_locked(self) -> Any:
-        """Queue the caller (pool lock held), or raise TooManyRequests."""
+    def _enqueue_locked(self, w: Any = None) -> Any:
+        """Queue the caller's waiter ``w`` (a new one if None; pool lock held),
+        or raise TooManyRequests."""
         if self.max_waiting and len(self._waiting) >= self.max_waiting:
             self._count_failed_request()
             raise TooManyRequests(
                 f"the pool {self.name!r} has already {len(self._waiting)} requests waiting"
             )
-        w = self._new_waiter()
+        if w is None:
+            w = self._new_waiter()
         self._waiting.append(w)
         self._stats.add(Stats.REQUESTS_QUEUED)
         return w
@@ -129,8 +131,9 @@ class PoolLogic:
         """Return a held slot: to the oldest waiter if any, else to the ring."""
         if self._waiting:
             with self._lock:
-                if not self._serve_oldest_locked(slot):
-                    self._ring.release(slot)
+                if self._hand_to_oldest_locked(slot):
+                    return
+                self._ring.release(slot)
             return
         self._ring.release(slot)
         if self._waiting:
@@ -139,6 +142,29 @@ class PoolLogic:
                 self._serve_waiters_locked()
         elif self._closed:
             self._close_idle()  # close() emptied the ring just before our release
+
+    def _hand_to_oldest_locked(self, slot: int) -> bool:
+        """Give ``slot`` to the oldest waiter (pool lock held); False if none.
+
+        The slot is written into the waiter before it leaves the queue, with no
+        call in between, so an exception (an asynchronous one, a signal) can't
+        land while the slot belongs to nobody: from then on the waiter owns it,
+        woken or not (it looks at its outcome when its wait ends anyway)."""
+        waiting = self._waiting
+        while waiting:
+            w = waiting[0]
+            if w.slot != -1 or w.error is not None:
+                del waiting[0]  # already settled (its server was interrupted): skip
+                continue
+            w.slot = slot
+            del waiting[0]
+            if w.wake() is False:
+                # An async waiter whose event loop has closed: its task is
+                # gone and would never take the slot. Serve the next one.
+                w.slot = -1
+                continue
+            return True
+        return False
 
     def _serve_waiters(self) -> None:
         with self._lock:
@@ -149,19 +175,9 @@ class PoolLogic:
             slot = self._ring.try_acquire()
             if slot < 0:
                 return
-            if not self._serve_oldest_locked(slot):
+            if not self._hand_to_oldest_locked(slot):
                 self._ring.release(slot)
                 return
-
-    def _serve_oldest_locked(self, slot: int) -> bool:
-        """Hand ``slot`` to the oldest waiter that can still take it (pool lock
-        held); False if none is left. An async waiter whose event loop has
-        closed can't: its task is gone, so it leaves the queue unserved."""
-        waiting = self._waiting
-        while waiting:
-            if waiting.popleft().serve(slot):
-                return True
-        return False
 
     def _take_all_idle_locked(self) -> list[tuple[int, Any]]:
         out: list[tuple[int, Any]] = []
@@ -171,9 +187,12 @@ class PoolLogic:
                 return out
             out.append((slot, self._conns[slot]))
 
-    def _forget_slot(self, slot: int) -> None:
-        """Take a held slot out of the pool (its connection is going away)."""
+    def _forget_slot(self, slot: int, holder: Any = None) -> None:
+        """Take a held slot out of the pool (its connection is going away);
+        ``holder``, a waiter holding the slot, lets go of it in the same step."""
         with self._lock:
+            if holder is not None:
+                holder.slot = -1
             self._conns[slot] = None
             self._ring.retire(slot)
             self._nconns -= 1
@@ -241,9 +260,9 @@ class PoolLogic:
 
 
     def _slot_or_waiter_locked(self) -> Any:
-        """First step of a checkout that missed the fast path (pool lock held):
-        an idle slot (an int) if nobody is queued, else the caller's waiter,
-        queued (raises PoolClosed or TooManyRequests)."""
+        """First step of an async checkout that missed the fast path (pool
+        lock held): an idle slot (an int) if nobody is queued, else the
+        caller's waiter, queued (raises PoolClosed or TooManyRequests)."""
         if self._closed:
             raise PoolClosed(f"the pool {self.name!r} is already closed")
         if not self._waiting:
@@ -251,11 +270,28 @@ class PoolLogic:
             if slot >= 0:
                 self._hist.add(Histograms.WAIT)  # found one idle: no wait
                 return slot
+        return self._queue_locked(self._new_waiter())
+
+    def _slot_or_wait_locked(self, w: Any) -> bool:
+        """The same for a thread, whose waiter ``w`` holds the outcome (so an
+        exception can't separate the slot from its holder): False when
+        ``w.slot`` got an idle slot, True when ``w`` was queued."""
+        if self._closed:
+            raise PoolClosed(f"the pool {self.name!r} is already closed")
+        if not self._waiting:
+            w.slot = self._ring.try_acquire()
+            if w.slot >= 0:
+                self._hist.add(Histograms.WAIT)  # found one idle: no wait
+                return False
+        self._queue_locked(w)
+        return True
+
+    def _queue_locked(self, w: Any) -> Any:
         self._exhausted = True
-        w = self._enqueue_locked()
-        # A slot released between our try_acquire above (or the lock-free one
-        # in getconn) and the append would otherwise sit idle while we wait:
-        # returners only look at the queue after releasing.
+        self._enqueue_locked(w)
+        # A slot released between the caller's try_acquire (or the lock-free
+        # one in getconn) and the append would otherwise sit idle while we
+        # wait: returners only look at the queue after releasing.
         self._serve_waiters_locked()
         self._grow_for_waiters_locked()
         return w
@@ -268,18 +304,18 @@ class PoolLogic:
             return remove_waiter(self._waiting, w)
 
     def _wait_outcome(self, w: Any, waited: float, timeout: float) -> int:
-        """The slot a finished wait got, after counting it; or raise its error,
-        or PoolTimeout if it got nothing."""
-        slot, error = w.reset()
+        """The slot a finished wait got (left in ``w``, which still owns it),
+        after counting the wait; or raise its error, or PoolTimeout if it got
+        nothing."""
         self._stats.add_ms(Stats.REQUESTS_WAIT_MS, waited)
         self._histograms.observe(Histograms.WAIT, waited)
-        if error is not None:
+        if w.error is not None:
             self._count_failed_request()
-            raise error
-        if slot == -1:
+            raise w.error
+        if w.slot == -1:
             self._count_failed_request()
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
-        return slot
+        return w.slot
 
     # Leak detection --------------------------------------------------------
 
@@ -357,23 +393,25 @@ class PoolLogic:
 
     def _begin_close_locked(self) -> Any:
         """close() under the pool lock: None if already closed, else what the
-        caller must finish outside it: (waiters to fail, idle connections to
-        close, the workers to stop)."""
+        caller must finish outside it: (idle connections to close, the workers
+        to stop). Waiting clients get PoolClosed now, under the same lock hold
+        that empties the queue: a waiter off the queue is always settled."""
         if self._closed:
             return None
         self._closed = True
         self._fast = False
-        waiters = list(self._waiting)
-        self._waiting.clear()
+        err = PoolClosed(f"the pool {self.name!r} is closed")
+        while self._waiting:
+            w = self._waiting[0]
+            if w.slot == -1 and w.error is None:
+                w.error = err
+                del self._waiting[0]
+                w.wake()
+            else:
+                del self._waiting[0]
         idle = self._take_all_idle_locked()
         workers, self._workers = self._workers, None
-        return waiters, idle, workers
-
-    def _fail_waiters(self, waiters: list[Any]) -> None:
-        err = PoolClosed(f"the pool {self.name!r} is closed")
-        with self._lock:
-            for w in waiters:
-                w.fail(err)
+        return idle, workers
 
     def _raise_if_closed(self) -> None:
         if self._closed:

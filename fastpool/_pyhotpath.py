@@ -38,28 +38,33 @@ class PoolFastPath:
     _plain_hot_path: bool = True  # (the compiled twin needs it; here getconn() is always called)
 
     def _checkout_fast(self, timeout: Any) -> Any:
-        """The lock-free checkout: a connection ready to hand out; or the slot
-        (an int >= 0, counted in requests_num) of one that needs
-        ``_checkout_checked`` first; or -1: nothing idle, or not allowed now
-        (take the slow path)."""
+        """The lock-free checkout: a connection ready to hand out (counted in
+        requests_num), or -1: nothing idle, a check to run, an expired
+        connection, or not allowed now (take the slow path, which counts the
+        request). A slot never leaves this method other than with its
+        connection checked out, so an interrupt can't strand it in between."""
         # A timeout that isn't a plain non-negative number takes the slow path,
         # which rejects it with a clear error.
         if (
             self._fast
+            and self._check is None
             and not self._waiting
             and (timeout is None or (type(timeout) in (float, int) and timeout >= 0))
         ):
             slot = self._ring.try_acquire()
             if slot >= 0:
-                self._counters.add(_I_REQUESTS_NUM)
-                self._hist.add(_H_WAIT)  # no wait
-                if monotonic() < self._expire_at[slot] and self._check is None:
+                if monotonic() < self._expire_at[slot]:
+                    self._counters.add(_I_REQUESTS_NUM)
+                    self._hist.add(_H_WAIT)  # no wait
                     conn = self._conns[slot]
                     conn._pool = self
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
                     return conn
-                return slot
+                # Expired: put it back for the slow path, which replaces it.
+                self._ring.release(slot)
+                if self._waiting:
+                    self._serve_waiters()
         return -1
 
     def _return_fast(self, conn: Any) -> int:
@@ -106,8 +111,8 @@ class PoolFastPath:
     # The pool provides _give_back, _serve_waiters, _close_idle, _raise_foreign,
     # _note_checkout and _note_return
     # (fastpool._pool_logic.PoolLogic, which comes after this class in the MRO,
-    # so no placeholder may be defined here), and _checkout_checked,
-    # _getconn_slow and _putconn_slow.
+    # so no placeholder may be defined here), and _getconn_slow and
+    # _putconn_slow.
 
 
 class PoolHotPath(PoolFastPath):
@@ -122,11 +127,6 @@ class PoolHotPath(PoolFastPath):
         r = self._checkout_fast(timeout)
         if type(r) is not int:
             return r
-        if r >= 0:
-            conn = self._checkout_checked(r, monotonic())
-            if conn is not None:
-                return conn
-            return self._getconn_slow(timeout, True)
         return self._getconn_slow(timeout, False)
 
     def putconn(self, conn: Any) -> None:

@@ -120,7 +120,10 @@ class PooledConnection:
         """Commit (or roll back on error), then give the connection back."""
         held = self._held
         if held is not None:  # else the block already closed it
-            self._pool._finish_block(self, held, exc_type is None)
+            try:
+                self._pool._finish_block(self, held, exc_type is None)
+            finally:
+                self._pool._return_after_block(self)  # if an interrupt came first
 
     def __repr__(self) -> str:
         held = self._held
@@ -233,35 +236,43 @@ class Pool(ConnectionPool):
         if type(conn) is not PooledConnection or conn._pool is not self or conn._held is None:
             self._refuse_return(conn)
         held = conn._held
-        _set_held(conn, None)
         if held._pool is not self:
             self._raise_foreign(held)
         slot = held._fp_slot
-        held._pool = None
-        conns = self._conns
-        if not 0 <= slot < len(conns) or conns[slot] is not held:
-            return  # checked out before a fork, returned in the child: the parent's
-        if self._leak_threshold:
-            self._note_return(slot)
-        if self._closed or conn._invalid or conn._failed or self._user_reset is not None:
-            self._return_slow(slot, held, conn._invalid, conn._failed)
-            return
-        # The common case, kept short: an open, idle connection within its lifetime.
-        raw = held.raw
-        traits = held.traits
         try:
-            clean = not traits.in_transaction(raw) and not traits.is_closed(raw)
-        except Exception:
-            clean = False
-        if not clean:
-            self._return_slow(slot, held, False, False)
-            return
-        now = monotonic()
-        if now < self._expire_at[slot] and self._created_at[slot] > self._drained_at:
-            self._last_used[slot] = now
-            self._give_back(slot)
-        else:
-            self._discard(slot, held)
+            _set_held(conn, None)
+            held._pool = None
+            conns = self._conns
+            if not 0 <= slot < len(conns) or conns[slot] is not held:
+                return  # checked out before a fork, returned in the child: the parent's
+            if self._leak_threshold:
+                self._note_return(slot)
+            if self._closed or conn._invalid or conn._failed or self._user_reset is not None:
+                self._return_slow(slot, held, conn._invalid, conn._failed)
+                return
+            # The common case, kept short: an open, idle connection within its lifetime.
+            raw = held.raw
+            traits = held.traits
+            try:
+                clean = not traits.in_transaction(raw) and not traits.is_closed(raw)
+            except Exception:
+                clean = False
+            if not clean:
+                self._return_slow(slot, held, False, False)
+                return
+            now = monotonic()
+            if now < self._expire_at[slot] and self._created_at[slot] > self._drained_at:
+                self._last_used[slot] = now
+                self._give_back(slot)
+            else:
+                self._discard(slot, held)
+        except BaseException:
+            # Interrupted (in the rollback, the reset callback, the ping...):
+            # closed and replaced unless it was not taken back yet.
+            if conn._held is held:
+                raise  # nothing happened: the caller still has it
+            self._drop_interrupted(slot, held)
+            raise
 
     def _refuse_return(self, conn: Any) -> None:
         if type(conn) is not PooledConnection:
@@ -323,15 +334,23 @@ class Pool(ConnectionPool):
     def _finish_block(self, conn: PooledConnection, held: _Held, ok: bool) -> None:
         """The end of a ``with`` block: commit if ``ok`` else roll back, then
         return the connection. If the block or the commit raised, the
-        connection is pinged on return: the error may have been a broken one."""
+        connection is pinged on return: the error may have been a broken one.
+        Whatever interrupts this, the connection goes back to the pool."""
         try:
             self._end_transaction(held, ok)
         except BaseException:
             ok = False
             raise
         finally:
-            if not ok:
-                object.__setattr__(conn, "_failed", True)
+            try:
+                if not ok:
+                    object.__setattr__(conn, "_failed", True)
+            finally:
+                self._return_after_block(conn)
+
+    def _return_after_block(self, conn: PooledConnection) -> None:
+        """Give back the connection of a finished block unless that was done."""
+        if conn._held is not None:
             self.putconn(conn)
 
     def _end_transaction(self, held: _Held, commit: bool) -> None:
@@ -457,6 +476,7 @@ class _ConnectionBlock:
             if held is not None:  # else the block already closed it
                 pool._finish_block(conn, held, exc_type is None)
         finally:
+            pool._return_after_block(conn)  # if an interrupt came first
             used = monotonic() - self.t0
             pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
             pool._histograms.observe(base.Histograms.USE, used)

@@ -14,6 +14,7 @@ from .errors import PoolClosed, PoolTimeout
 from .pool import CT, ConnectionPool, monotonic
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .base import UNKNOWN, Stats
+from .waiting import Waiter, release_waiter
 
 class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
     """A pool that opens a connection per request, bounded by ``max_size``."""
@@ -34,53 +35,74 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         timeout = self.timeout if timeout is None else base.check_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
-        with self._lock:
-            w = self._reserve_or_enqueue_locked()
-        slot = CONNECT_YOURSELF if w is None else self._await(w, deadline, timeout)
-        if slot >= 0:  # a connection handed over by a returning client
-            conn = self._conns[slot]
-            conn._pool = self
-        else:
-            conn = self._connect_new(deadline, timeout)
-        self._note_checkout_of(conn)
-        return conn
+        # As in ConnectionPool: the waiter holds the caller's place, or the
+        # connection handed over, until the caller has it (see _abandon_checkout).
+        w = self._new_waiter()
+        try:
+            with self._lock:
+                queued = self._reserve_or_wait_locked(w)
+            if queued:
+                self._await(w, deadline, timeout)
+            if w.slot >= 0:  # a connection handed over by a returning client
+                conn = self._conns[w.slot]
+                conn._pool = self
+            else:
+                conn = self._connect_new(w, deadline, timeout)
+            self._note_checkout_of(conn)
+            release_waiter(w)
+            return conn  # type: ignore[no-any-return]
+        except BaseException:
+            self._abandon_checkout(w)
+            raise
 
-    def _connect_new(self, deadline: float, timeout: float) -> CT:
-        """Open a connection for the caller (a connection slot is reserved)."""
+    def _connect_new(self, w: Waiter, deadline: float, timeout: float) -> CT:
+        """Open a connection for the caller, whose waiter ``w`` holds a
+        reserved place; on success ``w`` holds the connection's slot."""
         remaining = deadline - monotonic()
+        conn = None
         try:
             if remaining <= 0:
                 raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
             conn = self._connect(timeout=remaining)
+            if self._install_or_none(conn, w) < 0:
+                raise PoolClosed(f"the pool {self.name!r} is already closed")
+            conn._pool = self
+            return conn
         except BaseException as ex:
-            self._connect_failed(ex, timeout)
+            if w.slot == CONNECT_YOURSELF:  # not installed: ours to close, and the place to free
+                if conn is not None:
+                    self._close_quietly_now(conn)
+                self._connect_failed(ex, timeout, w)
             raise
-        slot = self._install_or_none(conn)
-        if slot < 0:
-            self._close_quietly(conn)
-            raise PoolClosed(f"the pool {self.name!r} is already closed")
-        conn._pool = self
-        return conn
 
     def putconn(self, conn: Any) -> None:
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
         slot = conn._fp_slot
         conn._pool = None
-        if self._leak_threshold:
-            self._note_return(slot)
-        if not self._closed and self._waiting:
-            self._reset_connection(conn)
-            if conn.pgconn.transaction_status != UNKNOWN and self._hand_over(slot):
-                return
-        if conn.pgconn.transaction_status == UNKNOWN:
-            self._stats.add(Stats.RETURNS_BAD)
-        self._retire_returned(slot)
-        self._close_quietly(conn)
-        self._free_connection_slot()
+        try:
+            if self._leak_threshold:
+                self._note_return(slot)
+            if not self._closed and self._waiting:
+                self._reset_connection(conn)
+                if conn.pgconn.transaction_status != UNKNOWN and self._hand_over(slot):
+                    return
+            if conn.pgconn.transaction_status == UNKNOWN:
+                self._stats.add(Stats.RETURNS_BAD)
+            self._retire_returned(slot)
+            self._close_quietly(conn)
+            self._free_connection_slot()
+        except BaseException:
+            # Interrupted (in the reset, the rollback, the close...): the
+            # connection is closed and its place freed all the same.
+            if self._conns[slot] is conn:
+                self._retire_returned(slot)
+            self._close_quietly_now(conn)
+            self._free_connection_slot()
+            raise
 
     def _give_back(self, slot: int) -> None:
-        # Only reached from _abandon_wait: a handed-over connection nobody took.
+        # Only reached from _abandon_checkout: a handed-over connection nobody took.
         conn = self._conns[slot]
         conn._pool = self
         self.putconn(conn)

@@ -24,7 +24,7 @@ from ._core import PoolHotPath
 from ._pool_logic import PoolLogic
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
-from .waiting import Waiter, thread_waiter
+from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 from .workers import Workers
 
 try:
@@ -152,11 +152,10 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             closing = self._begin_close_locked()
         if closing is None:
             return
-        waiters, idle, workers = closing
+        idle, workers = closing
         if workers is not None:
             workers.stop()
         self._close_idle(idle)
-        self._fail_waiters(waiters)
         if workers is not None:
             workers.join(timeout)
 
@@ -165,9 +164,23 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if idle is None:
             with self._lock:
                 idle = self._take_all_idle_locked()
-        for slot, conn in idle:
-            self._forget_slot(slot)
-            self._close_quietly(conn)
+        with self._lock:
+            for slot, _ in idle:
+                self._forget_slot(slot)
+        self._close_all(conn for _, conn in idle)
+
+    @classmethod
+    def _close_all(cls, conns: Any) -> None:
+        """Close connections no longer in the pool; if closing one is
+        interrupted (KeyboardInterrupt...), still close the others, then raise."""
+        conns = iter(conns)
+        try:
+            for conn in conns:
+                cls._close_quietly(conn)
+        except BaseException:
+            for conn in conns:
+                cls._close_quietly_now(conn)
+            raise
 
     def __enter__(self) -> "ConnectionPool[CT]":
         self._open_implicit = False
@@ -232,91 +245,156 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             timeout = base.check_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
-        while True:
-            slot = self._wait_for_slot(deadline, timeout)
-            conn = self._checkout_checked(slot, monotonic())
-            if conn is not None:
-                return conn
-
-    def _wait_for_slot(self, deadline: float, timeout: float) -> int:
-        """Get a held slot: an idle one, or one handed over while queued."""
-        with self._lock:
-            got = self._slot_or_waiter_locked()
-        if type(got) is int:
-            return got
-        return self._await(got, deadline, timeout)
+        # The waiter holds the slot from the moment it is taken or handed over
+        # until the connection is returned to the caller, so wherever an
+        # exception lands (a KeyboardInterrupt, an asynchronous exception, a
+        # raising callback) the handler below finds what to give back.
+        w = self._new_waiter()
+        try:
+            while True:
+                with self._lock:
+                    queued = self._slot_or_wait_locked(w)
+                if queued:
+                    self._await(w, deadline, timeout)
+                if self._checkout_checked(w, monotonic()):
+                    release_waiter(w)
+                    return self._conns[w.slot]  # type: ignore[no-any-return]
+        except BaseException:
+            self._abandon_checkout(w)
+            raise
 
     def _await(self, w: Waiter, deadline: float, timeout: float) -> int:
-        """Wait (pool lock not held) until ``w`` is served; its slot, or raise."""
+        """Wait (pool lock not held) until ``w`` is served or failed, or the
+        deadline passes; its slot (still held by ``w``), or raise. Whether it
+        was served is decided by its outcome under the lock, never by the
+        wake-up, which an interrupt may have consumed or not."""
         t0 = monotonic()
-        try:
-            served = w.wait(deadline - t0)
-        except BaseException:
-            # Interrupted (KeyboardInterrupt): don't strand what was handed to us.
-            self._abandon_wait(w)
-            raise
-        if not served and not self._stop_waiting(w):
-            w.collect()  # served while we were timing out: take it
+        w.wait(deadline - t0)
+        if not w.settled:
+            self._stop_waiting(w)  # timed out, unless it was served just now
         return self._wait_outcome(w, monotonic() - t0, timeout)
 
-    def _abandon_wait(self, w: Waiter) -> None:
-        if self._stop_waiting(w):
-            w.reset()
-            return
-        w.collect()
-        slot, _ = w.reset()
-        self._return_unclaimed(slot)
+    def _abandon_checkout(self, w: Waiter) -> None:
+        """An exception ended a checkout: take ``w`` off the queue and give
+        back what it holds (a slot handed over, or one whose checkout was not
+        finished), without waiting for anything."""
+        with self._lock:
+            remove_waiter(self._waiting, w)
+            slot = w.slot  # final: a server writes it under this lock
+        w.slot = -1
+        if slot >= 0:
+            conn = self._conns[slot]
+            if getattr(conn, "_pool", None) is self:  # checked out, not yet returned to the caller
+                conn._pool = None
+                if self._leak_threshold:
+                    self._note_return(slot)
+        self._return_unclaimed(slot)  # (or a null pool's right to connect)
+        release_waiter(w)
 
     def _new_waiter(self) -> Waiter:
         return thread_waiter()
 
-    def _checkout_checked(self, slot: int, now: float) -> CT | None:
-        """Finish a checkout of a held slot: enforce lifetime/drain and run the
-        ``check`` callback. None if the connection was discarded (retry)."""
+    def _checkout_checked(self, w: Waiter, now: float) -> bool:
+        """Finish the checkout of the slot ``w`` holds: enforce lifetime/drain
+        and run the ``check`` callback. True: its connection is checked out;
+        False: it was discarded (``w`` holds nothing; retry)."""
+        slot = w.slot
         conn = self._conns[slot]
         if self._is_stale(slot, now):
             logger.info("discarding expired connection %s", conn)
-            self._discard(slot, conn)
-            return None
+            self._discard_held(w, conn)
+            return False
         if self._check_due(slot, now):
             try:
                 self._check(conn)
             except Exception as ex:
                 logger.info("connection failed check: %s", ex)
                 self._stats.add(Stats.CONNECTIONS_LOST)
-                self._discard(slot, conn)
-                return None
+                self._discard_held(w, conn)
+                return False
             except BaseException:
-                self._give_back(slot)
+                # Interrupted mid-check: the connection may be mid-query.
+                self._discard_held(w, conn)
                 raise
         conn._pool = self
         if self._leak_threshold:
             self._note_checkout(slot)
-        return conn
+        return True
+
+    def _discard_held(self, h: Any, conn: Any) -> None:
+        """``_discard`` for the slot a holder (a checkout's waiter, a
+        ``_Holder``) holds: it lets go of it in the same step that takes it
+        out of the pool; if that step was not reached, it still holds it."""
+        try:
+            self._forget_slot(h.slot, h)
+            self._close_and_replace(conn)
+        except BaseException:
+            if h.slot == -1:  # out of the pool already: finish closing it
+                self._close_quietly_now(conn)
+                self._replace_discarded()
+            raise
+
+    def _discard_held_now(self, h: Any) -> None:
+        """In an exception handler: discard what ``h`` still holds, if anything."""
+        if h.slot >= 0:
+            conn = self._conns[h.slot]
+            self._forget_slot(h.slot, h)
+            self._close_quietly_now(conn)
+            self._replace_discarded()
+
+    def _take_idle_into(self, h: Any) -> bool:
+        """Claim one idle connection into holder ``h``; False if none."""
+        with self._lock:
+            h.slot = self._ring.try_acquire()
+            return h.slot >= 0  # type: ignore[no-any-return]
+
+    def _give_back_held(self, h: Any) -> None:
+        """Return the slot holder ``h`` holds (see ``_give_back``)."""
+        slot, h.slot = h.slot, -1
+        self._give_back(slot)
 
     # ------------------------------------------------------------------
     # Return
     # ------------------------------------------------------------------
 
     def _putconn_slow(self, slot: int, conn: Any) -> None:
-        if self._closed:
+        # Anything raised before the slot is handed on (a KeyboardInterrupt in
+        # the rollback or the reset callback...) leaves the connection in an
+        # unknown state: it is closed and replaced, then the exception goes on.
+        try:
+            if self._closed:
+                self._forget_slot(slot)
+                self._close_quietly(conn)
+                return
+            self._reset_connection(conn)
+            status = conn.pgconn.transaction_status
+            if status == UNKNOWN:
+                self._stats.add(Stats.RETURNS_BAD)
+                logger.warning("discarding closed connection: %s", conn)
+                self._discard(slot, conn)
+                return
+            now = monotonic()
+            if self._is_stale(slot, now):
+                logger.info("discarding expired connection")
+                self._discard(slot, conn)
+                return
+            self._last_used[slot] = now
+            self._give_back(slot)
+        except BaseException:
+            self._drop_interrupted(slot, conn)
+            raise
+
+    def _drop_interrupted(self, slot: int, conn: Any) -> None:
+        """An exception interrupted the return of ``conn``: if its slot is
+        still held here, take it out of the pool; close the connection."""
+        with self._lock:
+            held = self._conns[slot] is conn and self._ring.is_in_use(slot) and not self._closed
+        # (a slot this return already handed on is in use by someone else only
+        # in an open pool, where handing on raises nothing: see _give_back)
+        if held or (self._closed and self._conns[slot] is conn and self._ring.is_in_use(slot)):
             self._forget_slot(slot)
-            self._close_quietly(conn)
-            return
-        self._reset_connection(conn)
-        status = conn.pgconn.transaction_status
-        if status == UNKNOWN:
-            self._stats.add(Stats.RETURNS_BAD)
-            logger.warning("discarding closed connection: %s", conn)
-            self._discard(slot, conn)
-            return
-        now = monotonic()
-        if self._is_stale(slot, now):
-            logger.info("discarding expired connection")
-            self._discard(slot, conn)
-            return
-        self._last_used[slot] = now
-        self._give_back(slot)
+        self._close_quietly_now(conn)
+        self._replace_discarded()
 
     def _reset_connection(self, conn: Any) -> None:
         """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
@@ -351,8 +429,15 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     def _discard(self, slot: int, conn: Any) -> None:
         """Close a held slot's connection and have a new one made in its place."""
         self._forget_slot(slot)
-        self._close_quietly(conn)
-        self._replace_discarded()
+        self._close_and_replace(conn)
+
+    def _close_and_replace(self, conn: Any) -> None:
+        """Close a connection already out of the pool and make a new one if
+        needed, even if the close is interrupted."""
+        try:
+            self._close_quietly(conn)
+        finally:
+            self._replace_discarded()
 
     @staticmethod
     def _close_quietly(conn: Any) -> None:
@@ -361,6 +446,14 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             conn.close()
         except Exception as ex:  # a broken socket must not break the pool
             logger.warning("error closing connection %s: %s", conn, ex)
+
+    @classmethod
+    def _close_quietly_now(cls, conn: Any) -> None:
+        """Close while an exception is on its way: nothing raised here may hide it."""
+        try:
+            cls._close_quietly(conn)
+        except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
+            pass
 
     def _connect(self, timeout: float | None = None) -> Any:
         """Open a connection and run ``configure``; raise on any failure."""
@@ -436,25 +529,36 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         self._resize(min_size, max_size)
 
     def check(self) -> None:
-        """Verify the state of the idle connections; replace the broken ones."""
+        """Verify the state of the idle connections; replace the broken ones.
+
+        They are claimed one at a time (the others stay available), each
+        through a holder, so an interrupt (KeyboardInterrupt...) leaves the
+        one being checked discarded and replaced, the rest untouched."""
         with self._lock:
             if self._closed:
                 return
-            idle = self._take_all_idle_locked()
-        now = monotonic()
-        for slot, conn in idle:
-            if now >= self._expire_at[slot]:
-                logger.info("discarding expired connection %s", conn)
-                self._discard(slot, conn)
-                continue
-            try:
-                self.check_connection(conn)
-            except Exception as ex:
-                self._stats.add(Stats.CONNECTIONS_LOST)
-                logger.warning("discarding broken connection: %s", conn)
-                self._discard(slot, conn)
-            else:
-                self._give_back(slot)
+            n = self._ring.idle_count()
+        h = _Holder()
+        try:
+            for _ in range(n):
+                if not self._take_idle_into(h):
+                    break
+                conn = self._conns[h.slot]
+                if monotonic() >= self._expire_at[h.slot]:
+                    logger.info("discarding expired connection %s", conn)
+                    self._discard_held(h, conn)
+                    continue
+                try:
+                    self.check_connection(conn)
+                except Exception:
+                    self._stats.add(Stats.CONNECTIONS_LOST)
+                    logger.warning("discarding broken connection: %s", conn)
+                    self._discard_held(h, conn)
+                    continue
+                self._give_back_held(h)
+        except BaseException:
+            self._discard_held_now(h)  # interrupted mid-check: its state is unknown
+            raise
         with self._lock:
             if not self._closed:
                 self._grow_locked(self._min_size - self._nconns)
@@ -476,14 +580,25 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                     pass  # the connection is broken: keep the original error
 
     def drain(self) -> None:
-        """Replace every connection: idle ones now, checked-out ones on return."""
+        """Replace every connection: idle ones now, checked-out ones on return
+        (and any left idle by an interrupt, at their next checkout)."""
         with self._lock:
             if self._closed:
                 return
             self._drained_at = monotonic()
-            idle = self._take_all_idle_locked()
-        for slot, conn in idle:
-            self._discard(slot, conn)
+            n = self._ring.idle_count()
+        h = _Holder()
+        try:
+            for _ in range(n):
+                if not self._take_idle_into(h):
+                    break
+                if self._is_stale(h.slot, monotonic()):
+                    self._discard_held(h, self._conns[h.slot])
+                else:  # a replacement made meanwhile
+                    self._give_back_held(h)
+        except BaseException:
+            self._discard_held_now(h)
+            raise
 
     # ------------------------------------------------------------------
     # Fork
@@ -497,6 +612,16 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if was_open:
             self._start_workers_locked()
             self._fast = not self._open_implicit
+
+
+class _Holder:
+    """Holds one slot for a maintenance step (check, drain) so that an
+    exception never finds it held by nobody."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self) -> None:
+        self.slot = -1
 
 
 _fork_safe_pools: "weakref.WeakSet[ConnectionPool[Any]]" = weakref.WeakSet()

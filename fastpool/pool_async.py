@@ -170,13 +170,19 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             closing = self._begin_close_locked()
         if closing is None:
             return
-        waiters, idle, workers = closing
+        idle, workers = closing
         if workers is not None:
             workers.stop()
-        self._fail_waiters(waiters)
-        for slot, conn in idle:
-            self._forget_slot(slot)
-            await self._close_quietly(conn)
+        with self._lock:
+            for slot, _ in idle:
+                self._forget_slot(slot)
+        for i, (_, conn) in enumerate(idle):
+            try:
+                await self._close_quietly(conn)
+            except BaseException:  # cancelled: the rest are closed in the background
+                for _, other in idle[i + 1:]:
+                    self._close_in_background(other)
+                raise
         if self._loop is not None and self._loop.is_closed():
             return  # its workers and background closes went with it
         if workers is not None:
@@ -264,11 +270,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         got = self._checkout_fast(timeout)
         if type(got) is not int:
             return got
-        if got >= 0:
-            conn = await self._checkout_checked(got, monotonic())
-            if conn is not None:
-                return conn
-        return await self._getconn_slow(timeout, got >= 0)
+        return await self._getconn_slow(timeout, False)
 
     async def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
         if not counted:
@@ -418,10 +420,16 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     # ------------------------------------------------------------------
 
     async def _discard(self, slot: int, conn: Any) -> None:
-        """Close a held slot's connection and have a new one made in its place."""
+        """Close a held slot's connection and have a new one made in its place
+        (even if the close is cancelled: then it goes on in the background)."""
         self._forget_slot(slot)
-        await self._close_quietly(conn)
-        self._replace_discarded()
+        try:
+            await self._close_quietly(conn)
+        except BaseException:
+            self._close_in_background(conn)
+            raise
+        finally:
+            self._replace_discarded()
 
     def _discard_soon(self, slot: int, conn: Any) -> None:
         """``_discard`` for a task being cancelled: nothing here awaits."""
@@ -586,8 +594,13 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 return
             self._drained_at = monotonic()
             idle = self._take_all_idle_locked()
-        for slot, conn in idle:
-            await self._discard(slot, conn)
+        for i, (slot, conn) in enumerate(idle):
+            try:
+                await self._discard(slot, conn)
+            except BaseException:  # cancelled: the rest are replaced all the same
+                for other in idle[i + 1:]:
+                    self._discard_soon(*other)
+                raise
 
 
 class AsyncConnectionContext:

@@ -33,7 +33,7 @@ from sqlalchemy.pool import Pool
 
 from ._core import SlotRing
 from .base import check_timeout
-from .waiting import Waiter, remove_waiter, thread_waiter
+from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 
 # A waiter served with this may open a connection itself: an overflow place
 # was freed (a connection closed, or a connect failed).
@@ -94,23 +94,22 @@ class FastQueuePool(Pool):
         return self._new_record()
 
     def _await(self, w: Waiter) -> int:
+        # The outcome is read under the lock, never inferred from the wake-up:
+        # an interrupt just after the hand-over must not wait for it again.
         try:
-            served = w.wait(self._timeout)
+            w.wait(self._timeout)
+            with self._lock:
+                remove_waiter(self._waiting, w)  # (timed out)
+                slot = w.slot
         except BaseException:  # interrupted: don't strand what was handed over
             with self._lock:
-                gone = remove_waiter(self._waiting, w)
-            if not gone:
-                w.collect()
-                self._give_unclaimed(w.reset()[0])
-            else:
-                w.reset()
+                remove_waiter(self._waiting, w)
+                slot = w.slot
+            w.slot = -1
+            release_waiter(w)
+            self._give_unclaimed(slot)
             raise
-        if not served:
-            with self._lock:
-                gave_up = remove_waiter(self._waiting, w)
-            if not gave_up:
-                w.collect()  # served while timing out: take it
-        slot, _ = w.reset()
+        release_waiter(w)
         if slot == -1:
             raise exc.TimeoutError(
                 "QueuePool limit of size %d overflow %d reached, connection timed out, timeout %0.2f"

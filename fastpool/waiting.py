@@ -18,47 +18,59 @@ if TYPE_CHECKING:
 
 
 class Waiter:
-    """One waiting client. Its lock doubles as a binary semaphore: created held,
-    released by whoever serves or fails the waiter, acquired by the waiter."""
+    """One waiting thread. Its lock is only a wake-up signal: created held,
+    released by whoever serves or fails the waiter, acquired by the waiter.
 
-    __slots__ = ("_sem", "slot", "error")
+    The outcome is ``slot``/``error``, written under the pool's lock before the
+    wake-up, so it never depends on the wake-up having been consumed: a waiter
+    interrupted (KeyboardInterrupt, an asynchronous exception) just after it was
+    served finds its slot here without waiting again. A waiter whose outcome is
+    set owns that slot, queued or not, until it hands it on."""
+
+    __slots__ = ("_sem", "wake", "slot", "error", "busy")
 
     def __init__(self) -> None:
         self._sem = threading.Lock()
         self._sem.acquire()
+        # A C-level call: serving a waiter runs no Python code after the
+        # outcome is written, so no exception can land between the two.
+        self.wake = self._sem.release
         self.slot = -1
         self.error: BaseException | None = None
+        self.busy = False  # in use by a checkout of its thread
 
-    def serve(self, slot: int) -> bool:
-        """Give the waiter a slot (pool lock held). Always taken (True): a
-        waiting thread is alive until it leaves the queue itself."""
+    def serve(self, slot: int) -> None:
+        """Give the waiter a slot (pool lock held)."""
         self.slot = slot
-        self._sem.release()
-        return True
+        self.wake()
 
     def fail(self, error: BaseException) -> None:
         """Wake the waiter with an error (pool lock held)."""
         self.error = error
-        self._sem.release()
+        self.wake()
 
-    def wait(self, timeout: float) -> bool:
-        """Block until served or failed, or ``timeout`` passes (then False)."""
-        return self._sem.acquire(timeout=timeout) if timeout > 0 else self._sem.acquire(False)
+    @property
+    def settled(self) -> bool:
+        """Served or failed (read under the pool lock to decide)."""
+        return self.slot != -1 or self.error is not None
 
-    def collect(self) -> None:
-        """Consume the wake-up of a waiter that was served while it was giving up
-        (it was taken off the queue under the lock, so the release has happened)."""
-        self._sem.acquire()
+    def wait(self, timeout: float) -> None:
+        """Block until woken, or ``timeout`` passes. Whether it was served is
+        ``settled`` (under the pool lock), not what this returns."""
+        if timeout > 0:
+            self._sem.acquire(timeout=timeout)
 
-    def reset(self) -> tuple[int, BaseException | None]:
-        """Take the outcome and make the waiter reusable."""
-        slot, error = self.slot, self.error
-        self.slot, self.error = -1, None
-        return slot, error
+    def clear(self) -> None:
+        """Forget the last outcome and re-arm the wake-up (waiter off every
+        queue: nobody can serve it meanwhile). A wake-up that was never
+        consumed (the waiter was interrupted) is consumed here."""
+        self.slot = -1
+        self.error = None
+        self._sem.acquire(False)
 
 
 class _ThreadWaiters(threading.local):
-    # A thread waits in at most one pool at a time, so one Waiter per thread is
+    # A thread normally waits in one pool at a time, so one Waiter per thread is
     # reused instead of allocating a lock per queued request.
     def __init__(self) -> None:
         self.waiter = Waiter()
@@ -68,7 +80,23 @@ _thread_waiters = _ThreadWaiters()
 
 
 def thread_waiter() -> Waiter:
-    return _thread_waiters.waiter
+    """A cleared waiter for the calling thread, marked busy until
+    ``release_waiter()``. The thread's own one is reused unless it is busy: a
+    signal handler that checks out a connection while its thread is queued
+    (or an interrupted checkout that could not finish its clean-up) gets a
+    fresh one, so two waits never share a waiter."""
+    w = _thread_waiters.waiter
+    if w.busy:
+        w = Waiter()
+    else:
+        w.clear()
+    w.busy = True
+    return w
+
+
+def release_waiter(w: Waiter) -> None:
+    """The checkout that took ``w`` is done with it (it is off the queue)."""
+    w.busy = False
 
 
 def remove_waiter(queue: "deque[Waiter]", w: Waiter) -> bool:
@@ -101,27 +129,19 @@ class AsyncWaiter:
         self.slot = -1
         self.error: BaseException | None = None
 
-    def serve(self, slot: int) -> bool:
-        """Give the waiter a slot (pool lock held); False if its event loop has
-        closed (its task can never take the slot: serve someone else)."""
-        self.slot = slot
-        if self._wake():
-            return True
-        self.slot = -1
-        return False
-
     def fail(self, error: BaseException) -> None:
         """Wake the waiter with an error (pool lock held)."""
         self.error = error
-        self._wake()
+        self.wake()
 
     @property
     def settled(self) -> bool:
         """Served or failed (read on the waiter's loop after waking)."""
         return self.slot != -1 or self.error is not None
 
-    def _wake(self) -> bool:
-        """Resolve the future on its loop; False if that loop has closed."""
+    def wake(self) -> bool:
+        """Resolve the future on its loop; False if that loop has closed (the
+        task can never see it: the caller serves someone else)."""
         if self._loop.is_closed():
             return False
         if threading.get_ident() == self._thread:
@@ -147,7 +167,3 @@ class AsyncWaiter:
             await self._fut
         finally:
             timer.cancel()
-
-    def reset(self) -> tuple[int, BaseException | None]:
-        """Take the outcome (an AsyncWaiter is used once)."""
-        return self.slot, self.error

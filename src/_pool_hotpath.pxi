@@ -3,7 +3,7 @@
 # Everything here runs when an idle connection is available and the pool is
 # healthy; anything else (waiting, replacing a connection, closing, warnings)
 # calls back into the Python methods of fastpool.pool.ConnectionPool, named
-# ``_getconn_slow``, ``_checkout_checked``, ``_putconn_slow``, ``_give_back``,
+# ``_getconn_slow``, ``_putconn_slow``, ``_give_back``,
 # ``_serve_waiters`` and ``_raise_foreign``. fastpool/_pyhotpath.py is the
 # pure-Python twin of this file; keep the two in step.
 
@@ -75,34 +75,40 @@ cdef class PoolFastPath:
     cdef public bint _plain_hot_path
 
     def _checkout_fast(self, timeout):
-        """The lock-free checkout: a connection ready to hand out; or the slot
-        (an int >= 0, counted in requests_num) of one that needs
-        ``_checkout_checked`` first; or -1: nothing idle, or not allowed now
-        (take the slow path)."""
+        """The lock-free checkout: a connection ready to hand out (counted in
+        requests_num), or -1: nothing idle, a check to run, an expired
+        connection, or not allowed now (take the slow path, which counts the
+        request). A slot never leaves this method other than with its
+        connection checked out, so an interrupt can't strand it in between."""
         return self._checkout_fast_c(timeout)
 
     cdef inline object _checkout_fast_c(self, object timeout):
         cdef int64_t slot
+        cdef int code
         cdef double now
         # A timeout that isn't a plain non-negative number takes the slow path,
         # which rejects it with a clear error.
-        if self._fast and not self._waiting and (
+        if self._fast and self._check is None and not self._waiting and (
                 timeout is None
                 or ((type(timeout) is float or type(timeout) is int) and timeout >= 0)):
             slot = fp_try_acquire(&self._ring.r)
             if slot >= 0:
-                fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
-                fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
                 now = _monotonic()
-                if (now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
-                        and self._check is None):
+                if now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot)):
+                    fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
+                    fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
                     conn = <object>PyList_GET_ITEM(self._conns, slot)
                     conn._pool = self
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
                     return conn
-                return slot
-            if slot != FP_EMPTY:
+                # Expired: put it back for the slow path, which replaces it.
+                code = fp_release(&self._ring.r, slot)
+                if code != FP_OK:
+                    _raise_for(code, "release", slot, self._ring.r.capacity)
+                if self._waiting:
+                    self._serve_waiters()
+            elif slot != FP_EMPTY:
                 _raise_for(<int>slot, "try_acquire", None, self._ring.r.capacity)
         return -1
 
@@ -169,11 +175,6 @@ cdef class PoolHotPath(PoolFastPath):
         cdef object r = self._checkout_fast_c(timeout)
         if type(r) is not int:
             return r
-        if <int64_t>r >= 0:
-            conn = self._checkout_checked(r, _monotonic())
-            if conn is not None:
-                return conn
-            return self._getconn_slow(timeout, True)
         return self._getconn_slow(timeout, False)
 
     def putconn(self, conn):

@@ -1,0 +1,237 @@
+"""Test helpers for "nothing hangs, nothing is lost": deliver an exception at
+every point of a pool operation, then check that the pool's books balance.
+
+``Injector`` raises an exception (KeyboardInterrupt, SystemExit, ...) at the
+n-th *point* of the operations run in the calling thread while it is active.
+The points are:
+
+* every statement boundary inside the pool's own Python code (a ``line``
+  trace event in a frame of the ``fastpool`` package), except the first
+  statement of each function: that instant is the call itself (the caller's
+  hand-over), the one window pure Python can't close;
+* every call the pool makes into other Python code (the driver's commit,
+  rollback, execute and close, user callbacks, logging): the exception is
+  raised as if by the callee, before it ran.
+
+The bookkeeping steps listed in ``ATOMIC`` are taken as units: each runs for
+microseconds under the pool lock, with no I/O and no foreign code, and hands a
+slot from one holder to the next (ring, waiter, pool). An exception landing
+inside one is a residual window; closing it would mean compiling those steps,
+as the ring operations are.
+
+The compiled core and its pure-Python twin (``_pycore``, ``_pyhotpath``) are
+left out: compiled, their steps are single C calls, which no exception
+interrupts. Counting the points of a clean run (``Injector()``) tells how many
+there are; ``Injector(at=n)`` raises at the n-th.
+
+``PoolBooks`` and ``assert_conserved`` check a pool afterwards: idle + checked
+out + connecting = ``pool_size`` = the server's count of the pool's backends
+(``pg_stat_activity`` rows with the pool's ``application_name``), nothing held
+by nobody, and a fresh checkout works.
+"""
+from __future__ import annotations
+
+import dis
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import fastpool
+
+_PACKAGE = os.path.dirname(os.path.abspath(fastpool.__file__)) + os.sep
+_LEFT_OUT = tuple(
+    os.path.join(_PACKAGE, name) for name in ("testing" + os.sep, "_pycore.py", "_pyhotpath.py")
+)
+
+
+def is_pool_code(filename: str) -> bool:
+    return filename.startswith(_PACKAGE) and not filename.startswith(_LEFT_OUT)
+
+
+ATOMIC = frozenset({
+    # _pool_logic / _null_pool_logic / pools: slot and waiter bookkeeping under the lock
+    "_forget_slot", "_give_back", "_hand_to_oldest_locked", "_serve_waiters",
+    "_serve_waiters_locked", "_take_all_idle_locked", "_slot_or_wait_locked",
+    "_slot_or_waiter_locked", "_queue_locked", "_enqueue_locked", "_stop_waiting",
+    "_install", "_install_connected", "_install_or_none", "_grow_locked",
+    "_grow_for_waiters_locked", "_replace_discarded", "_reserve_or_wait_locked",
+    "_reserve_or_enqueue_locked", "_free_connection_slot", "_hand_over", "_retire_returned",
+    "_attempt_ended_locked", "_begin_close_locked", "_take_expired_idle", "_shrink_candidate",
+    "_note_checkout", "_note_return", "_take_idle_into", "_give_back_held",
+    # waiting.py
+    "serve", "fail", "wake", "clear", "thread_waiter", "release_waiter", "remove_waiter",
+})
+
+_with_exits: dict[Any, frozenset[int]] = {}
+
+
+def with_exit_offsets(code: Any) -> frozenset[int]:
+    """Offsets where no real interrupt can arrive but a trace function's
+    exception would be mishandled: the normal exit of a ``with`` block (the
+    call of ``__exit__``, reported as a new line event of the ``with`` line:
+    raising there would skip ``__exit__``) and the NOP of a ``try:`` line
+    (outside the enclosing handlers' ranges). Real interrupts arrive only after
+    a call has completed or at a loop's back-edge, so no point is placed there."""
+    found = _with_exits.get(code)
+    if found is None:
+        ins = list(dis.get_instructions(code))
+        exits = {i.offset for i in ins if i.opname == "NOP"}
+        for i in range(len(ins) - 4):
+            a, b, c, d, e = ins[i:i + 5]
+            if (a.opname == b.opname == c.opname == "LOAD_CONST" and a.argval is None
+                    and b.argval is None and c.argval is None and d.opname == "PRECALL"
+                    and e.opname == "CALL"):
+                exits.add(a.offset)
+        found = _with_exits[code] = frozenset(exits)
+    return found
+
+
+
+class Injector:
+    """``with Injector(at=n, exc=KeyboardInterrupt) as inj: operation()``:
+    raise ``exc`` at the n-th point (see the module docstring); ``inj.count``
+    is the number of points passed, ``inj.fired`` where it was raised."""
+
+    def __init__(self, at: int | None = None, exc: type[BaseException] = KeyboardInterrupt) -> None:
+        self.at = at
+        self.exc = exc
+        self.count = 0
+        self.fired: str | None = None
+        self.points: list[str] = []
+        self.record = at is None
+
+    def _point(self, where: str) -> None:
+        self.count += 1
+        if self.record:
+            self.points.append(where)
+        if self.count == self.at:
+            self.fired = where
+            sys.settrace(None)
+            raise self.exc(f"injected at point {self.count}: {where}")
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        if self.fired is not None:
+            return None
+        code = frame.f_code
+        if is_pool_code(code.co_filename):
+            if code.co_name in ATOMIC:
+                return None
+            first = [True]
+            exits = with_exit_offsets(code)
+
+            def local(frame: Any, event: str, arg: Any) -> Any:
+                if event == "line" and self.fired is None:
+                    if first[0]:
+                        first[0] = False  # the call itself: see the module docstring
+                    elif frame.f_lasti not in exits:
+                        self._point(f"{os.path.basename(code.co_filename)}:{frame.f_lineno} {code.co_name}")
+                return local
+
+            return local
+        back = frame.f_back
+        if (back is not None and is_pool_code(back.f_code.co_filename) and event == "call"
+                and code.co_name != "__del__"  # a finalizer run by the GC: not a call the pool made
+                and back.f_code.co_name not in ATOMIC):
+            self._point(f"call {code.co_name} ({os.path.basename(code.co_filename)})"
+                        f" from {back.f_code.co_name}:{back.f_lineno}")
+        return None
+
+    def __enter__(self) -> "Injector":
+        sys.settrace(self._global)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        sys.settrace(None)
+
+
+def run_points(operation: Callable[[Injector], Any], *, excs: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit),
+               after: Callable[[int, Injector], Any]) -> int:
+    """Count the points of ``operation`` (a clean run), then run it once per
+    point with an exception delivered there (cycling through ``excs``), calling
+    ``after(n, injector)`` after each. Returns the number of points."""
+    with Injector() as clean:
+        operation(clean)
+    after(0, clean)
+    total = clean.count
+    for n in range(1, total + 1):
+        exc = excs[(n - 1) % len(excs)]
+        inj = Injector(at=n, exc=exc)
+        try:
+            with inj:
+                operation(inj)
+        except exc as ex:
+            assert inj.fired is not None and str(ex).startswith("injected"), ex
+        after(n, inj)
+    return total
+
+
+# -- the books ----------------------------------------------------------------
+
+
+@dataclass
+class PoolBooks:
+    size: int          # pool_size: connections in the pool + being connected
+    idle: int
+    checked_out: int   # held by a caller (returned to it by getconn)
+    held: int          # in use but by nobody's caller: in the middle of an operation, or lost
+    connecting: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.idle + self.checked_out + self.held + self.connecting == self.size
+
+
+def _owner(conn: Any) -> Any:
+    return getattr(conn, "_pool", None)
+
+
+def pool_books(pool: Any) -> PoolBooks:
+    """The pool's own view, read under its lock."""
+    with pool._lock:
+        in_use = pool._ring.in_use()
+        idle = pool._ring.idle_count()
+        out = sum(1 for s in in_use if _owner(pool._conns[s]) is pool)
+        return PoolBooks(size=pool._nconns, idle=idle, checked_out=out, held=len(in_use) - out,
+                         connecting=pool._connecting)
+
+
+def server_backends(admin: Any, app: str) -> int:
+    return admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]
+    ).fetchone()[0]
+
+
+def assert_conserved(pool: Any, admin: Any, app: str, *, size: int | None = None,
+                     checked_out: int = 0, timeout: float = 15.0, context: str = "") -> PoolBooks:
+    """Wait (up to ``timeout``) for the pool to settle, then require: books
+    balanced with nothing held by nobody, ``checked_out`` connections with
+    callers, ``pool_size`` equal to ``size`` (if given: replacements made) and
+    to the server's count of the pool's backends. Returns the books."""
+    deadline = time.monotonic() + timeout
+    while True:
+        books = pool_books(pool)
+        backends = server_backends(admin, app)
+        ok = (books.balanced and books.held == 0 and books.connecting == 0
+              and books.checked_out == checked_out and backends == books.size
+              and (size is None or books.size == size))
+        if ok:
+            pool._ring.check_invariants()
+            return books
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{context}: books {books} (balanced: {books.balanced}),"
+                                 f" server backends {backends}, expected size {size},"
+                                 f" checked out {checked_out}, waiting {len(pool._waiting)}")
+        time.sleep(0.01)
+
+
+def async_exc(thread: threading.Thread, exc: type[BaseException]) -> None:
+    """Raise ``exc`` in ``thread`` at its next bytecode check
+    (``PyThreadState_SetAsyncExc``)."""
+    import ctypes
+
+    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc))
+    if n != 1:
+        raise RuntimeError(f"PyThreadState_SetAsyncExc reached {n} threads")
