@@ -227,7 +227,15 @@ class Pool(ConnectionPool):
         """Take a connection out of the pool; give it back with ``putconn()``
         or its ``close()``. Waits up to ``timeout`` seconds (default: the
         pool's), then raises PoolTimeout."""
-        return PooledConnection(PoolHotPath.getconn(self, timeout), self)
+        held = PoolHotPath.getconn(self, timeout)
+        try:
+            return PooledConnection(held, self)
+        except BaseException:  # interrupted before the caller had it: back to the pool
+            held._pool = None
+            if self._leak_threshold:
+                self._note_return(held._fp_slot)
+            self._give_back(held._fp_slot)
+            raise
 
     get_connection = getconn  # MySQL Connector's name
 
@@ -460,23 +468,32 @@ class _ConnectionBlock:
                 " pool.connection() once for each with-block (and don't share one between threads)"
             )
         self.entered = True
-        self.conn = self.pool.getconn(self.timeout)
-        self.t0 = monotonic()  # use time: from hand-out to return
-        return self.conn
+        try:
+            self.conn = self.pool.getconn(self.timeout)
+            self.t0 = monotonic()  # use time: from hand-out to return
+            return self.conn
+        except BaseException:  # interrupted before the block had it: give it back
+            conn, self.conn = self.conn, None
+            if conn is not None:
+                conn.close()
+            raise
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
-        conn, self.conn = self.conn, None
+        conn = self.conn
         if conn is None:
             raise RuntimeError(
                 "pool.connection() context manager exited without a connection: was __enter__ called?"
             )
-        pool = self.pool
-        held = conn._held
         try:
+            pool = self.pool
+            self.conn = None
+            held = conn._held
             if held is not None:  # else the block already closed it
                 pool._finish_block(conn, held, exc_type is None)
         finally:
-            pool._return_after_block(conn)  # if an interrupt came first
+            pool = self.pool
+            if conn is not None:
+                pool._return_after_block(conn)  # if an interrupt came first
             used = monotonic() - self.t0
             pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
             pool._histograms.observe(base.Histograms.USE, used)

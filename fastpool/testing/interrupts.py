@@ -31,13 +31,14 @@ by nobody, and a fresh checkout works.
 """
 from __future__ import annotations
 
+import contextlib
 import dis
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import fastpool
 
@@ -142,6 +143,17 @@ class Injector:
     def __enter__(self) -> "Injector":
         sys.settrace(self._global)
         return self
+
+    @staticmethod
+    @contextlib.contextmanager
+    def paused() -> Iterator[None]:
+        """No points inside (set-up steps of a scenario, in the same thread)."""
+        trace = sys.gettrace()
+        sys.settrace(None)
+        try:
+            yield
+        finally:
+            sys.settrace(trace)
 
     def __exit__(self, *exc: Any) -> None:
         sys.settrace(None)

@@ -146,3 +146,364 @@ def test_check_and_drain(make, admin) -> None:
 
     n = run_points(op, after=check_after(pool, admin, app, h, 3, "check/drain"))
     report("check() and drain()", n)
+
+
+# -- hand-over to a waiting thread ---------------------------------------------------
+
+
+def _serve_when_queued(pool: Any, conn: Any, done: threading.Event) -> threading.Thread:
+    """Another thread returns ``conn`` as soon as somebody is queued (or the
+    operation ended without queueing)."""
+    def run() -> None:
+        while not done.is_set() and pool.get_stats()["requests_waiting"] == 0:
+            time.sleep(0.0005)
+        pool.putconn(conn)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool])
+def test_handover_to_waiting_thread(make, admin, cls) -> None:
+    """The caller queues (the pool is exhausted), another thread returns a
+    connection, which is handed over; the exception lands anywhere from the
+    queueing to the caller having the connection."""
+    sized = cls is ConnectionPool
+    pool, app = make(cls, min_size=1 if sized else 0, max_size=1)
+    h = Holder(pool)
+
+    def op(inj: Injector) -> None:
+        with Injector.paused():
+            held = pool.getconn()
+        done = threading.Event()
+        t = _serve_when_queued(pool, held, done)
+        try:
+            conn = pool.getconn()
+            h.conns.append(conn)
+            pool.putconn(conn)
+        finally:
+            done.set()
+            with Injector.paused():
+                t.join()
+
+    n = run_points(op, after=check_after(pool, admin, app, h, 1 if sized else None, f"{cls.__name__} hand-over"))
+    report(f"{cls.__name__}: hand-over to a waiting thread", n)
+
+
+# -- real asynchronous exceptions and signals at the hand-over ------------------------
+
+
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool])
+def test_async_exception_just_after_handover(make, admin, cls) -> None:
+    """A thread blocked in getconn() is served by a putconn() whose thread
+    raises an asynchronous exception in it at the same moment (while holding
+    the GIL, so the exception lands right after the waiter wakes up, its
+    wake-up consumed): getconn() raises it, nothing hangs, the connection goes
+    on to the pool."""
+    sized = cls is ConnectionPool
+    pool, app = make(cls, min_size=1 if sized else 0, max_size=1)
+    for _ in range(20):
+        held = pool.getconn()
+        outcome: list[Any] = []
+
+        def waiter() -> None:
+            try:
+                outcome.append(pool.getconn(timeout=30))
+            except BaseException as ex:  # noqa: BLE001 - checked below
+                outcome.append(ex)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        while pool.get_stats()["requests_waiting"] == 0:
+            time.sleep(0.001)
+        # Set the exception first, then serve: the waiter can only run again
+        # once served, and then it meets the exception at its first check.
+        async_exc(t, _Boom)
+        pool.putconn(held)
+        t.join(30)
+        assert not t.is_alive(), "getconn() hung after the hand-over"
+        got = outcome[0]
+        if not isinstance(got, BaseException):  # it won the race: fine, give it back
+            pool.putconn(got)
+        else:
+            assert isinstance(got, _Boom), got
+        assert_conserved(pool, admin, app, size=1 if sized else None, context="async exc")
+    with pool.connection(timeout=5) as conn:
+        conn.execute("SELECT 1")
+
+
+def test_interrupt_main_just_after_handover(make, admin) -> None:
+    """``_thread.interrupt_main()`` trips SIGINT's handler without waking the
+    main thread, which is blocked in getconn(): the KeyboardInterrupt is raised
+    as soon as the hand-over wakes it up."""
+    import _thread
+
+    pool, app = make(min_size=1, max_size=1)
+    held = pool.getconn()
+
+    def serve() -> None:
+        while pool.get_stats()["requests_waiting"] == 0:
+            time.sleep(0.001)
+        _thread.interrupt_main()
+        pool.putconn(held)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        pool.getconn(timeout=30)
+    t.join()
+    assert_conserved(pool, admin, app, size=1, context="interrupt_main")
+    with pool.connection(timeout=5) as conn:
+        conn.execute("SELECT 1")
+
+
+# -- the per-thread waiter: a signal handler's checkout while its thread waits -------
+
+
+def test_reentrant_getconn_gets_its_own_waiter(make, admin, monkeypatch) -> None:
+    """A signal handler running while its thread is queued in getconn() checks
+    out a connection itself (simulated by a patched wait). It must not share
+    the queued waiter: both checkouts succeed, each with its own connection."""
+    from fastpool import waiting
+
+    pool, app = make(min_size=2, max_size=2)
+    a = pool.getconn()
+    b = pool.getconn()
+    real_wait = waiting.Waiter.wait
+    seen: list[Any] = []
+
+    def returner() -> None:
+        pool.putconn(a)  # goes to the outer waiter, first in the queue
+        while pool.get_stats()["requests_waiting"] == 0:  # until the inner one queues
+            time.sleep(0.001)
+        pool.putconn(b)
+
+    def handler_then_wait(self: Any, timeout: float) -> None:
+        if not seen:  # the outer wait: a "signal handler" runs here
+            seen.append(self)
+            t = threading.Thread(target=returner)
+            t.start()
+            seen.append(pool.getconn(timeout=10))
+            t.join()
+        real_wait(self, timeout)
+
+    monkeypatch.setattr(waiting.Waiter, "wait", handler_then_wait)
+    outer = pool.getconn(timeout=10)
+    monkeypatch.undo()
+    assert outer is a and seen[1] is b
+    pool.putconn(seen[1])
+    pool.putconn(outer)
+    assert_conserved(pool, admin, app, size=2, context="re-entrant getconn")
+    w = waiting.thread_waiter()  # the thread's own waiter is free again
+    assert w is seen[0]
+    waiting.release_waiter(w)
+
+
+# -- exceptions from the driver in the compiled return path ---------------------------
+
+
+def _raising_connection_class(plan: dict[str, Any]) -> type:
+    class Conn(psycopg.Connection):  # type: ignore[misc, type-arg]
+        def commit(self) -> None:
+            exc = plan.pop("commit", None)
+            if exc:
+                raise exc("injected in commit")
+            super().commit()
+
+        def rollback(self) -> None:
+            exc = plan.pop("rollback", None)
+            if exc:
+                raise exc("injected in rollback")
+            super().rollback()
+
+    return Conn
+
+
+@pytest.mark.parametrize("where", ["commit", "rollback", "reset", "check"])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_driver_and_callbacks_raise_in_connection_block(make, admin, where, exc) -> None:
+    """``with pool.connection()`` (the compiled context in the C build): the
+    commit at the end of the block, the rollback after an error, the reset
+    callback or the check raise a BaseException: it reaches the caller, the
+    connection is returned or replaced."""
+    plan: dict[str, Any] = {}
+
+    def reset(conn: Any) -> None:
+        e = plan.pop("reset", None)
+        if e:
+            raise e("injected in reset")
+
+    def check(conn: Any) -> None:
+        e = plan.pop("check", None)
+        if e:
+            raise e("injected in check")
+
+    pool, app = make(min_size=2, max_size=2, connection_class=_raising_connection_class(plan),
+                     reset=reset, check=check)
+    for _ in range(3):
+        plan[where] = exc
+        with pytest.raises(exc, match="injected"):
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+                if where == "rollback":
+                    raise ZeroDivisionError
+        assert not plan
+        assert_conserved(pool, admin, app, size=2, context=f"{where} raised {exc.__name__}")
+
+
+# -- the async pools: cancellation and BaseException at each await of the return paths
+
+
+def _async_raising_connection_class(plan: dict[str, Any]) -> type:
+    class AConn(psycopg.AsyncConnection):  # type: ignore[misc, type-arg]
+        async def commit(self) -> None:
+            exc = plan.pop("commit", None)
+            if exc:
+                raise exc("injected in commit")
+            await super().commit()
+
+        async def rollback(self) -> None:
+            exc = plan.pop("rollback", None)
+            if exc:
+                raise exc("injected in rollback")
+            await super().rollback()
+
+    return AConn
+
+
+async def _async_conserved(pool: Any, admin: Any, app: str, size: int | None, context: str) -> None:
+    import asyncio
+
+    await asyncio.get_running_loop().run_in_executor(
+        None, lambda: assert_conserved(pool, admin, app, size=size, context=context))
+
+
+@pytest.mark.parametrize("cls", ["pool", "null"])
+@pytest.mark.parametrize("where", ["commit", "rollback", "reset", "check", "drain", "pool-check"])
+@pytest.mark.parametrize("exc_name", ["CancelledError", "KeyboardInterrupt", "SystemExit"])
+def test_async_return_paths(pg_dsn: str, admin, cls: str, where: str, exc_name: str) -> None:
+    """``async with pool.connection()``: the commit, the rollback after an
+    error, the reset callback, the check callback raise (a cancellation, or a
+    BaseException), or ``check()``/``drain()`` are cancelled mid-way: the
+    exception reaches the caller, every connection is returned, replaced or
+    closed."""
+    import asyncio
+
+    if cls == "null" and where in ("reset", "check", "drain", "pool-check"):
+        pytest.skip("a null pool has no idle connections to reset, check or drain")
+    exc = {"CancelledError": asyncio.CancelledError, "KeyboardInterrupt": KeyboardInterrupt,
+           "SystemExit": SystemExit}[exc_name]
+    plan: dict[str, Any] = {}
+    app = app_name("async")
+
+    async def reset(conn: Any) -> None:
+        e = plan.pop("reset", None)
+        if e:
+            raise e("injected in reset")
+
+    async def check(conn: Any) -> None:
+        e = plan.pop("check", None)
+        if e:
+            raise e("injected in check")
+        await fastpool.AsyncConnectionPool.check_connection(conn)
+
+    async def main() -> None:
+        klass = fastpool.AsyncConnectionPool if cls == "pool" else fastpool.AsyncNullConnectionPool
+        sized = cls == "pool"
+        pool = klass(pg_dsn, open=False, min_size=3 if sized else 0, max_size=3, timeout=10,
+                     connection_class=_async_raising_connection_class(plan), reset=reset,
+                     check=check if where == "check" else None,
+                     kwargs={"application_name": app})
+        await pool.open(wait=sized)
+        try:
+            for _ in range(3):
+                if where in ("drain", "pool-check"):
+                    # Each connection's close / check is a step the task can be
+                    # cancelled at: cancel at the first one via the check.
+                    plan["check"] = exc
+                    target = pool.drain if where == "drain" else pool.check
+                    if where == "drain":
+                        orig = pool._close_quietly
+
+                        async def close_then_raise(conn: Any) -> None:
+                            await orig(conn)
+                            e = plan.pop("check", None)
+                            if e:
+                                raise e("injected in close")
+
+                        pool._close_quietly = close_then_raise
+                    else:
+                        pool.check_connection = check
+                    try:
+                        with pytest.raises(exc, match="injected"):
+                            await target()
+                    finally:
+                        pool.__dict__.pop("_close_quietly", None)
+                        pool.__dict__.pop("check_connection", None)
+                else:
+                    plan[where] = exc
+                    with pytest.raises(exc, match="injected"):
+                        async with pool.connection() as conn:
+                            await conn.execute("SELECT 1")
+                            if where == "rollback":
+                                raise ZeroDivisionError
+                assert not plan
+                await _async_conserved(pool, admin, app, 3 if sized else None, f"{where} {exc_name}")
+                async with pool.connection() as conn:
+                    await conn.execute("SELECT 1")
+                await _async_conserved(pool, admin, app, 3 if sized else None, f"{where} {exc_name} after")
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
+# -- the generic DB-API pool (psycopg2 driver) -------------------------------------------
+
+
+def test_dbapi_pool_block_and_return(pg_dsn: str, admin, closing_pools: list) -> None:
+    """fastpool.Pool: pre_ping on checkout, a with-block that commits, one
+    that raises (rollback, ping on return), a return with a transaction open."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    app = app_name("dbapi")
+    dsn = psycopg.conninfo.make_conninfo(pg_dsn, application_name=app)
+    pool = fastpool.Pool(lambda: psycopg2.connect(dsn), min_size=2, max_size=2, pre_ping=True, timeout=10)
+    closing_pools.append(pool)
+    pool.wait(10)
+    h = Holder(pool)
+
+    class DbapiHolder(Holder):
+        def give_back(self) -> None:
+            for conn in self.conns:
+                if not conn.closed:
+                    self.pool.putconn(conn)
+            self.conns.clear()
+
+    h = DbapiHolder(pool)
+
+    def op(inj: Injector) -> None:
+        with pool.connection() as conn:
+            conn.cursor().execute("SELECT 1")
+        with pytest.raises(ZeroDivisionError):
+            with pool.connection() as conn:
+                conn.cursor().execute("SELECT 1")
+                1 / 0
+        conn = pool.getconn()
+        h.conns.append(conn)
+        conn.cursor().execute("SELECT 1")  # open transaction: rolled back on return
+        conn.close()
+
+    def after(n: int, inj: Injector) -> None:
+        h.give_back()
+        assert_conserved(pool, admin, app, size=2, context=f"dbapi point {n} ({inj.fired})")
+        with pool.connection(timeout=10) as conn:
+            conn.cursor().execute("SELECT 1")
+        assert_conserved(pool, admin, app, size=2, context=f"dbapi point {n}, after a checkout")
+
+    n = run_points(op, after=after)
+    report("fastpool.Pool (psycopg2): blocks, errors, returns", n)
