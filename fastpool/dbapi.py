@@ -480,20 +480,20 @@ class _ConnectionBlock:
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         conn = self.conn
-        if conn is None:
-            raise RuntimeError(
-                "pool.connection() context manager exited without a connection: was __enter__ called?"
-            )
         try:
+            if conn is None:
+                raise RuntimeError(
+                    "pool.connection() context manager exited without a connection: was __enter__ called?"
+                )
             pool = self.pool
             self.conn = None
             held = conn._held
             if held is not None:  # else the block already closed it
                 pool._finish_block(conn, held, exc_type is None)
         finally:
-            pool = self.pool
             if conn is not None:
+                pool = self.pool
                 pool._return_after_block(conn)  # if an interrupt came first
-            used = monotonic() - self.t0
-            pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
-            pool._histograms.observe(base.Histograms.USE, used)
+                used = monotonic() - self.t0
+                pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
+                pool._histograms.observe(base.Histograms.USE, used)
