@@ -43,9 +43,19 @@ def _in_transaction_probe(cls: type) -> Callable[[Any], bool]:
     return lambda c: True
 
 
+def _is_mariadb(cls: type) -> bool:
+    # The bases too: mariadb.connect(connectionclass=...) takes a subclass.
+    return any(_module_of(k) == "mariadb" for k in cls.__mro__)
+
+
 def _closed_probe(cls: type) -> Callable[[Any], bool]:
     if hasattr(cls, "closed"):  # psycopg2 (an int), psycopg (a bool)
         return lambda c: bool(c.closed)
+    if _is_mariadb(cls) and hasattr(cls, "_closed") and hasattr(cls, "_get_socket"):
+        # MariaDB Connector's ``open`` pings the server: a round trip on every
+        # return. Its C connection says it locally: ``_closed`` after close(),
+        # no socket (-1) once the link was lost during a query.
+        return lambda c: bool(c._closed) or c._get_socket() < 0
     if isinstance(getattr(cls, "open", None), property):  # PyMySQL
         return lambda c: not c.open
     return lambda c: False
