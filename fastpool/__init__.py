@@ -8,7 +8,7 @@ from __future__ import annotations
 from ._core import DEBUG as __debug_core__  # noqa: F401 - reported by the test header
 from ._core import IMPL as __impl__
 from ._core import SlotRing
-from .dbapi import ConnectionReturned, Pool, PooledConnection
+from .dbapi import ConnectionReturned, Pool, PooledConnection, PoolFull
 from .errors import PoolClosed, PoolInternalError, PoolTimeout, TooManyRequests
 from .null_pool import NullConnectionPool
 from .pool import ConnectionPool
@@ -26,6 +26,7 @@ __all__ = [
     "Pool",
     "PooledConnection",
     "PoolClosed",
+    "PoolFull",
     "PoolInternalError",
     "PoolTimeout",
     "SlotRing",

@@ -41,6 +41,12 @@ class ConnectionReturned(Exception):
     __module__ = "fastpool"
 
 
+class PoolFull(Exception):
+    """``Pool.add_connection()``: the pool already has ``max_size`` connections."""
+
+    __module__ = "fastpool"
+
+
 class _Held:
     """A pooled driver connection as the pool keeps it: the slot machinery
     needs attributes (``_pool``, ``_fp_slot``) that C-level driver connections
@@ -419,27 +425,73 @@ class Pool(ConnectionPool):
             raise
         return pool
 
+    def add_connection(self, conn: Any) -> None:
+        """Put a driver connection made elsewhere into the pool, idle (or to the
+        oldest waiting caller). From then on the pool owns it like one it made:
+        ``configure`` runs on it now, and it is checked, reset, replaced,
+        expired (``max_lifetime`` counts from now) and closed by the same rules.
+        It counts toward ``max_size``: raises PoolFull if the pool already has
+        (or is making) ``max_size`` connections, PoolClosed if it isn't open,
+        ValueError if the driver says the connection is closed. If
+        ``configure`` raises, the connection stays the caller's, open."""
+        if conn is None or isinstance(conn, (PooledConnection, _Held)):
+            raise TypeError(
+                "add_connection() takes a driver connection not already in a pool,"
+                f" got {type(conn).__name__}"
+            )
+        held = _Held(conn)
+        if held.traits.is_closed(conn):
+            raise ValueError(
+                f"can't add a closed connection to pool {self.name!r}"
+                f" (the driver says this {type(conn).__name__} is closed)"
+            )
+        if not self._reserve_connection():
+            raise PoolFull(
+                f"can't add a connection to pool {self.name!r}: it has max_size={self._max_size}"
+                " connections already (resize() it to make room)"
+            )
+        if self._configure is not None:
+            try:
+                self._configure(conn)
+            except BaseException:
+                with self._lock:
+                    self._attempt_ended_locked()
+                raise
+        self._add_reserved(held)
+
     def _connect_now(self, n: int) -> None:
         """Make ``n`` connections in the calling thread and add them to the
         pool (within max_size); a failure to connect is raised here."""
         for _ in range(n):
-            with self._lock:
-                self._raise_if_closed()
-                if self._nconns >= self._max_size:
-                    return
-                self._nconns += 1
-                self._connecting += 1
+            if not self._reserve_connection():
+                return
             try:
                 held = self._connect()
             except BaseException:
                 with self._lock:
                     self._attempt_ended_locked()
                 raise
-            slot = self._install_connected(held)
-            if slot < 0:
-                self._close_quietly(held)
-                raise PoolClosed(f"the pool {self.name!r} was closed while connecting")
-            self._hand_out_connected(slot)
+            self._add_reserved(held)
+
+    def _reserve_connection(self) -> bool:
+        """Count a connection about to be added by the calling thread (undo with
+        ``_attempt_ended_locked``); False if the pool has max_size already."""
+        with self._lock:
+            self._raise_if_closed()
+            if self._nconns >= self._max_size:
+                return False
+            self._nconns += 1
+            self._connecting += 1
+        return True
+
+    def _add_reserved(self, held: _Held) -> None:
+        """Add the connection reserved with ``_reserve_connection`` (it is
+        closed if the pool was closed meanwhile)."""
+        slot = self._install_connected(held)
+        if slot < 0:
+            self._close_quietly(held)
+            raise PoolClosed(f"the pool {self.name!r} was closed while adding a connection")
+        self._hand_out_connected(slot)
 
     @staticmethod
     def check_connection(conn: Any) -> None:

@@ -3,10 +3,12 @@ pool consistent (sqlite3 connections: no server needed)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pytest
 
-from fastpool import ConnectionReturned, Pool, PooledConnection
+from fastpool import ConnectionReturned, Pool, PoolClosed, PooledConnection, PoolFull
 
 
 def connect() -> sqlite3.Connection:
@@ -179,3 +181,82 @@ def test_a_block_that_raised_has_its_connection_pinged_on_return():
             second = conn.raw
             assert second is not first
         assert second.pings == 0, "a block that ended well costs no ping"
+
+
+# Pool.add_connection(): a connection made elsewhere joins the pool ------------
+
+
+class SaysClosed:
+    """A driver connection that says it is closed (as psycopg2's ``closed``)."""
+
+    closed = True
+
+    def close(self) -> None:
+        pass
+
+
+def test_add_connection_refuses_what_it_cannot_take(pool):
+    for wrong in (None, pool.getconn()):
+        with pytest.raises(TypeError, match="add_connection\\(\\) takes a driver connection"):
+            pool.add_connection(wrong)
+    with pytest.raises(ValueError, match="closed connection"):
+        pool.add_connection(SaysClosed())
+    pool.add_connection(connect())  # pool_size 2 of max_size 2 now
+    extra = connect()
+    with pytest.raises(PoolFull, match="max_size=2"):
+        pool.add_connection(extra)
+    assert extra.execute("SELECT 1").fetchone() == (1,), "a refused connection is left open"
+    assert pool.get_stats()["pool_size"] == 2, "nothing counted for the refusals"
+    pool.close()
+    with pytest.raises(PoolClosed):
+        pool.add_connection(extra)
+    extra.close()
+
+
+def test_add_connection_runs_configure_and_undoes_it_on_failure():
+    def configure(raw):
+        if getattr(raw, "refuse", False):
+            raise RuntimeError("configure refused it")
+        raw.execute("CREATE TEMP TABLE configured (x)")
+
+    class Refused(sqlite3.Connection):
+        refuse = True
+
+    p = Pool(connect, min_size=0, max_size=1, configure=configure, timeout=2)
+    try:
+        bad = sqlite3.connect(":memory:", factory=Refused, check_same_thread=False)
+        with pytest.raises(RuntimeError, match="configure refused it"):
+            p.add_connection(bad)
+        assert bad.execute("SELECT 1").fetchone() == (1,), "still the caller's, open"
+        bad.close()
+        assert p.get_stats()["pool_size"] == 0
+        mine = connect()
+        p.add_connection(mine)
+        with p.connection() as conn:
+            assert conn.raw is mine
+            assert conn.execute("SELECT COUNT(*) FROM configured").fetchone() == (0,)
+        p._ring.check_invariants()
+    finally:
+        p.close()
+
+
+def test_an_added_connection_goes_to_the_oldest_waiter():
+    def never() -> sqlite3.Connection:
+        raise OSError("no server")  # the growth for the waiter never succeeds
+
+    p = Pool(never, min_size=0, max_size=2, timeout=10)
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(p.getconn()))
+    try:
+        t.start()
+        deadline = time.monotonic() + 10
+        while p.get_stats().get("requests_waiting", 0) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        mine = connect()
+        p.add_connection(mine)
+        t.join(10)
+        assert got and got[0].raw is mine
+        got[0].close()
+    finally:
+        p.close()

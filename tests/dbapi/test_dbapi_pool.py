@@ -202,3 +202,28 @@ def test_pool_works_as_mysql_style_and_psycopg_style(driver, make_dbapi_pool):
     assert pool.closed
     with pytest.raises(fastpool.PoolClosed):
         pool.getconn()
+
+
+def test_add_connection_adopts_a_driver_connection(driver, make_dbapi_pool):
+    configured = []
+    pool = make_dbapi_pool(min_size=0, max_size=2, configure=configured.append)
+    mine = driver.connect()
+    pool.add_connection(mine)
+    assert configured == [mine]
+    stats = pool.get_stats()
+    assert (stats["pool_size"], stats["pool_available"]) == (1, 1)
+    conn = pool.getconn()
+    assert conn.raw is mine
+    insert(driver, conn, 1)  # left uncommitted: the pool rolls it back, as for its own
+    conn.close()
+    assert driver.count() == 0
+    pool.add_connection(driver.connect())
+    extra = driver.connect()
+    try:
+        with pytest.raises(fastpool.PoolFull):
+            pool.add_connection(extra)
+    finally:
+        extra.close()
+    with pool.connection() as a, pool.connection() as b:
+        assert mine in (a.raw, b.raw)
+        assert pool.get_stats()["pool_size"] == 2, "served by the added connections, none made"
