@@ -133,3 +133,39 @@ def test_pool_options_pass_through(tpool, admin):
         cur.execute("SELECT pg_backend_pid()")
         assert cur.fetchone()[0] != pid
     pool.putconn(conn)
+
+
+def simple_pool_session(pool_class, dsn):
+    """Code written for psycopg2's SimpleConnectionPool (single-threaded use):
+    what it sees, step by step."""
+    seen = []
+    pool = pool_class(1, 2, dsn=dsn)  # connection arguments by keyword, too
+    seen.append(("closed", pool.closed))
+    conn = pool.getconn()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 40 + 2")
+        seen.append(("query", cur.fetchone()[0]))
+    conn.commit()
+    pool.putconn(conn)
+    again = pool.getconn()
+    seen.append(("reused", again is conn))
+    keyed = pool.getconn("report")
+    seen.append(("key", pool.getconn("report") is keyed, keyed is not again))
+    pool.putconn(keyed, "report")
+    pool.putconn(again, close=True)
+    seen.append(("closed by putconn", again.closed != 0))
+    pool.closeall()
+    seen.append(("closeall", pool.closed, keyed.closed != 0))
+    try:
+        pool.getconn()
+    except psycopg2.pool.PoolError as ex:
+        seen.append(("after closeall", str(ex)))
+    return seen
+
+
+def test_simple_connection_pool_code_runs_unchanged(pg_dsn):
+    from fastpool.psycopg2_pool import SimpleConnectionPool
+
+    expected = simple_pool_session(psycopg2.pool.SimpleConnectionPool, pg_dsn)
+    assert expected[-1] == ("after closeall", "connection pool is closed")  # the script got to the end
+    assert simple_pool_session(SimpleConnectionPool, pg_dsn) == expected
