@@ -107,7 +107,7 @@ class ConnectionPool:
         self._size = size
         self._reset_connection = bool(pool_reset_connection)
         self._conn_args = kwargs
-        self._lock = threading.Lock()  # add_connection() and set_config()
+        self._lock = threading.Lock()  # one add_connection() at a time
         # The connections the pool keeps (its min_size): those made in the
         # constructor and those added since. Only waiters make it grow beyond.
         self._kept = size if kwargs else 0
