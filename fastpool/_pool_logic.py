@@ -32,6 +32,12 @@ monotonic = time.monotonic
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+# What finishing a checkout of a held slot came to (``_checkout_checked``).
+CHECKED_OUT = "checked out"
+DISCARDED = "discarded"          # stale: being replaced; retry at once
+FAILED_CHECK = "failed check"    # back in the pool; retry after a backoff
+
+
 class PoolLogic:
     """Slot, waiter and growth bookkeeping of a pool (see the module docstring).
 
@@ -316,6 +322,31 @@ class PoolLogic:
             self._count_failed_request()
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
         return w.slot
+
+    def _after_failed_check(self, attempt: Any, deadline: float, timeout: float) -> Any:
+        """A connection failed the ``check`` callback and went back to the
+        pool: psycopg_pool's backoff before the next try (the first at once,
+        then about 1, 2, 4... s within what is left of the timeout). Returns
+        the attempt to sleep ``attempt.delay`` for, or raises PoolTimeout."""
+        now = monotonic()
+        if attempt is None:
+            attempt = AttemptWithBackoff(timeout=deadline - now)
+        else:
+            attempt.update_delay(now)
+        if attempt.time_to_give_up(now) or now >= deadline:
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        return attempt
+
+    def _count_broken_return(self, conn: Any, from_getconn: bool) -> None:
+        """A connection came back closed or broken (psycopg_pool's records):
+        counted as lost if it was found so by the ``check`` callback, as a bad
+        return otherwise."""
+        if from_getconn:
+            self._stats.add(Stats.CONNECTIONS_LOST)
+            logger.info("not serving connection found broken")
+        else:
+            self._stats.add(Stats.RETURNS_BAD)
+            logger.warning("discarding closed connection: %s", conn)
 
     # Leak detection --------------------------------------------------------
 

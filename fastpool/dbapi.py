@@ -25,6 +25,7 @@ from typing import Any, Callable
 from . import base
 from ._core import PoolHotPath
 from ._driver_traits import traits_of
+from ._pool_logic import DISCARDED
 from .base import Stats
 from .errors import PoolClosed
 from .pool import ConnectionPool
@@ -385,6 +386,15 @@ class Pool(ConnectionPool):
         """Context manager: a connection for the block, committed on success,
         rolled back on error, then returned to the pool."""
         return _ConnectionBlock(self, timeout)
+
+    def _failed_check(self, w: Any, held: _Held) -> object:
+        """A connection that failed its ping (or ``check``) is broken: it is
+        replaced and the checkout moves on at once, as SQLAlchemy's pre_ping
+        does (the driver has no transaction state the pool could read to
+        tell a healthy connection from a broken one)."""
+        self._stats.add(Stats.CONNECTIONS_LOST)
+        self._discard_held(w, held)
+        return DISCARDED
 
     def _check_held(self, held: _Held) -> None:
         self._user_check(held.raw)  # type: ignore[misc]

@@ -21,7 +21,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 from . import base
 from ._core import PoolHotPath
-from ._pool_logic import PoolLogic
+from ._pool_logic import CHECKED_OUT, DISCARDED, FAILED_CHECK, PoolLogic
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
 from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
@@ -249,16 +249,21 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         # until the connection is returned to the caller, so wherever an
         # exception lands (a KeyboardInterrupt, an asynchronous exception, a
         # raising callback) the handler below finds what to give back.
-        w = self._new_waiter()
+        attempt = None
+        w = self._new_waiter()  # (the last step before the try: it holds the waiter)
         try:
             while True:
                 with self._lock:
                     queued = self._slot_or_wait_locked(w)
                 if queued:
                     self._await(w, deadline, timeout)
-                if self._checkout_checked(w, monotonic()):
+                outcome = self._checkout_checked(w, monotonic())
+                if outcome is CHECKED_OUT:
                     release_waiter(w)
                     return self._conns[w.slot]  # type: ignore[no-any-return]
+                if outcome is FAILED_CHECK:
+                    attempt = self._after_failed_check(attempt, deadline, timeout)
+                    time.sleep(attempt.delay)
         except BaseException:
             self._abandon_checkout(w)
             raise
@@ -294,24 +299,24 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     def _new_waiter(self) -> Waiter:
         return thread_waiter()
 
-    def _checkout_checked(self, w: Waiter, now: float) -> bool:
+    def _checkout_checked(self, w: Waiter, now: float) -> object:
         """Finish the checkout of the slot ``w`` holds: enforce lifetime/drain
-        and run the ``check`` callback. True: its connection is checked out;
-        False: it was discarded (``w`` holds nothing; retry)."""
+        and run the ``check`` callback. CHECKED_OUT: its connection is the
+        caller's; DISCARDED: it was stale and is being replaced (retry now);
+        FAILED_CHECK: it went back to the pool as psycopg_pool does (retry
+        after a backoff). ``w`` holds nothing unless CHECKED_OUT."""
         slot = w.slot
         conn = self._conns[slot]
         if self._is_stale(slot, now):
             logger.info("discarding expired connection %s", conn)
             self._discard_held(w, conn)
-            return False
+            return DISCARDED
         if self._check_due(slot, now):
             try:
                 self._check(conn)
             except Exception as ex:
                 logger.info("connection failed check: %s", ex)
-                self._stats.add(Stats.CONNECTIONS_LOST)
-                self._discard_held(w, conn)
-                return False
+                return self._failed_check(w, conn)
             except BaseException:
                 # Interrupted mid-check: the connection may be mid-query.
                 self._discard_held(w, conn)
@@ -319,7 +324,15 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         conn._pool = self
         if self._leak_threshold:
             self._note_checkout(slot)
-        return True
+        return CHECKED_OUT
+
+    def _failed_check(self, w: Waiter, conn: Any) -> object:
+        """psycopg_pool's answer to a failed ``check``: the connection goes
+        back through the return path (kept if it still looks healthy, else
+        counted lost and replaced) and the checkout retries after a backoff."""
+        slot, w.slot = w.slot, -1
+        self._putconn_slow(slot, conn, from_getconn=True)
+        return FAILED_CHECK
 
     def _discard_held(self, h: Any, conn: Any) -> None:
         """``_discard`` for the slot a holder (a checkout's waiter, a
@@ -357,7 +370,9 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     # Return
     # ------------------------------------------------------------------
 
-    def _putconn_slow(self, slot: int, conn: Any) -> None:
+    def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+        """The return path (rollback, reset, expiry, a closed pool), also taken
+        by a connection that failed the ``check`` callback (``from_getconn``)."""
         # Anything raised before the slot is handed on (a KeyboardInterrupt in
         # the rollback or the reset callback...) leaves the connection in an
         # unknown state: it is closed and replaced, then the exception goes on.
@@ -367,10 +382,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 self._close_quietly(conn)
                 return
             self._reset_connection(conn)
-            status = conn.pgconn.transaction_status
-            if status == UNKNOWN:
-                self._stats.add(Stats.RETURNS_BAD)
-                logger.warning("discarding closed connection: %s", conn)
+            if conn.pgconn.transaction_status == UNKNOWN:
+                self._count_broken_return(conn, from_getconn)
                 self._discard(slot, conn)
                 return
             now = monotonic()
@@ -378,7 +391,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 logger.info("discarding expired connection")
                 self._discard(slot, conn)
                 return
-            self._last_used[slot] = now
+            if not from_getconn:  # (a failed check is no proof of health for check_bypass)
+                self._last_used[slot] = now
             self._give_back(slot)
         except BaseException:
             self._drop_interrupted(slot, conn)

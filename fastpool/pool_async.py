@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 from . import base
 from ._core import PoolFastPath, commit_sends_nothing
-from ._pool_logic import PoolLogic
+from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from .async_workers import AsyncWorkers
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
@@ -278,12 +278,16 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         timeout = self.timeout if timeout is None else base.check_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
+        attempt = None
         while True:
             with self._lock:
                 got = self._slot_or_waiter_locked()
             slot = got if type(got) is int else await self._await(got, deadline, timeout)
             conn = await self._checkout_checked(slot, monotonic())
-            if conn is not None:
+            if conn is FAILED_CHECK:
+                attempt = self._after_failed_check(attempt, deadline, timeout)
+                await asyncio.sleep(attempt.delay)
+            elif conn is not DISCARDED:
                 return conn
 
     def _new_waiter(self) -> AsyncWaiter:
@@ -305,20 +309,21 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
 
     async def _checkout_checked(self, slot: int, now: float) -> Any:
         """Finish a checkout of a held slot: enforce lifetime/drain and run the
-        ``check`` callback. None if the connection was discarded (retry)."""
+        ``check`` callback. The connection; or DISCARDED: it was stale and is
+        being replaced (retry now); or FAILED_CHECK: it went back to the pool
+        as psycopg_pool does (retry after a backoff)."""
         conn = self._conns[slot]
         if self._is_stale(slot, now):
             logger.info("discarding expired connection %s", conn)
             await self._discard(slot, conn)
-            return None
+            return DISCARDED
         if self._check_due(slot, now):
             try:
                 await self._check(conn)
             except Exception as ex:
                 logger.info("connection failed check: %s", ex)
-                self._stats.add(Stats.CONNECTIONS_LOST)
-                await self._discard(slot, conn)
-                return None
+                await self._putconn_slow(slot, conn, from_getconn=True)
+                return FAILED_CHECK
             except BaseException:
                 # Cancelled mid-check: the connection may be mid-query.
                 self._discard_soon(slot, conn)
@@ -360,7 +365,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         if slot >= 0:
             await self._putconn_slow(slot, conn)
 
-    async def _putconn_slow(self, slot: int, conn: Any) -> None:
+    async def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+        """The return path (rollback, reset, expiry, a closed pool), also taken
+        by a connection that failed the ``check`` callback (``from_getconn``)."""
         if self._closed:
             self._forget_slot(slot)
             await self._close_quietly(conn)
@@ -372,8 +379,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             self._discard_soon(slot, conn)
             raise
         if conn.pgconn.transaction_status == UNKNOWN:
-            self._stats.add(Stats.RETURNS_BAD)
-            logger.warning("discarding closed connection: %s", conn)
+            self._count_broken_return(conn, from_getconn)
             await self._discard(slot, conn)
             return
         now = monotonic()
@@ -381,7 +387,8 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             logger.info("discarding expired connection")
             await self._discard(slot, conn)
             return
-        self._last_used[slot] = now
+        if not from_getconn:  # (a failed check is no proof of health for check_bypass)
+            self._last_used[slot] = now
         self._give_back(slot)
 
     async def _reset_connection(self, conn: Any) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fastpool import ConnectionPool, base
+from fastpool import ConnectionPool, PoolTimeout, base
 
 from .conftest import kill_backend, pool_records
 
@@ -92,7 +92,10 @@ def test_killed_backend_with_check_is_never_seen_by_the_caller(make_pool, admin)
     assert p.get_stats()["connections_lost"] == 2
 
 
-def test_failing_check_discards_and_retries_with_another(make_pool) -> None:
+def test_failing_check_returns_the_connection_and_tries_another(make_pool) -> None:
+    # psycopg_pool's rule: a connection that fails the check but still looks
+    # healthy goes back to the pool (it is not counted lost), and the request
+    # tries again (at once the first time, then with a backoff).
     bad = set()
 
     def check(conn) -> None:
@@ -106,7 +109,38 @@ def test_failing_check_discards_and_retries_with_another(make_pool) -> None:
     for _ in range(3):
         with p.connection() as conn:
             assert conn.info.backend_pid not in bad
+    stats = p.get_stats()
+    assert "connections_lost" not in stats and stats["pool_size"] == 2
+    assert stats["connections_num"] == 2  # nothing was replaced
+
+
+def test_check_that_closes_the_connection_counts_it_lost(make_pool) -> None:
+    closed = []
+
+    def check(conn) -> None:
+        if not closed:
+            closed.append(conn)
+            conn.close()
+            raise RuntimeError("closed it")
+
+    p = make_pool(min_size=1, check=check)
+    p.wait()
+    with p.connection() as conn:
+        assert conn is not closed[0]
     assert p.get_stats()["connections_lost"] == 1
+
+
+def test_check_that_always_fails_times_out_without_a_connect_storm(make_pool) -> None:
+    def check(conn) -> None:
+        raise RuntimeError("never good")
+
+    p = make_pool(min_size=1, check=check)
+    p.wait()
+    with pytest.raises(PoolTimeout, match=r"couldn't get a connection after 1.50 sec"):
+        p.getconn(timeout=1.5)
+    stats = p.get_stats()
+    assert stats["connections_num"] == 1 and stats["pool_available"] == 1, stats
+    assert "requests_errors" not in stats  # as psycopg_pool: not a queue failure
 
 
 def test_check_bypass_skips_recently_used_connections(make_pool) -> None:

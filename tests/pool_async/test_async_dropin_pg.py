@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import DictRow, dict_row
 
-from fastpool import AsyncConnectionPool, AsyncNullConnectionPool
+from fastpool import AsyncConnectionPool, AsyncNullConnectionPool, PoolTimeout
 
 from .conftest import open_pool
 
@@ -153,3 +153,60 @@ def test_prepared_two_phase_transaction_in_a_block_is_reported_and_never_reused(
     finally:
         with psycopg.connect(tpc_dsn, autocommit=True) as admin:
             admin.execute(f"ROLLBACK PREPARED '{gid}'")
+
+
+def test_failing_check_returns_the_connection_and_tries_another(aio, pg_dsn: str) -> None:
+    # psycopg_pool's rule: a connection that fails the check but still looks
+    # healthy goes back to the pool, uncounted; the request tries another.
+    bad: set[int] = set()
+
+    async def check(conn) -> None:
+        if conn.info.backend_pid in bad:
+            raise RuntimeError("looks bad")
+
+    async def main() -> None:
+        async with open_pool(pg_dsn, min_size=2, check=check) as p:
+            await p.wait()
+            async with p.connection() as conn:
+                bad.add(conn.info.backend_pid)
+            for _ in range(3):
+                async with p.connection() as conn:
+                    assert conn.info.backend_pid not in bad
+            stats = p.get_stats()
+            assert "connections_lost" not in stats and stats["connections_num"] == 2
+
+    aio(main())
+
+
+def test_check_that_always_fails_times_out_without_a_connect_storm(aio, pg_dsn: str) -> None:
+    async def check(conn) -> None:
+        raise RuntimeError("never good")
+
+    async def main() -> None:
+        async with open_pool(pg_dsn, min_size=1, check=check) as p:
+            await p.wait()
+            with pytest.raises(PoolTimeout, match=r"couldn't get a connection after 1.50 sec"):
+                await p.getconn(timeout=1.5)
+            stats = p.get_stats()
+            assert stats["connections_num"] == 1 and stats["pool_available"] == 1, stats
+
+    aio(main())
+
+
+def test_check_that_closes_the_connection_counts_it_lost(aio, pg_dsn: str) -> None:
+    closed: list = []
+
+    async def check(conn) -> None:
+        if not closed:
+            closed.append(conn)
+            await conn.close()
+            raise RuntimeError("closed it")
+
+    async def main() -> None:
+        async with open_pool(pg_dsn, min_size=1, check=check) as p:
+            await p.wait()
+            async with p.connection() as conn:
+                assert conn is not closed[0]
+            assert p.get_stats()["connections_lost"] == 1
+
+    aio(main())
