@@ -333,9 +333,17 @@ class PoolLogic:
             attempt = AttemptWithBackoff(timeout=deadline - now)
         else:
             attempt.update_delay(now)
-        if attempt.time_to_give_up(now) or now >= deadline:
+        if attempt.time_to_give_up(now):
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        self._raise_if_past(deadline, timeout)
         return attempt
+
+    @staticmethod
+    def _raise_if_past(deadline: float, timeout: float) -> None:
+        """No new try once the deadline has passed (psycopg_pool's rule: a
+        retry that would start with no time left raises PoolTimeout)."""
+        if monotonic() >= deadline:
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
 
     def _count_broken_return(self, conn: Any, from_getconn: bool) -> None:
         """A connection came back closed or broken (psycopg_pool's records):

@@ -264,6 +264,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 if outcome is FAILED_CHECK:
                     attempt = self._after_failed_check(attempt, deadline, timeout)
                     time.sleep(attempt.delay)
+                    self._raise_if_past(deadline, timeout)
         except BaseException:
             self._abandon_checkout(w)
             raise

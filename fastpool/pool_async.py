@@ -287,6 +287,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             if conn is FAILED_CHECK:
                 attempt = self._after_failed_check(attempt, deadline, timeout)
                 await asyncio.sleep(attempt.delay)
+                self._raise_if_past(deadline, timeout)
             elif conn is not DISCARDED:
                 return conn
 

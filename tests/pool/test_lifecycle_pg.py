@@ -213,3 +213,28 @@ def test_gives_up_calls_reconnect_failed_then_refills_by_itself(make_pool, pg_ds
     wait_until(lambda: p.get_stats()["pool_available"] == 2, timeout=15, what="refill to min_size")
     with p.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_failed_checks_back_off_and_stop_at_the_deadline(make_pool, monkeypatch) -> None:
+    # psycopg_pool's schedule, made fast: the first retry at once, then the
+    # backoff doubles (0.1, 0.2, 0.4 s here), and no check starts once the
+    # timeout has passed.
+    monkeypatch.setattr(base.AttemptWithBackoff, "INITIAL_DELAY", 0.1)
+    monkeypatch.setattr(base.AttemptWithBackoff, "DELAY_JITTER", 0.0)
+    times: list[float] = []
+
+    def check(conn) -> None:
+        times.append(time.monotonic())
+        raise RuntimeError("never good")
+
+    p = make_pool(min_size=1, check=check)
+    p.wait()
+    t0 = time.monotonic()
+    with pytest.raises(PoolTimeout):
+        p.getconn(timeout=1.0)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # at ~0, 0, 0.1, 0.3 and 0.7 s; the next delay (0.8 s) is cut to the
+    # deadline, and no check starts once it has passed
+    assert len(times) == 5, gaps
+    assert gaps[0] < gaps[1] < gaps[2] < gaps[3]
+    assert all(t - t0 < 1.0 for t in times)
