@@ -16,19 +16,19 @@ if _requested not in ("", "c", "python"):
     raise ImportError(f"FASTPOOL_IMPL must be 'c' or 'python' (or unset), got {_requested!r}")
 
 if TYPE_CHECKING:
-    from ._pycore import DEBUG, Counters, SlotRing
+    from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
     from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, commit_sends_nothing, monotonic
     IMPL = "python"
 elif _requested == "python":
-    from ._pycore import DEBUG, Counters, SlotRing
+    from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
     from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, commit_sends_nothing, monotonic
 
     IMPL = "python"
 elif _requested == "c":
     try:
         from ._fastpool import (
-            DEBUG, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing, commit_sends_nothing,
-            monotonic,
+            DEBUG, MAX_CAPACITY, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing,
+            commit_sends_nothing, monotonic,
         )
     except ImportError as exc:
         raise ImportError(
@@ -39,16 +39,16 @@ elif _requested == "c":
 else:
     try:
         from ._fastpool import (
-            DEBUG, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing, commit_sends_nothing,
-            monotonic,
+            DEBUG, MAX_CAPACITY, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing,
+            commit_sends_nothing, monotonic,
         )
     except ImportError:  # no compiler at install time: the twin has the same semantics
-        from ._pycore import DEBUG, Counters, SlotRing
+        from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
         from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, commit_sends_nothing, monotonic
 
         IMPL = "python"
     else:
         IMPL = "c"
 
-__all__ = ["DEBUG", "IMPL", "ConnectionContext", "Counters", "PoolFastPath", "PoolHotPath", "SlotRing",
-           "commit_sends_nothing", "monotonic"]
+__all__ = ["DEBUG", "IMPL", "MAX_CAPACITY", "ConnectionContext", "Counters", "PoolFastPath", "PoolHotPath",
+           "SlotRing", "commit_sends_nothing", "monotonic"]

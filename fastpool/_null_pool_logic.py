@@ -1,18 +1,37 @@
 """What the sync and async null pools share: the connection budget
 (``max_size`` connections at most, a waiter either gets a returned connection
-or the right to open its own), none of the I/O."""
+or the right to open its own), what a return or a failed check does with a
+connection, and the retry policies; none of the I/O.
+
+The rules are psycopg_pool's null pool's:
+
+* a checkout opens a connection, or queues when ``max_size`` are out, and runs
+  the ``check`` callback on whatever it got (new or handed over); a failed check
+  gives the connection back (as a return would) and retries after a backoff
+  (immediately, then 1 s, 2 s, 4 s... as reconnection does) until ``timeout``;
+* a return with nobody waiting just closes the connection (no reset, no log);
+  with someone waiting the connection is reset and, if still healthy, not past
+  ``max_lifetime`` and not made before a ``drain()``, handed to the oldest
+  waiter; otherwise it is closed and that waiter may open one instead.
+"""
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from .base import Histograms
-from .errors import PoolClosed, PoolTimeout
+from ._core import MAX_CAPACITY, SlotRing
+from .base import UNKNOWN, AttemptWithBackoff, Histograms, Stats
+from .errors import PoolClosed, PoolInternalError, PoolTimeout
 
 try:
     from psycopg.errors import ConnectionTimeout
 except ImportError:  # pragma: no cover - no psycopg: no such error to translate
     class ConnectionTimeout(Exception):  # type: ignore[no-redef]
         pass
+
+logger = logging.getLogger("psycopg.pool")
+monotonic = time.monotonic
 
 # A waiter served with this instead of a slot may open its own connection: a
 # connection slot was freed (a return was closed, or a connect failed).
@@ -21,6 +40,10 @@ CONNECT_YOURSELF = -2
 
 class NullPoolLogic:
     """Mixed in before ``PoolLogic`` by NullConnectionPool and AsyncNullConnectionPool."""
+
+    # Connections open at once with max_size=0 ("unlimited"): the ring grows up
+    # to this; beyond it requests queue (before connecting) until one is returned.
+    _slot_limit = MAX_CAPACITY
 
     def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None,
                  **kwargs: Any) -> None:
@@ -41,6 +64,42 @@ class NullPoolLogic:
         if self._leak_threshold:
             self._note_checkout(conn._fp_slot)
 
+    # Checkout ---------------------------------------------------------------
+
+    def _reserve_or_enqueue_locked(self, deadline: float, timeout: float) -> Any:
+        """First step of a checkout (pool lock held): None if the caller may open
+        a connection now (one is reserved for it), else its queued waiter."""
+        if self._may_connect_locked(deadline, timeout):
+            return None
+        return self._enqueue_locked()
+
+    def _reserve_or_wait_locked(self, w: Any, deadline: float, timeout: float) -> bool:
+        """The same for a thread, whose waiter ``w`` holds the outcome: False
+        when ``w`` holds a reserved place (CONNECT_YOURSELF), True when queued."""
+        if self._may_connect_locked(deadline, timeout):
+            w.slot = CONNECT_YOURSELF
+            return False
+        self._enqueue_locked(w)
+        return True
+
+    def _may_connect_locked(self, deadline: float, timeout: float) -> bool:
+        """Whether the caller may open a connection now (then its place under
+        max_size is counted), or must queue. Out of time (``timeout=0``, or a
+        retry after a failed check) is PoolTimeout before anything is counted,
+        as in psycopg_pool."""
+        if self._closed:
+            raise PoolClosed(f"the pool {self.name!r} is already closed")
+        if monotonic() >= deadline:
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        if not self._waiting and not self._limit_reached_locked():
+            self._nconns += 1
+            self._hist.add(Histograms.WAIT)  # no wait (connecting is "create" time)
+            return True
+        return False
+
+    def _limit_reached_locked(self) -> bool:
+        return self._nconns >= (self._max_size or self._slot_limit)
+
     def _connect_failed(self, ex: BaseException, timeout: float, holder: Any = None) -> None:
         """A caller's own connect failed (or was cancelled): free its place for
         the next waiter (``holder``, the waiter holding that place, lets go of
@@ -49,30 +108,6 @@ class NullPoolLogic:
         if isinstance(ex, ConnectionTimeout):
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
 
-    def _reserve_or_enqueue_locked(self) -> Any:
-        """First step of a checkout (pool lock held): None if the caller may open
-        a connection now (one is reserved for it), else its queued waiter."""
-        if self._closed:
-            raise PoolClosed(f"the pool {self.name!r} is already closed")
-        if not self._waiting and not self._limit_reached_locked():
-            self._nconns += 1
-            self._hist.add(Histograms.WAIT)  # no wait (connecting is "create" time)
-            return None
-        return self._enqueue_locked()
-
-    def _reserve_or_wait_locked(self, w: Any) -> bool:
-        """The same for a thread, whose waiter ``w`` holds the outcome: False
-        when ``w`` holds a reserved place (CONNECT_YOURSELF), True when queued."""
-        if self._closed:
-            raise PoolClosed(f"the pool {self.name!r} is already closed")
-        if not self._waiting and not self._limit_reached_locked():
-            self._nconns += 1
-            w.slot = CONNECT_YOURSELF
-            self._hist.add(Histograms.WAIT)
-            return False
-        self._enqueue_locked(w)
-        return True
-
     def _install_or_none(self, conn: Any, holder: Any = None) -> int:
         """Put a connection the caller opened in a held slot (``holder``, the
         waiter holding the caller's place, holds the slot instead); -1 if the
@@ -80,37 +115,84 @@ class NullPoolLogic:
         with self._lock:
             if self._closed:
                 return -1
+            if self._ring.size() >= self._capacity:
+                self._grow_ring_locked()
             slot = self._install(conn)
             if holder is not None:
                 holder.slot = slot
             return slot
 
+    def _grow_ring_locked(self) -> None:
+        """Double the slot capacity (pool lock held). Only called with the ring
+        full, and a null pool's slots are all held (never idle), so the bigger
+        ring is the old one rebuilt: ``add`` takes the lowest absent index, so
+        re-adding ``capacity`` held slots restores indexes 0..capacity-1."""
+        old, capacity = self._ring, self._capacity
+        if old.idle_count() or old.in_use_count() != capacity:
+            raise PoolInternalError(f"null pool {self.name!r}: ring to grow isn't full of held slots: {old!r}")
+        new_capacity = min(2 * capacity, self._slot_limit)
+        ring = SlotRing(new_capacity)
+        for _ in range(capacity):
+            ring.add(acquired=True)
+        self._grow_slot_state(new_capacity)  # first: readers index the lists by slot
+        self._ring, self._capacity = ring, new_capacity
+
+    def _check_failed(self, attempt: AttemptWithBackoff | None, deadline: float,
+                      timeout: float) -> AttemptWithBackoff:
+        """After a connection failed the ``check`` callback (and was given back):
+        the backoff before the next try (``attempt.delay``: 0 the first time),
+        or PoolTimeout if the time is up."""
+        now = monotonic()
+        if attempt is None:
+            attempt = AttemptWithBackoff(timeout=deadline - now)
+        else:
+            attempt.update_delay(now)
+        if attempt.time_to_give_up(now):
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        return attempt
+
+    # Return -----------------------------------------------------------------
+
+    def _close_unreset(self, conn: Any) -> bool:
+        """A return's first decision: with the pool closed or nobody waiting the
+        connection is closed as it is (no reset, no log; a broken one counts in
+        ``returns_bad``). True if so."""
+        if not self._closed and self._waiting:
+            return False
+        if conn.pgconn.transaction_status == UNKNOWN:
+            self._stats.add(Stats.RETURNS_BAD)
+        return True
+
+    def _fit_to_hand_over(self, conn: Any, slot: int, from_getconn: bool) -> bool:
+        """Whether a reset connection may go to a waiter: not broken, not past its
+        lifetime, not made before a drain(); logged and counted if not. A broken
+        one is ``connections_lost`` when it comes from a checkout (failed check,
+        or handed to a waiter that gave up), else ``returns_bad``."""
+        if conn.pgconn.transaction_status == UNKNOWN:
+            if from_getconn:
+                self._stats.add(Stats.CONNECTIONS_LOST)
+                logger.info("not serving connection found broken")
+            else:
+                self._stats.add(Stats.RETURNS_BAD)
+                logger.warning("discarding closed connection: %s", conn)
+            return False
+        now = monotonic()
+        if self._is_stale(slot, now):
+            logger.info("discarding expired connection")
+            return False
+        self._last_used[slot] = now
+        return True
+
     def _hand_over(self, slot: int) -> bool:
-        """Give a returned, reset connection to the oldest waiter, if any."""
+        """Give a held connection to the oldest waiter, if any (and the pool is open)."""
         with self._lock:
-            return self._hand_to_oldest_locked(slot)
+            return not self._closed and self._hand_to_oldest_locked(slot)
 
     def _retire_returned(self, slot: int) -> None:
         """A returned connection will be closed: its slot leaves the pool."""
         with self._lock:
             self._conns[slot] = None
             self._ring.retire(slot)
-
-    def _check_size(self, min_size: Any, max_size: Any) -> tuple[int, int]:
-        if isinstance(min_size, bool) or not isinstance(min_size, int):
-            raise TypeError(f"min_size must be an int, got {type(min_size).__name__}")
-        if min_size != 0:
-            raise ValueError("null pools must have min_size = 0")
-        if max_size is None:
-            max_size = 0
-        elif isinstance(max_size, bool) or not isinstance(max_size, int):
-            raise TypeError(f"max_size must be an int or None, got {type(max_size).__name__}")
-        if max_size < 0:
-            raise ValueError("max_size cannot be negative (0 or None means unlimited)")
-        return min_size, max_size
-
-    def _limit_reached_locked(self) -> bool:
-        return self._max_size > 0 and self._nconns >= self._max_size
 
     def _return_unclaimed(self, slot: int) -> None:
         if slot >= 0:
@@ -127,11 +209,49 @@ class NullPoolLogic:
             if not self._hand_to_oldest_locked(CONNECT_YOURSELF):
                 self._nconns -= 1
 
+    # wait() -----------------------------------------------------------------
+
+    def _wait_connect_failed(self, ex: Exception,
+                             attempt: AttemptWithBackoff | None) -> AttemptWithBackoff | None:
+        """wait()'s connection attempt failed: log it; the attempt to retry
+        after ``attempt.delay``, or None past ``reconnect_timeout`` (give up)."""
+        logger.warning("error connecting in %r: %s", self.name, ex)
+        now = monotonic()
+        if attempt is None:
+            attempt = AttemptWithBackoff(timeout=self.reconnect_timeout)
+        if attempt.time_to_give_up(now):
+            logger.warning(
+                "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout
+            )
+            return None
+        attempt.update_delay(now)
+        return attempt
+
+    def _wait_timed_out(self, timeout: float, error: BaseException | None) -> PoolTimeout:
+        ex = PoolTimeout(f"pool initialization incomplete after {timeout} sec")
+        ex.__cause__ = error  # the last connection error, if any: what to fix
+        return ex
+
+    # Sizing -----------------------------------------------------------------
+
+    def _check_size(self, min_size: Any, max_size: Any) -> tuple[int, int]:
+        if isinstance(min_size, bool) or not isinstance(min_size, int):
+            raise TypeError(f"min_size must be an int, got {type(min_size).__name__}")
+        if min_size != 0:
+            raise ValueError("null pools must have min_size = 0")
+        if max_size is None:
+            max_size = 0
+        elif isinstance(max_size, bool) or not isinstance(max_size, int):
+            raise TypeError(f"max_size must be an int or None, got {type(max_size).__name__}")
+        if max_size < 0:
+            raise ValueError("max_size cannot be negative (0 or None means unlimited)")
+        return min_size, max_size
+
     def _resize(self, min_size: int, max_size: int | None = None) -> None:
         min_size, max_size = self._check_size(min_size, max_size)
-        if max_size > self._capacity:
+        if max_size > self._slot_limit:
             raise ValueError(
-                f"max_size {max_size} is more than this pool can grow to ({self._capacity})"
+                f"max_size {max_size} is more than a pool can hold ({self._slot_limit})"
             )
         with self._lock:
             self._min_size, self._max_size = min_size, max_size
@@ -140,3 +260,10 @@ class NullPoolLogic:
                 if not self._hand_to_oldest_locked(CONNECT_YOURSELF):
                     break
                 self._nconns += 1
+
+    def _drain(self) -> None:
+        # No idle connection to close: connections out now are not handed to a
+        # waiter when returned, but closed (the waiter opens a new one).
+        with self._lock:
+            if not self._closed:
+                self._drained_at = monotonic()

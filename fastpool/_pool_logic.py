@@ -56,6 +56,9 @@ class PoolLogic:
     max_waiting: int
     max_lifetime: float
     num_workers: int
+    # Slots a ring has at least (a seam: tests of a null pool's ring growth
+    # use a small one instead of opening 1,025 connections).
+    _min_slot_capacity = MIN_SLOT_CAPACITY
 
     def _init_pool(self, connection_class: type, configure: Any, check: Any, reset: Any,
                    close_returns: bool, api: type) -> None:
@@ -67,7 +70,7 @@ class PoolLogic:
         self._check = check
         self._reset = reset
         self.close_returns = bool(close_returns)
-        self._capacity = max(MIN_SLOT_CAPACITY, self._max_size)
+        self._capacity = max(self._min_slot_capacity, self._max_size)
         # False when a subclass overrides getconn()/putconn(): then connection()
         # must go through the overrides, as psycopg_pool's does.
         cls = type(self)
@@ -100,6 +103,18 @@ class PoolLogic:
         # True when getconn() may take the lock-free path: open, not closed, and
         # no pending one-time warning. Read once per checkout.
         self._fast = False
+
+    def _grow_slot_state(self, capacity: int) -> None:
+        """Lengthen the per-slot lists of ``_init_state`` to ``capacity`` (a null
+        pool's ring grows on demand). Extended in place: a thread that read a
+        list before the growth still indexes the same, complete record."""
+        extra = capacity - len(self._conns)
+        for values, fill in (
+            (self._conns, None), (self._expire_at, 0.0), (self._created_at, 0.0),
+            (self._last_used, 0.0), (self._checked_out_at, 0.0),
+            (self._checkout_stack, None), (self._leak_reported, 0.0),
+        ):
+            values.extend([fill] * extra)
 
     def _enqueue_locked(self, w: Any = None) -> Any:
         """Queue the caller's waiter ``w`` (a new one if None; pool lock held),

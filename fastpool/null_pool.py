@@ -2,33 +2,72 @@
 
 Every checkout opens a connection and every return closes it, unless a client
 is waiting (``max_size`` reached): then the connection goes straight to the
-oldest waiter. Unlike psycopg_pool, connecting happens outside the pool lock,
-so concurrent first requests connect in parallel instead of one by one.
+oldest waiter. The rules (check, lifetime, logging, statistics) are
+psycopg_pool's, see ``_null_pool_logic``. Unlike psycopg_pool, connecting
+happens outside the pool lock, so concurrent first requests connect in parallel
+instead of one by one.
 """
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from . import base
+from .base import AttemptWithBackoff, Stats
 from .errors import PoolClosed, PoolTimeout
-from .pool import CT, ConnectionPool, monotonic
+from .pool import CT, ConnectionPool, logger, monotonic
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
-from .base import UNKNOWN, Stats
 from .waiting import Waiter, release_waiter
+
 
 class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
     """A pool that opens a connection per request, bounded by ``max_size``."""
 
     def wait(self, timeout: float = 30.0) -> None:
-        """Check that a connection can be made (then close it)."""
-        timeout = base.check_timeout(timeout)
+        """Check that a connection can be made (then close it).
+
+        A background thread connects, retrying with backoff after a failure (each
+        one logged); if no connection is ready within ``timeout`` seconds the pool
+        is closed and PoolTimeout raised, as psycopg_pool does. That connection
+        gets no ``connect_timeout`` from ``timeout`` (the pool's ``kwargs`` apply).
+        """
+        seconds = base.check_timeout(timeout)
         self._check_open_getconn()
+        ready, stop = threading.Event(), threading.Event()
+        errors: list[Exception] = []
+        threading.Thread(
+            target=self._connect_for_wait, args=(ready, stop, errors),
+            name=f"{self.name}-wait", daemon=True,
+        ).start()
         try:
-            conn = self._connect(timeout=timeout)
-        except Exception as ex:
+            ok = ready.wait(seconds)
+        finally:
+            stop.set()  # however wait() ends, no more attempts after it
+        if not ok:
             self.close()
-            raise PoolTimeout(f"pool initialization incomplete after {timeout} sec: {ex}") from None
-        self._close_quietly(conn)
+            raise self._wait_timed_out(timeout, errors[-1] if errors else None)
+
+    def _connect_for_wait(self, ready: threading.Event, stop: threading.Event,
+                          errors: list[Exception]) -> None:
+        attempt: AttemptWithBackoff | None = None
+        while not stop.is_set() and not self._closed:
+            try:
+                conn = self._connect()
+            except Exception as ex:
+                errors[:] = [ex]
+                attempt = self._wait_connect_failed(ex, attempt)
+                if attempt is None:
+                    try:
+                        self.reconnect_failed()
+                    except Exception as ex2:
+                        logger.warning("reconnect_failed callback failed: %s", ex2)
+                    return
+                stop.wait(attempt.delay)
+                continue
+            self._close_quietly(conn)
+            ready.set()
+            return
 
     def getconn(self, timeout: float | None = None) -> CT:
         self._stats.add(Stats.REQUESTS_NUM)
@@ -38,22 +77,33 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         # As in ConnectionPool: the waiter holds the caller's place, or the
         # connection handed over, until the caller has it (see _abandon_checkout).
         w = self._new_waiter()
+        attempt: AttemptWithBackoff | None = None
         try:
-            with self._lock:
-                queued = self._reserve_or_wait_locked(w)
-            if queued:
-                self._await(w, deadline, timeout)
-            if w.slot >= 0:  # a connection handed over by a returning client
-                conn = self._conns[w.slot]
-                conn._pool = self
-            else:
-                conn = self._connect_new(w, deadline, timeout)
+            while True:
+                conn = self._getconn_unchecked(w, deadline, timeout)
+                if self._passes_check(w, conn):
+                    break
+                attempt = self._check_failed(attempt, deadline, timeout)
+                time.sleep(attempt.delay)
             self._note_checkout_of(conn)
             release_waiter(w)
-            return conn  # type: ignore[no-any-return]
+            return conn
         except BaseException:
             self._abandon_checkout(w)
             raise
+
+    def _getconn_unchecked(self, w: Waiter, deadline: float, timeout: float) -> CT:
+        """A connection handed over by a returning client, or a new one; ``w``
+        holds its slot."""
+        with self._lock:
+            queued = self._reserve_or_wait_locked(w, deadline, timeout)
+        if queued:
+            self._await(w, deadline, timeout)
+        if w.slot < 0:
+            return self._connect_new(w, deadline, timeout)
+        conn = self._conns[w.slot]
+        conn._pool = self
+        return conn  # type: ignore[no-any-return]
 
     def _connect_new(self, w: Waiter, deadline: float, timeout: float) -> CT:
         """Open a connection for the caller, whose waiter ``w`` holds a
@@ -67,7 +117,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             if self._install_or_none(conn, w) < 0:
                 raise PoolClosed(f"the pool {self.name!r} is already closed")
             conn._pool = self
-            return conn
+            return conn  # type: ignore[no-any-return]
         except BaseException as ex:
             if w.slot == CONNECT_YOURSELF:  # not installed: ours to close, and the place to free
                 if conn is not None:
@@ -75,20 +125,48 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
                 self._connect_failed(ex, timeout, w)
             raise
 
+    def _passes_check(self, w: Waiter, conn: Any) -> bool:
+        """Run the ``check`` callback on the connection ``w`` holds, about to be
+        handed out; one that fails is given back as a return would be (False,
+        and ``w`` holds nothing)."""
+        slot = w.slot
+        if not self._check_due(slot, monotonic()):
+            return True
+        try:
+            self._check(conn)
+        except Exception as ex:
+            logger.info("connection failed check: %s", ex)
+            self._return_connection(conn, slot, from_getconn=True, holder=w)
+            return False
+        except BaseException:
+            # Interrupted mid-check (KeyboardInterrupt): the connection may be
+            # mid-query. Close it; its place under max_size passes on.
+            self._drop_now(slot, conn, w)
+            raise
+        return True
+
     def putconn(self, conn: Any) -> None:
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
         slot = conn._fp_slot
         conn._pool = None
+        self._return_connection(conn, slot, from_getconn=False)
+
+    def _return_connection(self, conn: Any, slot: int, from_getconn: bool,
+                           holder: Waiter | None = None) -> None:
+        """psycopg_pool's return: from putconn() with nobody waiting, close the
+        connection as it is; else reset it and hand it to the oldest waiter, or
+        close it if it is broken, expired or drained, or nobody waits any more.
+        ``holder``, the checkout's waiter holding the slot, lets go of it."""
         try:
-            if self._leak_threshold:
+            if holder is not None:
+                holder.slot = -1  # (first: whatever happens next, this call owns it)
+            if self._leak_threshold and not from_getconn:
                 self._note_return(slot)
-            if not self._closed and self._waiting:
+            if from_getconn or not self._close_unreset(conn):
                 self._reset_connection(conn)
-                if conn.pgconn.transaction_status != UNKNOWN and self._hand_over(slot):
+                if self._fit_to_hand_over(conn, slot, from_getconn) and self._hand_over(slot):
                     return
-            if conn.pgconn.transaction_status == UNKNOWN:
-                self._stats.add(Stats.RETURNS_BAD)
             self._retire_returned(slot)
             self._close_quietly(conn)
             self._free_connection_slot()
@@ -101,17 +179,32 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             self._free_connection_slot()
             raise
 
+    def _drop_now(self, slot: int, conn: Any, holder: Waiter | None = None) -> None:
+        """In an exception handler: close a held connection (``holder`` lets go
+        of it); its place under ``max_size`` goes to the oldest waiter (who
+        opens a connection) or is freed."""
+        with self._lock:
+            if holder is not None:
+                holder.slot = -1
+            self._conns[slot] = None
+            self._ring.retire(slot)
+        self._close_quietly_now(conn)
+        self._free_connection_slot()
+
     def _give_back(self, slot: int) -> None:
-        # Only reached from _abandon_checkout: a handed-over connection nobody took.
-        conn = self._conns[slot]
-        conn._pool = self
-        self.putconn(conn)
+        # Only reached from _abandon_checkout: a connection handed over (reset
+        # by its returner) or just made, that an interrupted checkout never got
+        # to use: the next waiter's, or closed.
+        if not self._hand_over(slot):
+            self._drop_now(slot, self._conns[slot])
 
     def check(self) -> None:
         """No idle connections to check in a null pool."""
 
     def drain(self) -> None:
-        """No idle connections to drain in a null pool."""
+        """Connections checked out now are closed when returned, not handed to
+        a waiter (who opens a new one). There are no idle ones to replace."""
+        self._drain()
 
 
 __all__ = ["NullConnectionPool"]

@@ -1,5 +1,6 @@
 """``AsyncNullConnectionPool``: psycopg_pool's async pool that keeps no idle
-connection, on the same budget logic as the sync ``NullConnectionPool``.
+connection, on the same rules as the sync ``NullConnectionPool`` (see
+``_null_pool_logic``).
 
 Every checkout opens a connection and every return closes it, unless a task
 is waiting (``max_size`` reached): then the connection goes straight to the
@@ -13,23 +14,63 @@ from typing import Any
 
 from . import base
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
-from .base import UNKNOWN, Stats
+from .base import AttemptWithBackoff, Stats
 from .errors import PoolClosed, PoolTimeout
-from .pool_async import ACT, AsyncConnectionPool, monotonic
+from .pool_async import ACT, AsyncConnectionPool, logger, monotonic
+
 
 class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
     """An async pool that opens a connection per request, bounded by ``max_size``."""
 
     async def wait(self, timeout: float = 30.0) -> None:
-        """Check that a connection can be made (then close it)."""
-        timeout = base.check_timeout(timeout)
+        """Check that a connection can be made (then close it).
+
+        A background task connects, retrying with backoff after a failure (each
+        one logged); if no connection is ready within ``timeout`` seconds the pool
+        is closed and PoolTimeout raised, as psycopg_pool does. That connection
+        gets no ``connect_timeout`` from ``timeout`` (the pool's ``kwargs`` apply).
+        """
+        seconds = base.check_timeout(timeout)
         self._check_open_getconn()
+        deadline = monotonic() + seconds
+        errors: list[Exception] = []
+        task = asyncio.get_running_loop().create_task(
+            self._connect_for_wait(errors), name=f"{self.name}-wait"
+        )
         try:
-            conn = await self._connect(timeout=timeout)
-        except Exception as ex:
-            await self.close()
-            raise PoolTimeout(f"pool initialization incomplete after {timeout} sec: {ex}") from None
-        await self._close_quietly(conn)
+            await asyncio.wait({task}, timeout=seconds)
+        finally:
+            if not task.done():  # however wait() ends, no more attempts after it
+                task.cancel()
+                await asyncio.wait({task})
+        if not task.cancelled() and task.result():
+            return
+        # Given up before the timeout (reconnect_timeout): still wait it out.
+        remaining = deadline - monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        await self.close()
+        raise self._wait_timed_out(timeout, errors[-1] if errors else None)
+
+    async def _connect_for_wait(self, errors: list[Exception]) -> bool:
+        attempt: AttemptWithBackoff | None = None
+        while not self._closed:
+            try:
+                conn = await self._connect()
+            except Exception as ex:
+                errors[:] = [ex]
+                attempt = self._wait_connect_failed(ex, attempt)
+                if attempt is None:
+                    try:
+                        await self.reconnect_failed()
+                    except Exception as ex2:
+                        logger.warning("reconnect_failed callback failed: %s", ex2)
+                    return False
+                await asyncio.sleep(attempt.delay)
+                continue
+            await self._close_quietly(conn)
+            return True
+        return False
 
     async def getconn(self, timeout: float | None = None) -> ACT:
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
@@ -38,16 +79,26 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         timeout = self.timeout if timeout is None else base.check_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
-        with self._lock:
-            w = self._reserve_or_enqueue_locked()
-        slot = CONNECT_YOURSELF if w is None else await self._await(w, deadline, timeout)
-        if slot >= 0:  # a connection handed over by a returning task
-            conn = self._conns[slot]
-            conn._pool = self
-        else:
-            conn = await self._connect_new(deadline, timeout)
+        attempt: AttemptWithBackoff | None = None
+        while True:
+            conn = await self._getconn_unchecked(deadline, timeout)
+            if await self._passes_check(conn):
+                break
+            attempt = self._check_failed(attempt, deadline, timeout)
+            await asyncio.sleep(attempt.delay)
         self._note_checkout_of(conn)
         self._track_owner(conn)
+        return conn
+
+    async def _getconn_unchecked(self, deadline: float, timeout: float) -> Any:
+        """A connection handed over by a returning task, or a new one."""
+        with self._lock:
+            w = self._reserve_or_enqueue_locked(deadline, timeout)
+        slot = CONNECT_YOURSELF if w is None else await self._await(w, deadline, timeout)
+        if slot < 0:
+            return await self._connect_new(deadline, timeout)
+        conn = self._conns[slot]
+        conn._pool = self
         return conn
 
     async def _connect_new(self, deadline: float, timeout: float) -> Any:
@@ -67,6 +118,25 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         conn._pool = self
         return conn
 
+    async def _passes_check(self, conn: Any) -> bool:
+        """Run the ``check`` callback on a connection about to be handed out; one
+        that fails is given back as a return would be (False)."""
+        slot = conn._fp_slot
+        if not self._check_due(slot, monotonic()):
+            return True
+        try:
+            await self._check(conn)
+        except Exception as ex:
+            logger.info("connection failed check: %s", ex)
+            await self._return_connection(conn, from_getconn=True)
+            return False
+        except BaseException:
+            # Cancelled mid-check: the connection may be mid-query. Close it;
+            # its place under max_size passes on.
+            self._close_returned_soon(slot, conn)
+            raise
+        return True
+
     async def putconn(self, conn: Any) -> None:
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
@@ -74,20 +144,29 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         if owner is not None:
             conn._fp_owner = None
             owner[0].remove_done_callback(owner[1])
+        if self._leak_threshold:
+            self._note_return(conn._fp_slot)
+        if self._close_unreset(conn):
+            await self._drop(conn._fp_slot, conn)
+        else:
+            await self._return_connection(conn, from_getconn=False)
+
+    async def _return_connection(self, conn: Any, from_getconn: bool) -> None:
+        """Reset a connection and hand it to the oldest waiter; or close it if it
+        is broken, expired or drained, or nobody waits any more."""
         slot = conn._fp_slot
         conn._pool = None
-        if self._leak_threshold:
-            self._note_return(slot)
-        if not self._closed and self._waiting:
-            try:
-                await self._reset_connection(conn)
-            except BaseException:  # cancelled mid-reset: close it, free its budget
-                self._close_returned_soon(slot, conn)
-                raise
-            if conn.pgconn.transaction_status != UNKNOWN and self._hand_over(slot):
-                return
-        if conn.pgconn.transaction_status == UNKNOWN:
-            self._stats.add(Stats.RETURNS_BAD)
+        try:
+            await self._reset_connection(conn)
+        except BaseException:  # cancelled mid-rollback/reset: state unknown
+            self._close_returned_soon(slot, conn)
+            raise
+        if not (self._fit_to_hand_over(conn, slot, from_getconn) and self._hand_over(slot)):
+            await self._drop(slot, conn)
+
+    async def _drop(self, slot: int, conn: Any) -> None:
+        """Close a held connection: its place under ``max_size`` goes to the
+        oldest waiter (who opens a connection) or is freed."""
         self._retire_returned(slot)
         try:
             await self._close_quietly(conn)
@@ -95,22 +174,24 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             self._free_connection_slot()
 
     def _close_returned_soon(self, slot: int, conn: Any) -> None:
+        """``_drop`` for a task being cancelled: nothing here awaits."""
         self._retire_returned(slot)
         self._close_in_background(conn)
         self._free_connection_slot()
 
     def _give_back(self, slot: int) -> None:
         # Only reached when a cancelled waiter had been handed a connection it
-        # never used: pass it to the next waiter, or close it.
-        if not self._closed and self._hand_over(slot):
-            return
-        self._close_returned_soon(slot, self._conns[slot])
+        # never used (already reset by its returner): the next waiter's, or closed.
+        if not self._hand_over(slot):
+            self._close_returned_soon(slot, self._conns[slot])
 
     async def check(self) -> None:
         """No idle connections to check in a null pool."""
 
     async def drain(self) -> None:
-        """No idle connections to drain in a null pool."""
+        """Connections checked out now are closed when returned, not handed to
+        a waiter (who opens a new one). There are no idle ones to replace."""
+        self._drain()
 
 
 __all__ = ["AsyncNullConnectionPool"]
