@@ -522,3 +522,58 @@ def test_resize_beyond_the_ring_capacity() -> None:
         assert p.get_stats()["pool_size"] == 0
     finally:
         p.close()
+
+
+def test_budget_survives_failing_checks_broken_returns_and_timeouts(monkeypatch) -> None:
+    # Stub connections, many threads, max_size=3: checks fail (some breaking
+    # the connection), some returns are broken, some requests time out. After
+    # all that, nothing is held, no place under max_size is lost, and every
+    # connection made was closed.
+    import random
+
+    monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.001)
+    made: list[Any] = []
+
+    class Tracked(StubConnection):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+            conn = super().connect(conninfo, **kwargs)
+            made.append(conn)
+            return conn
+
+    def check(conn: Any) -> None:
+        r = random.random()
+        if r < 0.1:
+            conn.close()
+            raise OSError("broken")
+        if r < 0.3:
+            raise RuntimeError("not now")
+
+    p = NullConnectionPool(connection_class=Tracked, max_size=3, check=check, open=False)
+    p.open()
+    try:
+        def work(i: int) -> None:
+            for _ in range(40):
+                try:
+                    conn = p.getconn(timeout=random.choice([0.0, 0.01, 0.5]))
+                except PoolTimeout:
+                    continue
+                time.sleep(random.random() * 0.002)
+                if random.random() < 0.1:
+                    conn.close()
+                p.putconn(conn)
+
+        threads = [ReraiseThread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = p.get_stats()
+        assert stats["pool_size"] == 0 and stats["requests_waiting"] == 0, stats
+        assert p._ring.size() == 0 and all(c.closed for c in made)
+        p._ring.check_invariants()
+        held = [p.getconn(timeout=1) for _ in range(3)]  # all of max_size is still there
+        for c in held:
+            p.putconn(c)
+    finally:
+        p.close()

@@ -605,3 +605,63 @@ def test_ring_growth_and_the_slot_limit_on_stub_connections(aio) -> None:
                 await p.resize(0, 6)
 
     aio(main())
+
+
+def test_budget_survives_failing_checks_cancellations_and_timeouts(aio, monkeypatch) -> None:
+    # Stub connections, many tasks, max_size=3: checks fail (some breaking the
+    # connection, some slow), tasks are cancelled at random points, requests
+    # time out. After all that, nothing is held, no place under max_size is
+    # lost, and every connection made was closed.
+    import random
+
+    monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.001)
+    made: list[Any] = []
+
+    class Tracked(AsyncStubConnection):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+            conn = await super().connect(conninfo, **kwargs)
+            made.append(conn)
+            return conn
+
+    async def check(conn: Any) -> None:
+        r = random.random()
+        if r < 0.1:
+            await conn.close()
+            raise OSError("broken")
+        if r < 0.3:
+            raise RuntimeError("not now")
+        if r < 0.4:
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        async with open_pool("", AsyncNullConnectionPool, connection_class=Tracked, max_size=3,
+                             check=check) as p:
+            async def work() -> None:
+                for _ in range(40):
+                    try:
+                        conn = await p.getconn(timeout=random.choice([0.0, 0.01, 0.5]))
+                    except PoolTimeout:
+                        continue
+                    try:
+                        await asyncio.sleep(random.random() * 0.002)
+                        if random.random() < 0.1:
+                            await conn.close()
+                    finally:  # also when cancelled meanwhile
+                        await p.putconn(conn)
+
+            for _ in range(5):
+                tasks = [asyncio.ensure_future(work()) for _ in range(8)]
+                await asyncio.sleep(random.random() * 0.02)
+                for t in random.sample(tasks, 3):
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await until(lambda: not p._background, "background closes are done")
+            stats = p.get_stats()
+            assert stats["pool_size"] == 0 and stats["requests_waiting"] == 0, stats
+            assert all(c.closed for c in made)
+            held = [await p.getconn(timeout=1) for _ in range(3)]
+            for c in held:
+                await p.putconn(c)
+
+    aio(main())
