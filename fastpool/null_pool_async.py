@@ -19,6 +19,16 @@ from .errors import PoolClosed, PoolTimeout
 from .pool_async import ACT, AsyncConnectionPool, logger, monotonic
 
 
+async def _sleep(delay: float) -> None:
+    """``asyncio.sleep(delay)`` that never ends early by ``time.monotonic()``:
+    a loop's timers (uvloop's in particular) may fire a little before their
+    time, and a retry or a PoolTimeout must not come before it is due."""
+    when = monotonic() + delay
+    await asyncio.sleep(delay)
+    while (left := when - monotonic()) > 0:
+        await asyncio.sleep(left)
+
+
 class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
     """An async pool that opens a connection per request, bounded by ``max_size``."""
 
@@ -38,7 +48,8 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             self._connect_for_wait(errors), name=f"{self.name}-wait"
         )
         try:
-            await asyncio.wait({task}, timeout=seconds)
+            while not task.done() and (left := deadline - monotonic()) > 0:
+                await asyncio.wait({task}, timeout=left)  # (may end a little early)
         finally:
             if not task.done():  # however wait() ends, no more attempts after it
                 task.cancel()
@@ -46,9 +57,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         if not task.cancelled() and task.result():
             return
         # Given up before the timeout (reconnect_timeout): still wait it out.
-        remaining = deadline - monotonic()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
+        await _sleep(deadline - monotonic())
         await self.close()
         raise self._wait_timed_out(timeout, errors[-1] if errors else None)
 
@@ -85,7 +94,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             if await self._passes_check(conn):
                 break
             attempt = self._check_failed(attempt, deadline, timeout)
-            await asyncio.sleep(attempt.delay)
+            await _sleep(attempt.delay)
         self._note_checkout_of(conn)
         self._track_owner(conn)
         return conn
