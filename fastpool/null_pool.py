@@ -74,10 +74,10 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         timeout = self.timeout if timeout is None else base.check_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
+        attempt: AttemptWithBackoff | None = None
         # As in ConnectionPool: the waiter holds the caller's place, or the
         # connection handed over, until the caller has it (see _abandon_checkout).
         w = self._new_waiter()
-        attempt: AttemptWithBackoff | None = None
         try:
             while True:
                 conn = self._getconn_unchecked(w, deadline, timeout)
@@ -136,7 +136,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             self._check(conn)
         except Exception as ex:
             logger.info("connection failed check: %s", ex)
-            self._return_connection(conn, slot, from_getconn=True, holder=w)
+            self._return_connection(conn, from_getconn=True, holder=w)
             return False
         except BaseException:
             # Interrupted mid-check (KeyboardInterrupt): the connection may be
@@ -148,35 +148,41 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
     def putconn(self, conn: Any) -> None:
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
-        slot = conn._fp_slot
-        conn._pool = None
-        self._return_connection(conn, slot, from_getconn=False)
+        self._return_connection(conn, from_getconn=False)
 
-    def _return_connection(self, conn: Any, slot: int, from_getconn: bool,
-                           holder: Waiter | None = None) -> None:
+    def _return_connection(self, conn: Any, from_getconn: bool, holder: Waiter | None = None) -> None:
         """psycopg_pool's return: from putconn() with nobody waiting, close the
         connection as it is; else reset it and hand it to the oldest waiter, or
         close it if it is broken, expired or drained, or nobody waits any more.
         ``holder``, the checkout's waiter holding the slot, lets go of it."""
+        slot = conn._fp_slot
+        handed = False
         try:
+            # First: from here on, whatever happens, this call owns the connection.
+            conn._pool = None
             if holder is not None:
-                holder.slot = -1  # (first: whatever happens next, this call owns it)
+                holder.slot = -1
             if self._leak_threshold and not from_getconn:
                 self._note_return(slot)
             if from_getconn or not self._close_unreset(conn):
                 self._reset_connection(conn)
-                if self._fit_to_hand_over(conn, slot, from_getconn) and self._hand_over(slot):
-                    return
+                if self._fit_to_hand_over(conn, slot, from_getconn):
+                    handed = self._hand_over(slot)
+                    if handed:
+                        return
             self._retire_returned(slot)
             self._close_quietly(conn)
             self._free_connection_slot()
         except BaseException:
             # Interrupted (in the reset, the rollback, the close...): the
             # connection is closed and its place freed all the same.
-            if self._conns[slot] is conn:
-                self._retire_returned(slot)
-            self._close_quietly_now(conn)
-            self._free_connection_slot()
+            if holder is not None:
+                holder.slot = -1
+            if not handed:
+                if self._conns[slot] is conn:
+                    self._retire_returned(slot)
+                self._close_quietly_now(conn)
+                self._free_connection_slot()
             raise
 
     def _drop_now(self, slot: int, conn: Any, holder: Waiter | None = None) -> None:

@@ -482,16 +482,18 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         except Exception:
             self._connect_ended(t0, False)
             raise
-        self._connect_ended(t0, True)
-        conn._pool = None
-        if self._configure is not None:
-            try:
+        # From here the connection is ours to close if anything goes wrong
+        # (configure fails, or an interrupt lands before the caller has it).
+        try:
+            self._connect_ended(t0, True)
+            conn._pool = None
+            if self._configure is not None:
                 self._configure(conn)
                 base.check_left_idle(conn, "configure", self._configure)
-            except BaseException:
-                self._close_quietly(conn)
-                raise
-        return conn
+            return conn
+        except BaseException:
+            self._close_quietly_now(conn)
+            raise
 
     # ------------------------------------------------------------------
     # Maintenance tasks (run in worker threads; first argument is the pool)

@@ -62,6 +62,7 @@ ATOMIC = frozenset({
     "_reserve_or_enqueue_locked", "_free_connection_slot", "_hand_over", "_retire_returned",
     "_attempt_ended_locked", "_begin_close_locked", "_take_expired_idle", "_shrink_candidate",
     "_note_checkout", "_note_return", "_take_idle_into", "_give_back_held",
+    "_may_connect_locked", "_grow_ring_locked", "_grow_slot_state",
     # waiting.py
     "serve", "fail", "wake", "clear", "thread_waiter", "release_waiter", "remove_waiter",
 })

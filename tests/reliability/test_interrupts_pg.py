@@ -191,6 +191,44 @@ def test_handover_to_waiting_thread(make, admin, cls) -> None:
     report(f"{cls.__name__}: hand-over to a waiting thread", n)
 
 
+def test_null_pool_failed_check_after_a_handover(make, admin) -> None:
+    """Null pool, psycopg_pool's rules: the caller queues and is handed a
+    connection that another thread returned in a transaction (rolled back); the
+    check rejects it, so it goes back as a return would (closed: nobody else
+    waits), and the checkout retries and connects. The exception lands
+    anywhere in that, the check itself included."""
+    reject = [False]
+
+    def check(conn: Any) -> None:
+        if reject[0]:
+            reject[0] = False
+            raise RuntimeError("rejected by check")
+
+    pool, app = make(NullConnectionPool, max_size=1, check=check)
+    h = Holder(pool)
+
+    def op(inj: Injector) -> None:
+        with Injector.paused():
+            held = pool.getconn()
+            held.execute("SELECT 1")
+            reject[0] = True
+        done = threading.Event()
+        t = _serve_when_queued(pool, held, done)
+        try:
+            conn = pool.getconn()
+            h.conns.append(conn)
+            pool.putconn(conn)
+        finally:
+            done.set()
+            with Injector.paused():
+                t.join()
+                reject[0] = False
+
+    n = run_points(op, after=check_after(pool, admin, app, h, None, "null pool failed check"))
+    assert n > 20
+    report("NullConnectionPool: a failed check after a hand-over", n)
+
+
 # -- real asynchronous exceptions and signals at the hand-over ------------------------
 
 
