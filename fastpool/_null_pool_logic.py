@@ -89,8 +89,7 @@ class NullPoolLogic:
         as in psycopg_pool."""
         if self._closed:
             raise PoolClosed(f"the pool {self.name!r} is already closed")
-        if monotonic() >= deadline:
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+        self._raise_if_past(deadline, timeout)
         if not self._waiting and not self._limit_reached_locked():
             self._nconns += 1
             self._hist.add(Histograms.WAIT)  # no wait (connecting is "create" time)
@@ -137,20 +136,6 @@ class NullPoolLogic:
         self._grow_slot_state(new_capacity)  # first: readers index the lists by slot
         self._ring, self._capacity = ring, new_capacity
 
-    def _check_failed(self, attempt: AttemptWithBackoff | None, deadline: float,
-                      timeout: float) -> AttemptWithBackoff:
-        """After a connection failed the ``check`` callback (and was given back):
-        the backoff before the next try (``attempt.delay``: 0 the first time),
-        or PoolTimeout if the time is up."""
-        now = monotonic()
-        if attempt is None:
-            attempt = AttemptWithBackoff(timeout=deadline - now)
-        else:
-            attempt.update_delay(now)
-        if attempt.time_to_give_up(now):
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
-        return attempt
-
     # Return -----------------------------------------------------------------
 
     def _close_unreset(self, conn: Any) -> bool:
@@ -169,12 +154,7 @@ class NullPoolLogic:
         one is ``connections_lost`` when it comes from a checkout (failed check,
         or handed to a waiter that gave up), else ``returns_bad``."""
         if conn.pgconn.transaction_status == UNKNOWN:
-            if from_getconn:
-                self._stats.add(Stats.CONNECTIONS_LOST)
-                logger.info("not serving connection found broken")
-            else:
-                self._stats.add(Stats.RETURNS_BAD)
-                logger.warning("discarding closed connection: %s", conn)
+            self._count_broken_return(conn, from_getconn)
             return False
         now = monotonic()
         if self._is_stale(slot, now):

@@ -83,7 +83,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
                 conn = self._getconn_unchecked(w, deadline, timeout)
                 if self._passes_check(w, conn):
                     break
-                attempt = self._check_failed(attempt, deadline, timeout)
+                attempt = self._after_failed_check(attempt, deadline, timeout)
                 time.sleep(attempt.delay)
             self._note_checkout_of(conn)
             release_waiter(w)

@@ -93,7 +93,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             conn = await self._getconn_unchecked(deadline, timeout)
             if await self._passes_check(conn):
                 break
-            attempt = self._check_failed(attempt, deadline, timeout)
+            attempt = self._after_failed_check(attempt, deadline, timeout)
             await _sleep(attempt.delay)
         self._note_checkout_of(conn)
         self._track_owner(conn)
