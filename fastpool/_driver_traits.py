@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 # MySQL's SERVER_STATUS_IN_TRANS bit of the status flags the server sends with
 # every reply (PyMySQL and MariaDB Connector expose them as server_status).
@@ -71,6 +71,7 @@ def _ping_probe(cls: type) -> Callable[[Any], None]:
         return _ping_psycopg2
     ping = getattr(cls, "ping", None)
     if callable(ping):
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(ping).parameters
         except (TypeError, ValueError):  # a C method without a signature

@@ -20,18 +20,35 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Protocol, TypeVar, overload
 
 from . import base
 from ._core import PoolHotPath
-from ._driver_traits import traits_of
+from ._driver_traits import DriverTraits, traits_of
 from ._pool_logic import DISCARDED
 from .base import Stats
 from .errors import PoolClosed
 from .pool import ConnectionPool
 
-logger = logging.getLogger("fastpool")
-monotonic = time.monotonic
+logger: logging.Logger = logging.getLogger("fastpool")
+monotonic: Callable[[], float] = time.monotonic
+
+# The driver's connection type: whatever ``connect()`` returns. Not bound to a
+# DB-API Protocol: typed drivers don't all declare their connections so that one
+# would match (MySQL Connector's connect() may return a class that forwards
+# through __getattr__), and the pool uses them through duck typing anyway.
+_ConnT = TypeVar("_ConnT")
+_ConnT_co = TypeVar("_ConnT_co", covariant=True)
+_NewConnT = TypeVar("_NewConnT")  # a classmethod's own: pyright solves no class TypeVar there
+_CursorT = TypeVar("_CursorT")
+_CursorT_co = TypeVar("_CursorT_co", covariant=True)
+
+
+class _HasCursor(Protocol[_CursorT_co]):
+    """A connection whose ``cursor()`` returns ``_CursorT_co`` (any arguments)."""
+
+    def cursor(self, *args: Any, **kwargs: Any) -> _CursorT_co: ...
 
 RESET_ON_RETURN = ("rollback", "commit", None)
 
@@ -55,10 +72,15 @@ class _Held:
 
     __slots__ = ("raw", "traits", "_pool", "_fp_slot")
 
+    raw: Any
+    traits: DriverTraits
+    _pool: Pool[Any] | None
+    _fp_slot: int
+
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.traits = traits_of(raw)
-        self._pool: Any = None
+        self._pool = None
         self._fp_slot = -1
 
     def close(self) -> None:
@@ -68,25 +90,34 @@ class _Held:
         return f"<pooled {self.raw!r}>"
 
 
-class PooledConnection:
+class PooledConnection(Generic[_ConnT_co]):
     """A checked-out connection. Use it as the driver's connection; ``close()``
-    (or leaving ``with conn:``) gives it back to the pool."""
+    (or leaving ``with conn:``) gives it back to the pool.
+
+    ``PooledConnection[C]`` stands for a driver connection of type ``C``: ``raw``
+    is a ``C``, ``cursor()`` returns what ``C.cursor()`` does (when the driver
+    declares it), other attributes are forwarded untyped."""
 
     __slots__ = ("_held", "_pool", "_invalid", "_failed")
 
-    def __init__(self, held: _Held, pool: "Pool") -> None:
+    _held: _Held | None
+    _pool: Pool[Any]
+    _invalid: bool
+    _failed: bool
+
+    def __init__(self, held: _Held, pool: Pool[Any]) -> None:
         object.__setattr__(self, "_held", held)
         object.__setattr__(self, "_pool", pool)
         object.__setattr__(self, "_invalid", False)  # invalidate(): close on return
         object.__setattr__(self, "_failed", False)   # a with-block raised: ping on return
 
     @property
-    def raw(self) -> Any:
+    def raw(self) -> _ConnT_co:
         """The driver's own connection (for APIs that check its type)."""
         held = self._held
         if held is None:
             raise ConnectionReturned("this connection was closed (given back to its pool)")
-        return held.raw
+        return held.raw  # type: ignore[no-any-return]  # _Held keeps it untyped
 
     driver_connection = raw  # SQLAlchemy's name for it
 
@@ -95,14 +126,21 @@ class PooledConnection:
         """True once given back to the pool."""
         return self._held is None
 
+    # Typed as the driver's cursor() when the driver's connection class declares
+    # one (sqlite3, psycopg: the no-argument form's type); Any otherwise.
+    @overload
+    def cursor(self: PooledConnection[_HasCursor[_CursorT]], *args: Any, **kwargs: Any) -> _CursorT: ...
+    @overload
+    def cursor(self, *args: Any, **kwargs: Any) -> Any: ...
+
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        return self.raw.cursor(*args, **kwargs)
+        return self.raw.cursor(*args, **kwargs)  # type: ignore[attr-defined]  # any DB-API connection
 
     def commit(self) -> None:
-        self.raw.commit()
+        self.raw.commit()  # type: ignore[attr-defined]  # any DB-API connection
 
     def rollback(self) -> None:
-        self.raw.rollback()
+        self.raw.rollback()  # type: ignore[attr-defined]  # any DB-API connection
 
     def close(self) -> None:
         """Give the connection back to the pool (a second close() does nothing)."""
@@ -120,10 +158,15 @@ class PooledConnection:
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.raw, name, value)
 
-    def __enter__(self) -> "PooledConnection":
+    def __enter__(self) -> PooledConnection[_ConnT_co]:
         return self
 
-    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
         """Commit (or roll back on error), then give the connection back."""
         held = self._held
         if held is not None:  # else the block already closed it
@@ -138,10 +181,14 @@ class PooledConnection:
         return f"<fastpool.PooledConnection {state} from pool {self._pool.name!r}>"
 
 
-_set_held = PooledConnection._held.__set__  # type: ignore[attr-defined]  # (bypasses __setattr__)
+# The slot's descriptor setter (bypasses __setattr__); checkers see the slot as
+# the instance attribute it declares.
+_set_held: Callable[[PooledConnection[Any], _Held | None], None] = (
+    PooledConnection._held.__set__  # type: ignore[misc, union-attr]
+)
 
 
-class Pool(ConnectionPool):
+class Pool(ConnectionPool[Any], Generic[_ConnT]):
     """A pool of DB-API connections made by ``connect()``.
 
     Sizing, waiting, lifetime and statistics parameters mean what they mean for
@@ -153,19 +200,24 @@ class Pool(ConnectionPool):
     connection. ``pre_ping=True`` is ``check=Pool.check_connection`` (the
     driver's ping, or ``SELECT 1``). ``reset_on_return`` says how an open
     transaction is ended when a connection comes back: ``"rollback"`` (default),
-    ``"commit"`` or None (leave it: only for drivers you reset yourself)."""
+    ``"commit"`` or None (leave it: only for drivers you reset yourself).
+
+    The pool is generic in the driver's connection type, inferred from
+    ``connect``: ``Pool(lambda: sqlite3.connect(path))`` is a
+    ``Pool[sqlite3.Connection]``, whose checkouts are
+    ``PooledConnection[sqlite3.Connection]``."""
 
     def __init__(
         self,
-        connect: Callable[[], Any],
+        connect: Callable[[], _ConnT],
         *,
         min_size: int = 4,
         max_size: int | None = None,
         open: bool = True,
-        configure: Callable[[Any], None] | None = None,
-        check: Callable[[Any], None] | None = None,
+        configure: Callable[[_ConnT], object] | None = None,
+        check: Callable[[_ConnT], object] | None = None,
         pre_ping: bool = False,
-        reset: Callable[[Any], None] | None = None,
+        reset: Callable[[_ConnT], object] | None = None,
         reset_on_return: str | None = "rollback",
         name: str | None = None,
         timeout: float = 30.0,
@@ -173,12 +225,12 @@ class Pool(ConnectionPool):
         max_lifetime: float = 60 * 60.0,
         max_idle: float = 10 * 60.0,
         reconnect_timeout: float = 5 * 60.0,
-        reconnect_failed: Callable[[Any], None] | None = None,
+        reconnect_failed: Callable[[Pool[_ConnT]], None] | None = None,
         num_workers: int = 3,
         check_bypass: float = 0.0,
         fork_safe: bool = False,
         leak_threshold: float | None = None,
-    ):
+    ) -> None:
         if not callable(connect):
             raise TypeError(
                 f"connect must be a callable returning a DB-API connection, got {type(connect).__name__}"
@@ -226,11 +278,15 @@ class Pool(ConnectionPool):
         if open:
             self.open()
 
+    if TYPE_CHECKING:
+        # ConnectionPool.__enter__ returns the pool itself: say it is this one.
+        def __enter__(self) -> Pool[_ConnT]: ...
+
     # ------------------------------------------------------------------
     # Checkout and return
     # ------------------------------------------------------------------
 
-    def getconn(self, timeout: float | None = None) -> PooledConnection:
+    def getconn(self, timeout: float | None = None) -> PooledConnection[_ConnT]:
         """Take a connection out of the pool; give it back with ``putconn()``
         or its ``close()``. Waits up to ``timeout`` seconds (default: the
         pool's), then raises PoolTimeout."""
@@ -246,7 +302,7 @@ class Pool(ConnectionPool):
 
     get_connection = getconn  # MySQL Connector's name
 
-    def putconn(self, conn: PooledConnection) -> None:
+    def putconn(self, conn: PooledConnection[_ConnT]) -> None:
         """Give back a connection obtained with ``getconn()``."""
         if type(conn) is not PooledConnection or conn._pool is not self or conn._held is None:
             self._refuse_return(conn)
@@ -289,7 +345,7 @@ class Pool(ConnectionPool):
             self._drop_interrupted(slot, held)
             raise
 
-    def _refuse_return(self, conn: Any) -> None:
+    def _refuse_return(self, conn: object) -> NoReturn:
         if type(conn) is not PooledConnection:
             raise TypeError(
                 f"putconn() takes a connection from pool {self.name!r}'s getconn(),"
@@ -346,7 +402,7 @@ class Pool(ConnectionPool):
             return False
         return True
 
-    def _finish_block(self, conn: PooledConnection, held: _Held, ok: bool) -> None:
+    def _finish_block(self, conn: PooledConnection[_ConnT], held: _Held, ok: bool) -> None:
         """The end of a ``with`` block: commit if ``ok`` else roll back, then
         return the connection. If the block or the commit raised, the
         connection is pinged on return: the error may have been a broken one.
@@ -382,7 +438,7 @@ class Pool(ConnectionPool):
         except Exception as ex:
             logger.warning("error ignored in rollback on %r: %s", raw, ex)
 
-    def connection(self, timeout: float | None = None) -> "_ConnectionBlock":  # type: ignore[override]
+    def connection(self, timeout: float | None = None) -> _ConnectionBlock[_ConnT]:  # type: ignore[override]
         """Context manager: a connection for the block, committed on success,
         rolled back on error, then returned to the pool."""
         return _ConnectionBlock(self, timeout)
@@ -422,7 +478,9 @@ class Pool(ConnectionPool):
         return held
 
     @classmethod
-    def filled(cls, connect: Callable[[], Any], size: int, max_size: int, **options: Any) -> "Pool":
+    def filled(
+        cls: type[Pool[Any]], connect: Callable[[], _NewConnT], size: int, max_size: int, **options: Any
+    ) -> Pool[_NewConnT]:
         """A pool opened with ``size`` connections made in the calling thread, so
         that a failure to connect is raised here (the pool is closed), as
         psycopg2's and MySQL Connector's pools do; it keeps ``size`` from then on."""
@@ -504,7 +562,7 @@ class Pool(ConnectionPool):
         self._hand_out_connected(slot)
 
     @staticmethod
-    def check_connection(conn: Any) -> None:
+    def check_connection(conn: object) -> None:
         """Ping a driver connection (usable as the ``check`` parameter): the
         driver's ``ping()`` without reconnecting, or ``SELECT 1``."""
         if isinstance(conn, (PooledConnection, _Held)):
@@ -512,18 +570,24 @@ class Pool(ConnectionPool):
         traits_of(conn).ping(conn)
 
 
-class _ConnectionBlock:
+class _ConnectionBlock(Generic[_ConnT]):
     """``with pool.connection() as conn:`` for the generic pool."""
 
     __slots__ = ("pool", "timeout", "conn", "t0", "entered")
 
-    def __init__(self, pool: Pool, timeout: float | None) -> None:
+    pool: Pool[_ConnT]
+    timeout: float | None
+    conn: PooledConnection[_ConnT] | None
+    t0: float
+    entered: bool
+
+    def __init__(self, pool: Pool[_ConnT], timeout: float | None) -> None:
         self.pool = pool
         self.timeout = timeout
-        self.conn: PooledConnection | None = None
+        self.conn = None
         self.entered = False
 
-    def __enter__(self) -> PooledConnection:
+    def __enter__(self) -> PooledConnection[_ConnT]:
         if self.entered:
             raise RuntimeError(
                 "this pool.connection() context manager was already entered: call"
@@ -540,7 +604,12 @@ class _ConnectionBlock:
                 conn.close()
             raise
 
-    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
         conn = self.conn
         try:
             if conn is None:

@@ -14,9 +14,20 @@ Needs ``prometheus-client`` (``pip install 'fastpool[metrics]'``).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Union
 
 from .base import Histograms
+
+if TYPE_CHECKING:  # the exporters' libraries are optional: imported where used
+    from opentelemetry.metrics import Asynchronous, CallbackOptions, CallbackT, MeterProvider, Observation
+    from prometheus_client.metrics_core import Metric
+
+    from .pool import ConnectionPool
+    from .pool_async import AsyncConnectionPool
+
+    # Any fastpool pool: the psycopg pools (sync, async, null), and fastpool.Pool
+    # (a ConnectionPool).
+    _AnyPool = Union[ConnectionPool[Any], AsyncConnectionPool[Any]]
 
 PREFIX = "db_client_connection"
 
@@ -30,7 +41,7 @@ def _histogram_buckets(counts: list[int]) -> list[tuple[str, float]]:
     return out
 
 
-def _check_pools(who: str, pools: tuple) -> None:
+def _check_pools(who: str, pools: tuple[object, ...]) -> None:
     if not pools:
         raise ValueError(f"{who} needs at least one pool")
     for p in pools:
@@ -38,22 +49,25 @@ def _check_pools(who: str, pools: tuple) -> None:
             raise TypeError(f"not a fastpool pool: {p!r}")
 
 
-def _in_use(pool: Any, stats: dict) -> int:
+def _in_use(pool: _AnyPool, stats: dict[str, int]) -> int:
     """Connections checked out: pool_size counts the ones still being made too."""
-    return max(0, stats["pool_size"] - stats["pool_available"] - getattr(pool, "_connecting", 0))
+    connecting: int = getattr(pool, "_connecting", 0)
+    return max(0, stats["pool_size"] - stats["pool_available"] - connecting)
 
 
 class PoolCollector:
     """A prometheus_client collector for one or more fastpool pools."""
 
-    def __init__(self, *pools: Any) -> None:
+    pools: tuple[_AnyPool, ...]
+
+    def __init__(self, *pools: _AnyPool) -> None:
         _check_pools("PoolCollector", pools)
         self.pools = pools
 
-    def describe(self) -> list[Any]:
+    def describe(self) -> list[Metric]:
         return []  # metric names are known only by collecting; prometheus_client allows this
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
         count = GaugeMetricFamily(f"{PREFIX}_count", "Connections in the pool, by state",
@@ -92,7 +106,9 @@ class PoolCollector:
         yield from (count, idle_min, maximum, pending, timeouts, *hists.values())
 
 
-def instrument_opentelemetry(*pools: Any, meter_provider: Any = None) -> list[Any]:
+def instrument_opentelemetry(
+    *pools: _AnyPool, meter_provider: MeterProvider | None = None
+) -> list[Asynchronous]:
     """Report ``pools`` through OpenTelemetry's metrics API with the semantic
     conventions' names and attributes (``db.client.connection.pool.name``,
     ``db.client.connection.state``): ``db.client.connection.count``,
@@ -112,13 +128,15 @@ def instrument_opentelemetry(*pools: Any, meter_provider: Any = None) -> list[An
     meter = provider.get_meter("fastpool")
     pool_key, state_key = "db.client.connection.pool.name", "db.client.connection.state"
 
-    def observe(read: Any) -> Any:
-        def callback(options: Any) -> Iterator[Any]:
+    def observe(
+        read: Callable[[_AnyPool, dict[str, int], dict[str, str]], Iterable[Observation]],
+    ) -> list[CallbackT]:
+        def callback(options: CallbackOptions) -> Iterator[Observation]:
             for pool in pools:
                 yield from read(pool, pool.get_stats(), {pool_key: pool.name})
         return [callback]
 
-    def count(pool: Any, stats: dict, attrs: dict) -> Iterator[Any]:
+    def count(pool: _AnyPool, stats: dict[str, int], attrs: dict[str, str]) -> Iterator[Observation]:
         yield Observation(stats["pool_available"], {**attrs, state_key: "idle"})
         yield Observation(_in_use(pool, stats), {**attrs, state_key: "used"})
 

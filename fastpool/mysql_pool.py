@@ -21,13 +21,16 @@ are checked with a ping before each checkout, as MySQL Connector does.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import mysql.connector
 from mysql.connector.errors import PoolError
 
 from .dbapi import Pool, PooledConnection
 from .errors import PoolClosed, PoolTimeout
+
+if TYPE_CHECKING:
+    from mysql.connector.abstracts import MySQLConnectionAbstract
 
 __all__ = ["MySQLConnectionPool", "PoolExhausted"]
 
@@ -55,11 +58,13 @@ class MySQLConnectionPool:
             pre_ping=True, reset=self._reset_session if pool_reset_session else None,
         )
 
-    def _connect(self) -> Any:
-        return mysql.connector.connect(**self._dbconfig)
+    def _connect(self) -> MySQLConnectionAbstract:
+        # connect() returns a PooledMySQLConnection only when given pool arguments,
+        # which this class takes itself.
+        return cast("MySQLConnectionAbstract", mysql.connector.connect(**self._dbconfig))
 
     @staticmethod
-    def _reset_session(cnx: Any) -> None:
+    def _reset_session(cnx: MySQLConnectionAbstract) -> None:
         cnx.reset_session()
 
     @property
@@ -71,11 +76,11 @@ class MySQLConnectionPool:
         return self._size
 
     @property
-    def pool(self) -> Pool:
+    def pool(self) -> Pool[MySQLConnectionAbstract]:
         """The fastpool.Pool underneath (stats, check, drain)."""
         return self._pool
 
-    def get_connection(self) -> PooledConnection:
+    def get_connection(self) -> PooledConnection[MySQLConnectionAbstract]:
         """A connection whose ``close()`` gives it back."""
         try:
             return self._pool.getconn()

@@ -22,7 +22,7 @@ the options of ``fastpool.Pool``; everything else goes to ``psycopg2.connect``.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, Hashable
 
 import psycopg2
 import psycopg2.pool
@@ -30,10 +30,14 @@ import psycopg2.pool
 from .dbapi import Pool, PooledConnection
 from .errors import PoolClosed, PoolTimeout
 
+if TYPE_CHECKING:
+    # psycopg2 ships no type hints: this is Any unless types-psycopg2 is installed.
+    from psycopg2.extensions import connection
+
 __all__ = ["PoolExhausted", "SimpleConnectionPool", "ThreadedConnectionPool"]
 
 
-class PoolExhausted(psycopg2.pool.PoolError, PoolTimeout):
+class PoolExhausted(psycopg2.pool.PoolError, PoolTimeout):  # type: ignore[misc]  # PoolError is untyped
     """No connection became free within ``pool_timeout`` seconds."""
 
     __module__ = "fastpool.psycopg2_pool"
@@ -49,11 +53,12 @@ class ThreadedConnectionPool:
         self.maxconn = maxconn
         self._args, self._kwargs = args, kwargs
         self._lock = threading.Lock()
-        self._keyed: dict[Any, Any] = {}          # key -> raw connection (getconn(key))
-        self._out: dict[int, tuple[PooledConnection, Any]] = {}  # id(raw) -> (checkout, key)
+        self._keyed: dict[Hashable, connection] = {}  # key -> raw connection (getconn(key))
+        # id(raw) -> (checkout, key)
+        self._out: dict[int, tuple[PooledConnection[connection], Hashable | None]] = {}
         self._pool = Pool.filled(self._connect, minconn, maxconn, timeout=pool_timeout, **pool_options)
 
-    def _connect(self) -> Any:
+    def _connect(self) -> connection:
         return psycopg2.connect(*self._args, **self._kwargs)
 
     @property
@@ -61,11 +66,11 @@ class ThreadedConnectionPool:
         return self._pool.closed
 
     @property
-    def pool(self) -> Pool:
+    def pool(self) -> Pool[connection]:
         """The fastpool.Pool underneath (stats, resize, check, drain)."""
         return self._pool
 
-    def getconn(self, key: Any = None) -> Any:
+    def getconn(self, key: Hashable | None = None) -> connection:
         """A connection; the same one again for a ``key`` already checked out."""
         if key is not None:
             with self._lock:
@@ -91,7 +96,7 @@ class ThreadedConnectionPool:
             self._keyed[key] = raw
         return raw
 
-    def putconn(self, conn: Any, key: Any = None, close: bool = False) -> None:
+    def putconn(self, conn: connection, key: Hashable | None = None, close: bool = False) -> None:
         """Give back a connection; ``close=True`` closes it instead of keeping it."""
         entry = self._out.pop(id(conn), None)  # atomic: one of two racing returns wins
         if entry is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc
 from sqlalchemy.pool import Pool
@@ -34,6 +34,11 @@ from sqlalchemy.pool import Pool
 from ._core import SlotRing
 from .base import check_timeout
 from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
+
+if TYPE_CHECKING:
+    from sqlalchemy.pool import ConnectionPoolEntry
+    # What QueuePool's creator is declared as: a connect function, with or without the record.
+    from sqlalchemy.pool.base import _CreatorFnType, _CreatorWRecFnType
 
 # A waiter served with this may open a connection itself: an overflow place
 # was freed (a connection closed, or a connect failed).
@@ -44,8 +49,8 @@ UNLIMITED_CAP = 4096
 class FastQueuePool(Pool):
     """A drop-in for ``sqlalchemy.pool.QueuePool`` (``poolclass=FastQueuePool``)."""
 
-    def __init__(self, creator: Any, pool_size: int = 5, max_overflow: int = 10,
-                 timeout: float = 30.0, use_lifo: bool = False, **kw: Any) -> None:
+    def __init__(self, creator: _CreatorFnType | _CreatorWRecFnType, pool_size: int = 5,
+                 max_overflow: int = 10, timeout: float = 30.0, use_lifo: bool = False, **kw: Any) -> None:
         for name, value, low in (("pool_size", pool_size, 0), ("max_overflow", max_overflow, -1)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -62,20 +67,21 @@ class FastQueuePool(Pool):
         capacity = pool_size + max_overflow if max_overflow >= 0 else UNLIMITED_CAP
         self._capacity = max(1, capacity)
         self._ring = SlotRing(self._capacity)
-        self._records: list[Any] = [None] * self._capacity
+        # A record per slot; None only in retired slots, which are never read.
+        self._records: list[ConnectionPoolEntry] = [None] * self._capacity  # type: ignore[list-item]
         self._lock = threading.Lock()
         self._waiting: deque[Waiter] = deque()
 
     # -- checkout ------------------------------------------------------------
 
-    def _do_get(self) -> Any:
+    def _do_get(self) -> ConnectionPoolEntry:
         if not self._waiting:
             slot = self._ring.try_acquire()
             if slot >= 0:
                 return self._records[slot]
         return self._get_slow()
 
-    def _get_slow(self) -> Any:
+    def _get_slow(self) -> ConnectionPoolEntry:
         with self._lock:
             w = None
             slot = -1 if self._waiting else self._ring.try_acquire()
@@ -122,7 +128,7 @@ class FastQueuePool(Pool):
         elif slot == _CONNECT_YOURSELF:
             self._free_place()
 
-    def _new_record(self) -> Any:
+    def _new_record(self) -> ConnectionPoolEntry:
         try:
             record = self._create_connection()
         except BaseException:
@@ -131,7 +137,7 @@ class FastQueuePool(Pool):
         with self._lock:
             slot = self._ring.add(acquired=True)
         self._records[slot] = record
-        record._fp_slot = slot
+        record._fp_slot = slot  # type: ignore[attr-defined]  # records (_ConnectionRecord) have a __dict__
         return record
 
     def _free_place(self) -> None:
@@ -145,8 +151,8 @@ class FastQueuePool(Pool):
 
     # -- return --------------------------------------------------------------
 
-    def _do_return_conn(self, record: Any) -> None:
-        slot = record._fp_slot
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        slot: int = record._fp_slot  # type: ignore[attr-defined]  # set by _new_record
         if self._waiting or self._overflow > 0:
             with self._lock:
                 if self._waiting:
@@ -155,7 +161,7 @@ class FastQueuePool(Pool):
                 if self._overflow > 0 and self._ring.idle_count() >= self._pool_size:
                     # QueuePool's "queue full": an overflow connection is closed
                     self._ring.retire(slot)
-                    self._records[slot] = None
+                    self._records[slot] = None  # type: ignore[call-overload]  # retired
                     self._overflow -= 1
                     close = True
                 else:
@@ -193,7 +199,7 @@ class FastQueuePool(Pool):
                     break
                 idle.append(self._records[slot])
                 self._ring.retire(slot)
-                self._records[slot] = None
+                self._records[slot] = None  # type: ignore[call-overload]  # retired
             self._overflow = self._ring.in_use_count() - self._pool_size
         for record in idle:
             record.close()

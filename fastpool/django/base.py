@@ -2,7 +2,7 @@
 ``OPTIONS["pool"]`` makes a fastpool.ConnectionPool (see the package docstring)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import NO_DB_ALIAS
@@ -10,14 +10,21 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDataba
 
 from ..pool import ConnectionPool
 
+if TYPE_CHECKING:
+    import psycopg
 
-class DatabaseWrapper(PostgresDatabaseWrapper):
+    # Django's connections: their row type depends on the cursor factory it sets.
+    _DjangoPool = ConnectionPool[psycopg.Connection[Any]]
+
+
+# Django ships no type hints: its DatabaseWrapper is Any to mypy.
+class DatabaseWrapper(PostgresDatabaseWrapper):  # type: ignore[misc]
     # One pool per database alias for the process, kept apart from the pools
     # Django's own backend would make.
-    _connection_pools: dict[str, Any] = {}
+    _connection_pools: dict[str, _DjangoPool] = {}
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> _DjangoPool | None:
         options = self.settings_dict["OPTIONS"].get("pool")
         if self.alias == NO_DB_ALIAS or not options:
             return None
@@ -33,8 +40,11 @@ class DatabaseWrapper(PostgresDatabaseWrapper):
         params = self.get_connection_params()
         params["autocommit"] = True  # Django sets the mode it wants on each checkout
         check = ConnectionPool.check_connection if self.settings_dict["CONN_HEALTH_CHECKS"] else None
-        new = ConnectionPool(kwargs=params, open=False, configure=self._configure_connection,
-                             check=check, **({} if options is True else options))
+        # Django's _configure_connection() returns whether it needs a commit: the
+        # pool ignores a configure function's result.
+        new: _DjangoPool = ConnectionPool(
+            kwargs=params, open=False, configure=self._configure_connection,  # pyright: ignore[reportArgumentType]
+            check=check, **({} if options is True else options))
         # Not opened here: the first checkout opens it. Threads racing to make
         # the first pool keep the one stored first.
         return self._connection_pools.setdefault(self.alias, new)

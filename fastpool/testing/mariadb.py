@@ -31,8 +31,10 @@ class MariaDBServer:
     """A reachable server. ``kind`` is "env", "local" or "private"."""
 
     kind: str
-    connect_args: dict
-    process: Optional[subprocess.Popen] = None
+    # Keyword arguments for any MySQL driver's connect(): str and int values, typed
+    # Any so that they can be passed on to drivers typing each parameter.
+    connect_args: dict[str, Any]
+    process: Optional[subprocess.Popen[bytes]] = None
     datadir: Optional[str] = None
 
     def __repr__(self) -> str:
@@ -51,7 +53,7 @@ class MariaDBServer:
             shutil.rmtree(self.datadir, ignore_errors=True)
 
 
-def _connects(args: dict, create_db: bool = False) -> bool:
+def _connects(args: dict[str, Any], create_db: bool = False) -> bool:
     import pymysql
 
     try:
@@ -70,7 +72,7 @@ def _connects(args: dict, create_db: bool = False) -> bool:
     return True
 
 
-def _from_url(url: str) -> dict:
+def _from_url(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb") or not parts.hostname:
         raise ValueError("FASTPOOL_TEST_MYSQL must look like mysql://user[:password]@host[:port]/database")
@@ -150,7 +152,7 @@ def test_server() -> Iterator[Optional[MariaDBServer]]:
             server.stop()
 
 
-def connect_args_for(driver: str, args: dict) -> dict[str, Any]:
+def connect_args_for(driver: str, args: dict[str, Any]) -> dict[str, Any]:
     """``args`` spelled the way ``driver`` ("pymysql", "mysql.connector",
     "mariadb") wants them."""
     out = dict(args)

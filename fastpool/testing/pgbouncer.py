@@ -72,10 +72,10 @@ def pgbouncer_in_front_of(dsn: str, *, pool_mode: str = "transaction",
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"pgbouncer failed to start:\n{proc.stdout}\n{proc.stderr}")
-    client = {"host": "127.0.0.1", "port": port, "dbname": dbname}
+    client: dict[str, str | int] = {"host": "127.0.0.1", "port": port, "dbname": dbname}
     if server.get("user"):
         client["user"] = server["user"]
-    client_dsn = make_conninfo(**client)
+    client_dsn = make_conninfo("", **client)
     try:
         deadline = time.monotonic() + 30
         while not can_connect(client_dsn, 2.0):

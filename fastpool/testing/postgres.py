@@ -35,7 +35,7 @@ _PASSWORD_RE = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)|(://[^:/@]+
 def mask_password(dsn: str) -> str:
     """The DSN with any password (key/value or URI form) replaced by ``***``."""
 
-    def repl(m: re.Match) -> str:
+    def repl(m: re.Match[str]) -> str:
         if m.group(1):
             return m.group(1) + "***"
         return m.group(3) + "***" + m.group(5)
@@ -71,7 +71,7 @@ class PostgresServer:
 
     # Private clusters only ---------------------------------------------------
 
-    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         if self.kind != "private" or self.bindir is None or self.datadir is None:
             raise RuntimeError("only a private server started by this module can be stopped/started")
         cmd = [os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, *args]
@@ -104,7 +104,7 @@ class PostgresServer:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
-def _run_as(user: Optional[str], cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+def _run_as(user: Optional[str], cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     if user is not None:
         cmd = ["runuser", "-u", user, "--", *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -162,7 +162,7 @@ def find_bindir() -> Optional[str]:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return s.getsockname()[1]  # type: ignore[no-any-return]  # typeshed: the address is Any
 
 
 def _ensure_os_user(name: str) -> None:

@@ -7,24 +7,27 @@ import asyncio
 import itertools
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class _PGconn:
     def __init__(self) -> None:
-        self.transaction_status = 0  # IDLE; 4 (UNKNOWN) once closed
+        self.transaction_status: int = 0  # IDLE; 4 (UNKNOWN) once closed
 
 
 class StubConnection:
     """Just enough of psycopg.Connection for the pool."""
 
-    connect_delay = 0.0
-    fail_connects = 0          # the next N connects raise
+    connect_delay: ClassVar[float] = 0.0
+    fail_connects: ClassVar[int] = 0          # the next N connects raise
     _lock = threading.Lock()
     _ids = itertools.count(1)
-    connects = 0
-    in_flight = 0
-    max_in_flight = 0
+    connects: ClassVar[int] = 0
+    in_flight: ClassVar[int] = 0
+    max_in_flight: ClassVar[int] = 0
 
     @classmethod
     def reset_stats(cls, delay: float = 0.0) -> None:
@@ -32,7 +35,7 @@ class StubConnection:
         cls.connects = cls.in_flight = cls.max_in_flight = 0
 
     @classmethod
-    def connect(cls, conninfo: str = "", **kwargs):
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
         with cls._lock:
             cls.in_flight += 1
             cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
@@ -50,10 +53,10 @@ class StubConnection:
         return cls()
 
     def __init__(self) -> None:
-        self.id = next(self._ids)
-        self.pgconn = _PGconn()
-        self.closed = False
-        self.autocommit = False
+        self.id: int = next(self._ids)
+        self.pgconn: _PGconn = _PGconn()
+        self.closed: bool = False
+        self.autocommit: bool = False
 
     def close(self) -> None:
         self.closed = True
@@ -65,7 +68,7 @@ class StubConnection:
     def rollback(self) -> None:
         self.pgconn.transaction_status = 0
 
-    def execute(self, query: str):
+    def execute(self, query: str) -> Self:
         if self.closed:
             raise OSError("connection closed")
         return self
@@ -79,7 +82,7 @@ class AsyncStubConnection(StubConnection):
     rollback suspend once, as the real ones do."""
 
     @classmethod
-    async def connect(cls, conninfo: str = "", **kwargs):  # type: ignore[override]
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:  # type: ignore[override]
         await asyncio.sleep(0)
         return cls()
 
@@ -93,7 +96,7 @@ class AsyncStubConnection(StubConnection):
         await asyncio.sleep(0)
         StubConnection.rollback(self)
 
-    async def execute(self, query: str):  # type: ignore[override]
+    async def execute(self, query: str) -> StubConnection:  # type: ignore[override]
         return StubConnection.execute(self, query)
 
     async def set_autocommit(self, value: bool) -> None:
