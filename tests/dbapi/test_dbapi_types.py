@@ -17,6 +17,11 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.skipif(
+    os.environ.get("FASTPOOL_IMPL") == "python",
+    reason="static types don't depend on the core: checked in the FASTPOOL_IMPL=c pass only",
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SAMPLE = '''
