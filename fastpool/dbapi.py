@@ -438,7 +438,11 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         except Exception as ex:
             logger.warning("error ignored in rollback on %r: %s", raw, ex)
 
-    def connection(self, timeout: float | None = None) -> _ConnectionBlock[_ConnT]:  # type: ignore[override]
+    # ignore: the base's ConnectionContext is another class; "unused-ignore" because
+    # once the base returns a context manager type, ours matches it.
+    def connection(  # type: ignore[override, unused-ignore]
+        self, timeout: float | None = None
+    ) -> _ConnectionBlock[_ConnT]:
         """Context manager: a connection for the block, committed on success,
         rolled back on error, then returned to the pool."""
         return _ConnectionBlock(self, timeout)
