@@ -31,6 +31,9 @@ from .base import Stats
 from .errors import PoolClosed
 from .pool import ConnectionPool
 
+if TYPE_CHECKING:
+    from .waiting import Waiter
+
 logger: logging.Logger = logging.getLogger("fastpool")
 monotonic: Callable[[], float] = time.monotonic
 
@@ -419,7 +422,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
             finally:
                 self._return_after_block(conn)
 
-    def _return_after_block(self, conn: PooledConnection) -> None:
+    def _return_after_block(self, conn: PooledConnection[_ConnT]) -> None:
         """Give back the connection of a finished block unless that was done."""
         if conn._held is not None:
             self.putconn(conn)
@@ -447,7 +450,10 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         rolled back on error, then returned to the pool."""
         return _ConnectionBlock(self, timeout)
 
-    def _failed_check(self, w: Any, held: _Held) -> object:
+    # pyright ignore: "held" is the base's "conn" renamed; the core passes it by position.
+    def _failed_check(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, w: Waiter, held: _Held
+    ) -> object:
         """A connection that failed its ping (or ``check``) is broken: it is
         replaced and the checkout moves on at once, as SQLAlchemy's pre_ping
         does (the driver has no transaction state the pool could read to

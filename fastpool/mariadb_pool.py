@@ -43,7 +43,7 @@ pools and doesn't find this one: call ``pool.get_connection()``.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 import mariadb
 
@@ -58,11 +58,11 @@ MAX_POOL_SIZE = 64  # mariadb's limit for pool_size
 _IN_TRANS = 1
 
 # Names of the open pools: a name is taken until its pool is closed, as in mariadb.
-_open_names: set[Any] = set()
+_open_names: set[str] = set()
 _names_lock = threading.Lock()
 
 
-class PoolExhausted(mariadb.PoolError, PoolTimeout):
+class PoolExhausted(mariadb.PoolError, PoolTimeout):  # type: ignore[misc]  # PoolError is untyped
     """No connection became free within ``pool_timeout`` seconds."""
 
     __module__ = "fastpool.mariadb_pool"
@@ -74,11 +74,11 @@ class ConnectionPool:
     def __init__(
         self,
         *,
-        pool_name: Any = None,
-        pool_size: Any = 5,
+        pool_name: str | None = None,
+        pool_size: int | str = 5,  # as mariadb: "5" is 5
         pool_reset_connection: bool = True,
-        pool_validation_interval: Any = None,
-        pool_invalidation_interval: Any = None,
+        pool_validation_interval: int | str | None = None,
+        pool_invalidation_interval: int | str | None = None,
         pool_timeout: float = 30.0,
         **kwargs: Any,
     ) -> None:
@@ -129,13 +129,13 @@ class ConnectionPool:
             self._release_name()
             raise
 
-    def _connect(self) -> Any:
+    def _connect(self) -> mariadb.Connection:
         args = self._conn_args
         if not args:
             raise mariadb.PoolError(f"Couldn't get configuration for pool {self._name}")
         return mariadb.connect(**args)
 
-    def _reset(self, conn: Any) -> None:
+    def _reset(self, conn: mariadb.Connection) -> None:
         # Read on every return: pool_reset_connection can be changed at any time.
         if self._reset_connection:
             conn.reset()
@@ -152,12 +152,12 @@ class ConnectionPool:
         return f"<fastpool.mariadb_pool.ConnectionPool object (name={self._name}) at 0x{id(self):x}>"
 
     @property
-    def pool(self) -> Pool:
+    def pool(self) -> Pool[mariadb.Connection]:
         """The fastpool.Pool underneath (stats, check, drain)."""
         return self._pool
 
     @property
-    def pool_name(self) -> Any:
+    def pool_name(self) -> str:
         return self._name
 
     @property
@@ -185,7 +185,7 @@ class ConnectionPool:
     def pool_reset_connection(self, reset: bool) -> None:
         self._reset_connection = bool(reset)
 
-    def get_connection(self) -> PooledConnection:
+    def get_connection(self) -> PooledConnection[mariadb.Connection]:
         """A connection whose ``close()`` gives it back; waits up to
         ``pool_timeout`` seconds for one, then raises PoolExhausted."""
         if not self._conn_args and self.connection_count == 0 and not self._pool.closed:
@@ -201,7 +201,7 @@ class ConnectionPool:
         except PoolTimeout as ex:
             raise PoolExhausted(f"No connection available in pool '{self._name}': {ex}") from None
 
-    def add_connection(self, connection: Any = None) -> Any:
+    def add_connection(self, connection: mariadb.Connection | None = None) -> mariadb.Connection:
         """Add ``connection`` (a mariadb connection), or a new one made with the
         pool's configuration, to the pool; returns the connection added. Raises
         PoolError if the pool has no configuration or already ``pool_size``
@@ -223,7 +223,7 @@ class ConnectionPool:
             except PoolFull:
                 # Another connection came in meanwhile (made for a waiter).
                 if made:
-                    connection.close()
+                    connection.close()  # type: ignore[union-attr]  # made: not None
                 self._raise_full()
             except PoolClosed:
                 raise mariadb.PoolError(f"pool '{self._name}' is closed") from None
@@ -232,7 +232,7 @@ class ConnectionPool:
             self._pool.resize(self._kept, self._size)
         return connection
 
-    def _raise_full(self) -> None:
+    def _raise_full(self) -> NoReturn:
         raise mariadb.PoolError(
             f"Can't add connection to pool {self._name}: No free slot available ({self.connection_count})."
         )

@@ -43,7 +43,8 @@ class DatabaseWrapper(PostgresDatabaseWrapper):  # type: ignore[misc]
         # Django's _configure_connection() returns whether it needs a commit: the
         # pool ignores a configure function's result.
         new: _DjangoPool = ConnectionPool(
-            kwargs=params, open=False, configure=self._configure_connection,  # pyright: ignore[reportArgumentType]
+            kwargs=params, open=False,
+            configure=self._configure_connection,  # pyright: ignore[reportArgumentType]
             check=check, **({} if options is True else options))
         # Not opened here: the first checkout opens it. Threads racing to make
         # the first pool keep the one stored first.

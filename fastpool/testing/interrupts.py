@@ -38,9 +38,22 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 import fastpool
+
+if TYPE_CHECKING:
+    import psycopg
+    from typing_extensions import TypeAlias
+
+    from ..pool import ConnectionPool
+    from ..pool_async import AsyncConnectionPool
+
+    # Any fastpool pool: the psycopg pools (sync, async, null) and fastpool.Pool.
+    _AnyPool = Union[ConnectionPool[Any], AsyncConnectionPool[Any]]
+    # sys.settrace()'s functions: (frame, event, arg) -> the frame's local trace function
+    _TraceFunction: TypeAlias = Callable[[FrameType, str, Any], Optional["_TraceFunction"]]
 
 _PACKAGE = os.path.dirname(os.path.abspath(fastpool.__file__)) + os.sep
 _LEFT_OUT = tuple(
@@ -67,10 +80,10 @@ ATOMIC = frozenset({
     "serve", "fail", "wake", "clear", "thread_waiter", "release_waiter", "remove_waiter",
 })
 
-_with_exits: dict[Any, frozenset[int]] = {}
+_with_exits: dict[CodeType, frozenset[int]] = {}
 
 
-def with_exit_offsets(code: Any) -> frozenset[int]:
+def with_exit_offsets(code: CodeType) -> frozenset[int]:
     """Offsets where no real interrupt can arrive but a trace function's
     exception would be mishandled: the normal exit of a ``with`` block (the
     call of ``__exit__``, reported as a new line event of the ``with`` line:
@@ -114,7 +127,7 @@ class Injector:
             sys.settrace(None)
             raise self.exc(f"injected at point {self.count}: {where}")
 
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+    def _global(self, frame: FrameType, event: str, arg: Any) -> _TraceFunction | None:
         if self.fired is not None:
             return None
         code = frame.f_code
@@ -124,7 +137,7 @@ class Injector:
             first = [True]
             exits = with_exit_offsets(code)
 
-            def local(frame: Any, event: str, arg: Any) -> Any:
+            def local(frame: FrameType, event: str, arg: Any) -> _TraceFunction:
                 if event == "line" and self.fired is None:
                     if first[0]:
                         first[0] = False  # the call itself: see the module docstring
@@ -156,12 +169,12 @@ class Injector:
         finally:
             sys.settrace(trace)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         sys.settrace(None)
 
 
-def run_points(operation: Callable[[Injector], Any], *, excs: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit),
-               after: Callable[[int, Injector], Any]) -> int:
+def run_points(operation: Callable[[Injector], object], *, excs: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit),
+               after: Callable[[int, Injector], object]) -> int:
     """Count the points of ``operation`` (a clean run), then run it once per
     point with an exception delivered there (cycling through ``excs``), calling
     ``after(n, injector)`` after each. Returns the number of points."""
@@ -197,11 +210,11 @@ class PoolBooks:
         return self.idle + self.checked_out + self.held + self.connecting == self.size
 
 
-def _owner(conn: Any) -> Any:
+def _owner(conn: object) -> object:
     return getattr(conn, "_pool", None)
 
 
-def pool_books(pool: Any) -> PoolBooks:
+def pool_books(pool: _AnyPool) -> PoolBooks:
     """The pool's own view, read under its lock."""
     with pool._lock:
         in_use = pool._ring.in_use()
@@ -211,13 +224,13 @@ def pool_books(pool: Any) -> PoolBooks:
                          connecting=pool._connecting)
 
 
-def server_backends(admin: Any, app: str) -> int:
-    return admin.execute(
+def server_backends(admin: psycopg.Connection[Any], app: str) -> int:
+    return admin.execute(  # type: ignore[index, no-any-return]  # count(*): one row, an int
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]
     ).fetchone()[0]
 
 
-def assert_conserved(pool: Any, admin: Any, app: str, *, size: int | None = None,
+def assert_conserved(pool: _AnyPool, admin: psycopg.Connection[Any], app: str, *, size: int | None = None,
                      checked_out: int = 0, timeout: float = 15.0, context: str = "") -> PoolBooks:
     """Wait (up to ``timeout``) for the pool to settle, then require: books
     balanced with nothing held by nobody, ``checked_out`` connections with
@@ -245,6 +258,8 @@ def async_exc(thread: threading.Thread, exc: type[BaseException]) -> None:
     (``PyThreadState_SetAsyncExc``)."""
     import ctypes
 
-    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc))
+    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident),  # type: ignore[arg-type]  # a started thread has an ident
+        ctypes.py_object(exc))
     if n != 1:
         raise RuntimeError(f"PyThreadState_SetAsyncExc reached {n} threads")
