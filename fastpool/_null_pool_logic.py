@@ -53,12 +53,14 @@ class NullPoolLogic:
         self.close_returns = False
 
     def _start_workers_locked(self) -> None:
-        # No background connections and no shrinking: workers only to scan for
-        # leaks, when asked to.
+        # No background connections and no shrinking: workers only to reclaim
+        # orphaned connections and, when asked to, to scan for leaks.
+        cls = type(self)
+        self._workers = self._new_workers()
+        self._workers.start()
+        self._workers.run_later(self._orphan_scan_period, cls._orphan_task)
         if self._leak_threshold:
-            self._workers = self._new_workers()
-            self._workers.start()
-            self._workers.run_later(self._leak_scan_period(), type(self)._leak_task)
+            self._workers.run_later(self._leak_scan_period(), cls._leak_task)
 
     def _note_checkout_of(self, conn: Any) -> None:
         if self._leak_threshold:

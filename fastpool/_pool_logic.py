@@ -13,11 +13,14 @@ asyncio tasks for the async one.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from typing import Any
 
@@ -32,10 +35,16 @@ monotonic = time.monotonic
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-# What finishing a checkout of a held slot came to (``_checkout_checked``).
-CHECKED_OUT = "checked out"
+# What finishing a checkout of a held slot came to, when not the connection
+# itself (``_checkout_checked``).
 DISCARDED = "discarded"          # stale: being replaced; retry at once
 FAILED_CHECK = "failed check"    # back in the pool; retry after a backoff
+
+
+def _is_scan_frame(obj: Any) -> bool:
+    """The orphan scan's own frame (materialised only under a tracer), whose
+    ``conn`` variable is the scan's reference, not a user's."""
+    return isinstance(obj, types.FrameType) and obj.f_code is PoolLogic._find_orphans.__code__
 
 
 class PoolLogic:
@@ -45,6 +54,10 @@ class PoolLogic:
     object with ``start``, ``run_soon`` and ``run_later``), ``_close_idle()``,
     and the maintenance tasks ``_add_connection_task``, ``_shrink_task`` and
     ``_expiry_task``."""
+
+    # Seconds between two scans for checked-out connections nobody can return
+    # (a class attribute: tests scan more often).
+    _orphan_scan_period = 2.0
 
     # Set by the pool's constructor.
     _capacity: int
@@ -94,6 +107,8 @@ class PoolLogic:
         self._checked_out_at: list[float] = [0.0] * cap
         self._checkout_stack: list[Any] = [None] * cap
         self._leak_reported: list[float] = [0.0] * cap
+        # slot -> id() of its connection, seen unreachable by the last orphan scan
+        self._orphan_suspects: dict[int, int] = {}
         self._waiting: deque[Any] = deque()   # Waiter (threads) or AsyncWaiter
         self._nconns = 0          # connections in the pool + being connected (pool_size)
         self._connecting = 0      # connection attempts scheduled or in flight
@@ -406,8 +421,76 @@ class PoolLogic:
             logger.warning(
                 "connection %s of pool %r has been checked out for %.1f sec (leak_threshold=%s);"
                 " possible leak, checked out at:\n%s",
-                self._conns[slot], self.name, now - at, self._leak_threshold, stack.rstrip(),
+                # str(): a log record (kept by a buffering handler) must not keep
+                # a connection alive, or the orphan scan could never reclaim it
+                str(self._conns[slot]), self.name, now - at, self._leak_threshold, stack.rstrip(),
             )
+
+    # Orphans: checked-out connections nobody can return -----------------------
+
+    def _find_orphans(self, confirmed_only: bool = True) -> list[tuple[int, Any]]:
+        """Checked-out connections that nothing outside the pool refers to any
+        more: the thread that held one ended, or code dropped it without
+        returning it. Nobody can ever give them back, and their server
+        sessions may sit in a transaction holding locks (psycopg_pool lets the
+        garbage collector close them; fastpool holds each connection in its
+        slot, so it must do that itself). A connection is one only if it is
+        marked checked out (``_pool`` is this pool: a checkout in progress or
+        an idle slot claimed by maintenance is not), its reference count shows
+        no holder but the slot list, and the garbage collector confirms it.
+        With ``confirmed_only`` it must also have looked so at the previous
+        scan, so no instant between two steps of a checkout is ever mistaken
+        for one."""
+        conns = self._conns
+        suspects: dict[int, int] = {}
+        orphans = []
+        for slot in self._ring.in_use():
+            conn = conns[slot]
+            if conn is None or getattr(conn, "_pool", None) is not self:
+                continue
+            # Holders: the slot list, ``conn`` here and getrefcount's argument.
+            if sys.getrefcount(conn) > 3:
+                continue
+            if any(r is not conns and not _is_scan_frame(r) for r in gc.get_referrers(conn)):
+                continue
+            if not confirmed_only or self._orphan_suspects.get(slot) == id(conn):
+                orphans.append((slot, conn))
+            else:
+                suspects[slot] = id(conn)  # (an id, not the object: no new reference)
+        self._orphan_suspects = suspects
+        return orphans
+
+    def _report_orphan(self, slot: int, conn: Any) -> None:
+        """Count and log a reclaimed orphan (with where it was checked out,
+        when leak detection recorded it); the caller closes it."""
+        self._stats.add(Stats.CONNECTIONS_LOST)
+        where = self._checkout_stack[slot]
+        logger.warning(
+            "connection %s of pool %r was checked out and never returned, and nothing refers to"
+            " it any more (its thread ended, or the code dropped it): closed%s",
+            conn, self.name,
+            ", checked out at:\n" + "".join(traceback.format_list(where)).rstrip() if where else "",
+        )
+
+    def _reclaim_orphans(self, confirmed_only: bool = True) -> None:
+        """Close (and, while open, replace) the orphans found: sync pools."""
+        for slot, conn in self._find_orphans(confirmed_only):
+            self._report_orphan(slot, conn)
+            self._reclaim_orphan(slot, conn)
+
+    def _orphan_task(self) -> None:
+        """Maintenance task (sync pools): reclaim orphans every ``_orphan_scan_period``."""
+        if self._orphan_scan_due():
+            self._reclaim_orphans()
+
+    def _orphan_scan_due(self) -> bool:
+        """The scan task's own bookkeeping (it reschedules itself): False once
+        the pool is closed."""
+        workers = self._workers
+        if self._closed or workers is None:
+            return False
+        workers.run_later(self._orphan_scan_period, type(self)._orphan_task)
+        return True
 
     def _count_failed_request(self) -> None:
         # requests_errors (reset by pop_stats) and a running total for exporters
@@ -444,6 +527,7 @@ class PoolLogic:
         self._workers.run_later(self._expiry_sweep_period(), cls._expiry_task)
         if self._leak_threshold:
             self._workers.run_later(self._leak_scan_period(), cls._leak_task)
+        self._workers.run_later(self._orphan_scan_period, cls._orphan_task)
 
     def _begin_close_locked(self) -> Any:
         """close() under the pool lock: None if already closed, else what the

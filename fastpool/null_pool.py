@@ -204,6 +204,12 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         if not self._hand_over(slot):
             self._drop_now(slot, self._conns[slot])
 
+    def _reclaim_orphan(self, slot: int, conn: Any) -> None:
+        # Closed, and its place under max_size passes on (a null pool replaces nothing).
+        self._retire_returned(slot)
+        self._close_quietly(conn)
+        self._free_connection_slot()
+
     def check(self) -> None:
         """No idle connections to check in a null pool."""
 

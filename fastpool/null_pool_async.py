@@ -194,6 +194,10 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         if not self._hand_over(slot):
             self._close_returned_soon(slot, self._conns[slot])
 
+    async def _reclaim_orphan(self, slot: int, conn: Any) -> None:
+        # Closed, and its place under max_size passes on (a null pool replaces nothing).
+        await self._drop(slot, conn)
+
     async def check(self) -> None:
         """No idle connections to check in a null pool."""
 

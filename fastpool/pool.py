@@ -21,7 +21,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 from . import base
 from ._core import PoolHotPath
-from ._pool_logic import CHECKED_OUT, DISCARDED, FAILED_CHECK, PoolLogic
+from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
 from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
@@ -156,6 +156,9 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if workers is not None:
             workers.stop()
         self._close_idle(idle)
+        # Connections already unreachable (a thread died holding one) would
+        # never come back to be closed: close them now.
+        self._reclaim_orphans(confirmed_only=False)
         if workers is not None:
             workers.join(timeout)
 
@@ -258,9 +261,9 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 if queued:
                     self._await(w, deadline, timeout)
                 outcome = self._checkout_checked(w, monotonic())
-                if outcome is CHECKED_OUT:
+                if outcome is not DISCARDED and outcome is not FAILED_CHECK:
                     release_waiter(w)
-                    return self._conns[w.slot]  # type: ignore[no-any-return]
+                    return outcome  # type: ignore[no-any-return]
                 if outcome is FAILED_CHECK:
                     attempt = self._after_failed_check(attempt, deadline, timeout)
                     time.sleep(attempt.delay)
@@ -302,10 +305,11 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
 
     def _checkout_checked(self, w: Waiter, now: float) -> object:
         """Finish the checkout of the slot ``w`` holds: enforce lifetime/drain
-        and run the ``check`` callback. CHECKED_OUT: its connection is the
-        caller's; DISCARDED: it was stale and is being replaced (retry now);
-        FAILED_CHECK: it went back to the pool as psycopg_pool does (retry
-        after a backoff). ``w`` holds nothing unless CHECKED_OUT."""
+        and run the ``check`` callback. The connection, now the caller's (and
+        referenced from here on, so the orphan scan never mistakes it for
+        dropped); or DISCARDED: it was stale and is being replaced (retry
+        now); or FAILED_CHECK: it went back to the pool as psycopg_pool does
+        (retry after a backoff). ``w`` holds nothing unless it succeeded."""
         slot = w.slot
         conn = self._conns[slot]
         if self._is_stale(slot, now):
@@ -325,7 +329,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         conn._pool = self
         if self._leak_threshold:
             self._note_checkout(slot)
-        return CHECKED_OUT
+        return conn
 
     def _failed_check(self, w: Waiter, conn: Any) -> object:
         """psycopg_pool's answer to a failed ``check``: the connection goes
@@ -445,6 +449,11 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         """Close a held slot's connection and have a new one made in its place."""
         self._forget_slot(slot)
         self._close_and_replace(conn)
+
+    def _reclaim_orphan(self, slot: int, conn: Any) -> None:
+        """A checked-out connection nobody can return: out of the pool, closed,
+        and replaced while the pool is open."""
+        self._discard(slot, conn)
 
     def _close_and_replace(self, conn: Any) -> None:
         """Close a connection already out of the pool and make a new one if

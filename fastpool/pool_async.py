@@ -183,6 +183,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 for _, other in idle[i + 1:]:
                     self._close_in_background(other)
                 raise
+        # Connections already unreachable (a task dropped one) would never come
+        # back to be closed: close them now.
+        await self._reclaim_orphans_async(confirmed_only=False)
         if self._loop is not None and self._loop.is_closed():
             return  # its workers and background closes went with it
         if workers is not None:
@@ -349,7 +352,8 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             logger.warning(
                 "task %r finished while holding connection %s from pool %r:"
                 " return it with putconn() or use pool.connection()",
-                task.get_name(), conn, self.name,
+                # str(): the record must not keep the connection alive (orphan scan)
+                task.get_name(), str(conn), self.name,
             )
 
     # ------------------------------------------------------------------
@@ -517,6 +521,21 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         callback (sync or async)."""
         if self._reconnect_failed:
             await _resolved(partial(self._reconnect_failed, self))
+
+    async def _orphan_task(self) -> None:  # type: ignore[override]
+        """Maintenance task: reclaim orphans every ``_orphan_scan_period``."""
+        if self._orphan_scan_due():
+            await self._reclaim_orphans_async()
+
+    async def _reclaim_orphans_async(self, confirmed_only: bool = True) -> None:
+        for slot, conn in self._find_orphans(confirmed_only):
+            self._report_orphan(slot, conn)
+            await self._reclaim_orphan(slot, conn)
+
+    async def _reclaim_orphan(self, slot: int, conn: Any) -> None:  # type: ignore[override]
+        """A checked-out connection nobody can return: out of the pool, closed,
+        and replaced while the pool is open."""
+        await self._discard(slot, conn)
 
     async def _shrink_task(self) -> None:
         victim = self._shrink_candidate()
