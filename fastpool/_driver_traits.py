@@ -10,6 +10,7 @@ is open, so a broken one is found by the next ping or use).
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -22,6 +23,10 @@ class DriverTraits(NamedTuple):
     in_transaction: Callable[[Any], bool]
     is_closed: Callable[[Any], bool]
     ping: Callable[[Any], None]
+    # The error to raise for a connection that can't be shared between threads
+    # (its message says what to change), or None; None itself for drivers
+    # where that can't happen.
+    unshareable: Callable[[Any], Exception | None] | None
 
 
 def _module_of(cls: type) -> str:
@@ -109,6 +114,45 @@ def _ping_with_query(conn: Any) -> None:
         cur.close()
 
 
+def _unshareable_probe(cls: type) -> Callable[[Any], Exception | None] | None:
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and issubclass(cls, sqlite3.Connection):
+        return _sqlite_unshareable
+    return None
+
+
+def _sqlite_unshareable(conn: Any) -> Exception | None:
+    """sqlite3 connections opened with ``check_same_thread=True`` (the default)
+    refuse every use from a thread other than the one that made them, and a
+    pool hands each connection to many threads. sqlite3 doesn't say which kind
+    a connection is: try a use from another thread (once per connection)."""
+    refused: list[BaseException] = []
+
+    def use_elsewhere() -> None:
+        try:
+            conn.cursor().close()
+        except Exception as ex:
+            refused.append(ex)
+
+    probe = threading.Thread(target=use_elsewhere, name="fastpool-sqlite3-probe", daemon=True)
+    probe.start()
+    probe.join()
+    if not refused:
+        return None
+    try:
+        conn.cursor().close()  # the same use works here: the refusal was about threads
+    except Exception:
+        return None  # closed or broken: the pool finds that out on its own
+    import sqlite3
+
+    return sqlite3.ProgrammingError(
+        "sqlite3 connections made with check_same_thread=True (sqlite3's default) can only be"
+        " used by the thread that made them, and a pool hands them to other threads: open"
+        " them with sqlite3.connect(..., check_same_thread=False) (safe here: the pool never"
+        " gives one connection to two threads at once)"
+    )
+
+
 _cache: dict[type, DriverTraits] = {}
 _cache_lock = threading.Lock()
 
@@ -121,6 +165,7 @@ def traits_of(conn: Any) -> DriverTraits:
         with _cache_lock:
             traits = _cache.get(cls)
             if traits is None:
-                traits = DriverTraits(_in_transaction_probe(cls), _closed_probe(cls), _ping_probe(cls))
+                traits = DriverTraits(_in_transaction_probe(cls), _closed_probe(cls), _ping_probe(cls),
+                                      _unshareable_probe(cls))
                 _cache[cls] = traits
     return traits

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from ._core import MAX_CAPACITY, SlotRing
-from .base import UNKNOWN, AttemptWithBackoff, Histograms, Stats
+from .base import UNKNOWN, AttemptWithBackoff, Histograms, Stats, check_capacity
 from .errors import PoolClosed, PoolInternalError, PoolTimeout
 
 try:
@@ -227,6 +227,7 @@ class NullPoolLogic:
             raise TypeError(f"max_size must be an int or None, got {type(max_size).__name__}")
         if max_size < 0:
             raise ValueError("max_size cannot be negative (0 or None means unlimited)")
+        check_capacity("max_size", max_size)
         return min_size, max_size
 
     def _resize(self, min_size: int, max_size: int | None = None) -> None:

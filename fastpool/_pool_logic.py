@@ -22,7 +22,7 @@ import time
 import traceback
 import types
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 
 from ._core import SlotRing
@@ -539,17 +539,30 @@ class PoolLogic:
         self._closed = True
         self._fast = False
         err = PoolClosed(f"the pool {self.name!r} is closed")
-        while self._waiting:
-            w = self._waiting[0]
-            if w.slot == -1 and w.error is None:
-                w.error = err
-                del self._waiting[0]
-                w.wake()
-            else:
-                del self._waiting[0]
+        self._fail_all_waiting_locked(lambda: err)
         idle = self._take_all_idle_locked()
         workers, self._workers = self._workers, None
         return idle, workers
+
+    def _fail_all_waiting_locked(self, make_error: Callable[[], BaseException]) -> None:
+        """Wake every queued client with an error of ``make_error()`` (pool lock
+        held): what they wait for won't come. As for a hand-over, the outcome
+        is written before the waiter leaves the queue; one already settled
+        (its server was interrupted) is only taken off."""
+        waiting = self._waiting
+        while waiting:
+            w = waiting[0]
+            if w.slot == -1 and w.error is None:
+                w.error = make_error()
+                del waiting[0]
+                w.wake()
+            else:
+                del waiting[0]
+
+    def _fail_waiting(self, make_error: Callable[[], BaseException]) -> None:
+        """``_fail_all_waiting_locked`` for a connection the pool can't use."""
+        with self._lock:
+            self._fail_all_waiting_locked(make_error)
 
     def _raise_if_closed(self) -> None:
         if self._closed:

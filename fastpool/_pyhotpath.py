@@ -43,13 +43,14 @@ class PoolFastPath:
         connection, or not allowed now (take the slow path, which counts the
         request). A slot never leaves this method other than with its
         connection checked out, so an interrupt can't strand it in between."""
-        # A timeout that isn't a plain non-negative number takes the slow path,
-        # which rejects it with a clear error.
+        # A timeout that isn't a plain positive number takes the slow path,
+        # which rejects it with a clear error, or (<= 0: no time left, as in
+        # psycopg_pool) raises PoolTimeout; fastpool.Pool serves timeout=0 there.
         if (
             self._fast
             and self._check is None
             and not self._waiting
-            and (timeout is None or (type(timeout) in (float, int) and timeout >= 0))
+            and (timeout is None or (type(timeout) in (float, int) and timeout > 0))
         ):
             slot = self._ring.try_acquire()
             if slot >= 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import threading
 import weakref
 from typing import Any, Callable
@@ -22,6 +23,14 @@ logger = logging.getLogger("psycopg.pool")
 
 Task = Callable[..., Any]
 _STOP = object()
+
+
+def _being_cancelled() -> bool:
+    """The current task has a cancellation pending (Python 3.11+ can tell; on
+    older versions assume it has, the safe answer)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 class AsyncWorkers:
@@ -58,6 +67,9 @@ class AsyncWorkers:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
     def run_later(self, delay: float, task: Task, *args: Any) -> None:
+        """Run ``task`` in ``delay`` seconds; an infinite delay is never."""
+        if delay == math.inf:
+            return
         if not self._in_loop_thread():
             self._loop.call_soon_threadsafe(self.run_later, delay, task, *args)
             return
@@ -110,4 +122,15 @@ class AsyncWorkers:
                     await result
             except Exception as ex:
                 log_task_failure(task, ex)
+            except asyncio.CancelledError as ex:
+                if self._stopping or _being_cancelled():
+                    raise  # this worker is cancelled (close(), loop shutdown)
+                # A task's own CancelledError (a cancelled future it awaited):
+                # a dead worker would leave the pool short of hands.
+                log_task_failure(task, ex)
+            except BaseException as ex:
+                # KeyboardInterrupt, SystemExit: asyncio stops the loop with
+                # these, as it should; say which task raised it.
+                log_task_failure(task, ex)
+                raise
             del pool  # don't keep the pool alive while waiting on the queue

@@ -7,10 +7,12 @@ import itertools
 import logging
 import math
 import random
+import threading
 import typing
 from typing import Any, Callable
 
-from ._core import Counters
+from ._core import MAX_CAPACITY, Counters
+from .errors import PoolTimeout
 
 logger = logging.getLogger("psycopg.pool")
 
@@ -26,18 +28,56 @@ STATUS_NAMES = {IDLE: "IDLE", ACTIVE: "ACTIVE", INTRANS: "INTRANS", INERROR: "IN
 _pool_names = itertools.count(1)
 
 
-def _positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
+def _seconds(name: str, value: Any) -> float:
+    """A number of seconds as a float. ``inf`` (and an int too large for a
+    float) means no limit; callers that wait clamp it (``clamp_wait``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond a float's range: as good as infinite
+        seconds = math.inf if value > 0 else -math.inf
+    if math.isnan(seconds):
+        raise ValueError(f"{name} must be a number of seconds, got nan")
+    return seconds
+
+
+def _positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    seconds = _seconds(name, value)
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         need = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {need}, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def check_timeout(value: Any, name: str = "timeout") -> float:
-    """A timeout in seconds: a non-negative int or float."""
+    """A timeout in seconds: a non-negative int or float (``inf``: no limit)."""
     return _positive_number(name, value, allow_zero=True)
+
+
+def clamp_wait(seconds: float) -> float:
+    """``seconds`` as a timeout the threading primitives accept: beyond
+    ``threading.TIMEOUT_MAX`` (about 292 years) they raise OverflowError."""
+    return seconds if seconds < threading.TIMEOUT_MAX else threading.TIMEOUT_MAX
+
+
+# libpq reads connect_timeout as a C int: a longer wait is "no limit of ours".
+_MAX_CONNECT_TIMEOUT = 2**31 - 1
+
+
+def connect_timeout(seconds: float) -> int | None:
+    """The ``connect_timeout`` for a connection attempt that may take
+    ``seconds``: whole seconds, at least 1 (as psycopg_pool); None (leave the
+    conninfo's own) when there is no usable limit."""
+    if seconds >= _MAX_CONNECT_TIMEOUT:
+        return None
+    return max(round(seconds), 1)
+
+
+def check_capacity(name: str, size: int) -> None:
+    """A pool size must fit the slot ring (fastpool._core MAX_CAPACITY)."""
+    if size > MAX_CAPACITY:
+        raise ValueError(f"{name} must be at most {MAX_CAPACITY}, got {size}")
 
 
 def check_callable(name: str, value: Any) -> None:
@@ -254,7 +294,7 @@ class BasePool:
         self._min_size = min_size
         self._max_size = max_size
         self.name = name if name is not None else f"pool-{next(_pool_names)}"
-        self.timeout = check_timeout(timeout)
+        self.timeout = self._check_pool_timeout(timeout)
         self.max_waiting = max_waiting
         self.max_lifetime = _positive_number("max_lifetime", max_lifetime)
         self.max_idle = _positive_number("max_idle", max_idle)
@@ -263,10 +303,13 @@ class BasePool:
         self.num_workers = num_workers
         self.check_bypass = _positive_number("check_bypass", check_bypass, allow_zero=True)
         # Seconds a connection may stay checked out before it is reported as a
-        # possible leak; 0 (from None) is off.
+        # possible leak; 0 (from None, or inf: no limit) is off, which also
+        # saves the stack capture on each checkout.
         self._leak_threshold = (
             0.0 if leak_threshold is None else _positive_number("leak_threshold", leak_threshold)
         )
+        if self._leak_threshold == math.inf:
+            self._leak_threshold = 0.0
         self.fork_safe = bool(fork_safe)
         self._stats = Stats()
         self._histograms = Histograms()
@@ -276,6 +319,7 @@ class BasePool:
     def _check_size(self, min_size: Any, max_size: Any) -> tuple[int, int]:
         if isinstance(min_size, bool) or not isinstance(min_size, int):
             raise TypeError(f"min_size must be an int, got {type(min_size).__name__}")
+        max_size_given = max_size is not None
         if max_size is None:
             max_size = min_size
         elif isinstance(max_size, bool) or not isinstance(max_size, int):
@@ -286,7 +330,44 @@ class BasePool:
             raise ValueError("max_size must be greater or equal than min_size")
         if min_size == max_size == 0:
             raise ValueError("max_size must be greater than 0 when min_size is 0")
+        check_capacity("max_size" if max_size_given else "min_size", max_size)
         return min_size, max_size
+
+    # What getconn(timeout=0) means. psycopg_pool: the caller has no time left
+    # (code like ``getconn(timeout=deadline - monotonic())`` relies on it), so
+    # any timeout <= 0 raises PoolTimeout, even with a connection idle.
+    # fastpool.Pool sets this: there 0 means "don't wait", as in the pools of
+    # psycopg2, MySQL Connector and SQLAlchemy, and a negative timeout is an error.
+    _nowait_at_zero = False
+
+    def _check_pool_timeout(self, timeout: Any) -> float:
+        """The constructor's ``timeout``: the default of every getconn()."""
+        if self._nowait_at_zero:
+            return check_timeout(timeout)
+        seconds = _seconds("timeout", timeout)
+        if seconds <= 0:
+            raise ValueError(
+                f"timeout must be > 0, got {timeout!r}: with no time to wait, every"
+                " getconn() would raise PoolTimeout (pass inf for no limit)"
+            )
+        return seconds
+
+    def _request_timeout(self, timeout: Any) -> float:
+        """A getconn()'s ``timeout`` in seconds (None: the pool's). TypeError or
+        ValueError if it isn't a number of seconds; for the psycopg pools a
+        value <= 0 is accepted here and refused by ``_refuse_if_no_time``."""
+        if timeout is None:
+            return self.timeout
+        if self._nowait_at_zero:
+            return check_timeout(timeout)
+        return _seconds("timeout", timeout)
+
+    def _refuse_if_no_time(self, timeout: float) -> None:
+        """PoolTimeout for a psycopg pool's getconn() with ``timeout <= 0``,
+        before anything is taken, as psycopg_pool does (which counts it in
+        requests_num only, not in requests_errors)."""
+        if timeout <= 0 and not self._nowait_at_zero:
+            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__module__}.{self.__class__.__name__} {self.name!r} at 0x{id(self):x}>"

@@ -89,6 +89,12 @@ class _Held:
     def close(self) -> None:
         self.raw.close()
 
+    def refusal(self) -> Exception | None:
+        """Why the pool can't use this connection (an error that says what to
+        change: a sqlite3 connection bound to its thread), or None."""
+        unshareable = self.traits.unshareable
+        return None if unshareable is None else unshareable(self.raw)
+
     def __repr__(self) -> str:
         return f"<pooled {self.raw!r}>"
 
@@ -208,7 +214,16 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
     The pool is generic in the driver's connection type, inferred from
     ``connect``: ``Pool(lambda: sqlite3.connect(path))`` is a
     ``Pool[sqlite3.Connection]``, whose checkouts are
-    ``PooledConnection[sqlite3.Connection]``."""
+    ``PooledConnection[sqlite3.Connection]``.
+
+    ``timeout`` (here and in ``getconn()``) is how long to wait for a
+    connection: 0 hands out an idle one or raises PoolTimeout at once, without
+    waiting (as the pools of psycopg2 and MySQL Connector always do); ``inf``
+    waits without limit; a negative timeout is an error. (The psycopg pools
+    follow psycopg_pool instead: a timeout <= 0 means no time is left, so
+    PoolTimeout.)"""
+
+    _nowait_at_zero = True
 
     def __init__(
         self,
@@ -268,6 +283,10 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
             leak_threshold=leak_threshold,
         )
         self._connect_fn = connect
+        # Set when connect() made a connection the pool can't use (a sqlite3
+        # one bound to its thread): a checkout that would wait for a new
+        # connection raises it at once instead of timing out.
+        self._refused: Exception | None = None
         self._user_check = self.check_connection if pre_ping else check
         self._user_reset = reset
         self.reset_on_return = reset_on_return
@@ -462,6 +481,16 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         self._discard_held(w, held)
         return DISCARDED
 
+    def _getconn_slow(self, timeout: float | None, counted: bool) -> _Held:
+        refused = self._refused
+        if refused is not None and not self._closed:
+            # Every new connection is refused: waiting would only time out.
+            if not counted:
+                self._counters.add(base.I_REQUESTS_NUM)
+            self._count_failed_request()
+            raise _copy_error(refused)
+        return ConnectionPool._getconn_slow(self, timeout, counted)
+
     def _check_held(self, held: _Held) -> None:
         self._user_check(held.raw)  # type: ignore[misc]
 
@@ -479,6 +508,13 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
             raise
         self._connect_ended(t0, True)
         held = _Held(raw)
+        refused = held.refusal()
+        if refused is not None:
+            self._close_quietly(held)
+            self._refused = refused
+            self._fail_waiting(lambda: _copy_error(refused))
+            raise refused
+        self._refused = None
         if self._configure is not None:
             try:
                 self._configure(raw)
@@ -523,6 +559,9 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
                 f"can't add a closed connection to pool {self.name!r}"
                 f" (the driver says this {type(conn).__name__} is closed)"
             )
+        refused = held.refusal()
+        if refused is not None:
+            raise refused
         if not self._reserve_connection():
             raise PoolFull(
                 f"can't add a connection to pool {self.name!r}: it has max_size={self._max_size}"
@@ -578,6 +617,12 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         if isinstance(conn, (PooledConnection, _Held)):
             conn = conn.raw
         traits_of(conn).ping(conn)
+
+
+def _copy_error(error: Exception) -> Exception:
+    """A fresh instance of ``error`` for each caller it is raised to (raising
+    one instance in many threads would grow and mix its traceback)."""
+    return type(error)(*error.args)
 
 
 class _ConnectionBlock(Generic[_ConnT]):

@@ -14,7 +14,7 @@ connection's session is reset (``reset_session()``: user variables, temporary
 tables, session settings), and ``pool_reset_session=False`` skips that round
 trip. The difference: MySQL Connector raises ``PoolError`` at once when all
 connections are out; this pool waits for one (FIFO) for up to ``pool_timeout``
-seconds, then raises ``PoolExhausted``, a subclass of both
+seconds (0: not at all), then raises ``PoolExhausted``, a subclass of both
 ``mysql.connector.errors.PoolError`` and ``fastpool.PoolTimeout``. Connections
 are checked with a ping before each checkout, as MySQL Connector does.
 """

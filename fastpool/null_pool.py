@@ -71,9 +71,10 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
 
     def getconn(self, timeout: float | None = None) -> CT:
         self._stats.add(Stats.REQUESTS_NUM)
-        timeout = self.timeout if timeout is None else base.check_timeout(timeout)
+        timeout = self._request_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
+        self._refuse_if_no_time(timeout)
         attempt: AttemptWithBackoff | None = None
         # As in ConnectionPool: the waiter holds the caller's place, or the
         # connection handed over, until the caller has it (see _abandon_checkout).

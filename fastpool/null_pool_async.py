@@ -85,9 +85,10 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
             self._raise_wrong_loop(self._loop)
         self._stats.add(Stats.REQUESTS_NUM)
-        timeout = self.timeout if timeout is None else base.check_timeout(timeout)
+        timeout = self._request_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
+        self._refuse_if_no_time(timeout)
         attempt: AttemptWithBackoff | None = None
         while True:
             conn = await self._getconn_unchecked(deadline, timeout)

@@ -242,12 +242,10 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     def _getconn_slow(self, timeout: float | None, counted: bool) -> CT:
         if not counted:
             self._counters.add(base.I_REQUESTS_NUM)
-        if timeout is None:
-            timeout = self.timeout
-        else:
-            timeout = base.check_timeout(timeout)
+        timeout = self._request_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
+        self._refuse_if_no_time(timeout)
         # The waiter holds the slot from the moment it is taken or handed over
         # until the connection is returned to the caller, so wherever an
         # exception lands (a KeyboardInterrupt, an asynchronous exception, a
@@ -482,8 +480,9 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     def _connect(self, timeout: float | None = None) -> Any:
         """Open a connection and run ``configure``; raise on any failure."""
         kwargs = self._resolve_kwargs()
-        if timeout is not None:
-            kwargs = dict(kwargs, connect_timeout=max(round(timeout), 1))
+        limit = None if timeout is None else base.connect_timeout(timeout)
+        if limit is not None:
+            kwargs = dict(kwargs, connect_timeout=limit)
         conninfo = self._resolve_conninfo()
         t0 = self._connect_started()
         try:
@@ -515,9 +514,14 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             return
         try:
             conn = self._connect()
-        except Exception as ex:
+        except BaseException as ex:
+            # Also a BaseException (a callback's SystemExit: this is no main
+            # thread): the attempt must not stay counted as in flight forever,
+            # or the pool would neither grow nor refill for it.
             logger.warning("error connecting in %r: %s", self.name, ex)
             self._retry_connection(attempt)
+            if not isinstance(ex, Exception):
+                raise  # for the worker to log (and survive)
             return
         slot = self._install_connected(conn)
         if slot < 0:
@@ -531,8 +535,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             return
         try:
             self.reconnect_failed()
-        except Exception as ex:
-            logger.warning("reconnect_failed callback failed: %s", ex)
+        except BaseException as ex:  # (a worker thread: a SystemExit would only end it)
+            logger.warning("reconnect_failed callback failed: %s: %s", type(ex).__name__, ex)
         self._refill_later(gave_up)
 
     def _shrink_task(self) -> None:

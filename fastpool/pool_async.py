@@ -278,9 +278,10 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     async def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
         if not counted:
             self._counters.add(base.I_REQUESTS_NUM)
-        timeout = self.timeout if timeout is None else base.check_timeout(timeout)
+        timeout = self._request_timeout(timeout)
         deadline = monotonic() + timeout
         self._check_open_getconn()
+        self._refuse_if_no_time(timeout)
         attempt = None
         while True:
             with self._lock:
@@ -461,8 +462,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         """Open a connection and run ``configure``; raise on any failure."""
         kwargs = await _resolved(self.kwargs)
         kwargs = self._check_kwargs(kwargs)
-        if timeout is not None:
-            kwargs = dict(kwargs, connect_timeout=max(round(timeout), 1))
+        limit = None if timeout is None else base.connect_timeout(timeout)
+        if limit is not None:
+            kwargs = dict(kwargs, connect_timeout=limit)
         conninfo = self._check_conninfo(await _resolved(self.conninfo))
         t0 = self._connect_started()
         try:
@@ -496,9 +498,13 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             logger.warning("error connecting in %r: %s", self.name, ex)
             await self._retry_connection(attempt)
             return
-        except BaseException:  # the worker was cancelled (close() timed out)
+        except BaseException:
+            # The worker was cancelled (close() timed out), or the attempt was
+            # (its worker logs that and goes on): either way this attempt is
+            # over; an open pool makes up for it.
             with self._lock:
                 self._attempt_ended_locked()
+            self._replace_discarded()
             raise
         slot = self._install_connected(conn)
         if slot < 0:

@@ -15,7 +15,8 @@ psycopg2 API that checks their type keeps working.
 The one deliberate difference: psycopg2's pool raises ``PoolError`` at once when
 all ``maxconn`` connections are in use; this one waits for a connection (FIFO)
 for up to ``pool_timeout`` seconds, then raises ``PoolExhausted``, a subclass
-of both ``psycopg2.pool.PoolError`` and ``fastpool.PoolTimeout``.
+of both ``psycopg2.pool.PoolError`` and ``fastpool.PoolTimeout``
+(``pool_timeout=0``: no wait, ``PoolExhausted`` at once when none is idle).
 Other ``pool_*`` keywords (``pool_max_lifetime``, ``pool_pre_ping``, ...) pass
 the options of ``fastpool.Pool``; everything else goes to ``psycopg2.connect``.
 """

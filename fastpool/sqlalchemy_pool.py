@@ -16,11 +16,16 @@ SQLAlchemy does around the pool is SQLAlchemy's own, unchanged: ``pool_recycle``
 (``connect``, ``checkout``, ``checkin``, ...), because only ``_do_get`` and
 ``_do_return_conn`` are replaced.
 
+``pool_size=0`` means no size limit, as in QueuePool: no returned connection is
+closed, and the overflow is unlimited.
+
 Differences from QueuePool: ``use_lifo=True`` is refused (connections are
 handed out oldest first); ``dispose()`` counts connections still checked out
 against the new overflow instead of forgetting them; the pool holds at most
-``pool_size + max_overflow`` connections (``max_overflow=-1``, unlimited, is
-capped at 4096).
+``pool_size + max_overflow`` connections, and an unlimited overflow
+(``max_overflow=-1``, or ``pool_size=0``) is capped at 4096 connections beyond
+``pool_size``: past that, a checkout waits for a returned connection (up to
+``timeout``) as with any other limit, and never opens one more.
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exc
 from sqlalchemy.pool import Pool
 
-from ._core import SlotRing
+from ._core import MAX_CAPACITY, SlotRing
 from .base import check_timeout
 from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 
@@ -59,12 +64,27 @@ class FastQueuePool(Pool):
         if use_lifo:
             raise ValueError("FastQueuePool hands out idle connections oldest first: use_lifo=True "
                              "is not supported (use sqlalchemy's QueuePool for LIFO)")
+        self._timeout = check_timeout(timeout, "timeout")
+        # pool_size=0 is "no size limit" (QueuePool then ignores max_overflow);
+        # an unlimited overflow stops where the ring does.
+        unlimited = max_overflow == -1 or pool_size == 0
+        overflow_limit = UNLIMITED_CAP if unlimited else max_overflow
+        capacity = pool_size + overflow_limit
+        if capacity > MAX_CAPACITY:
+            raise ValueError(
+                f"pool_size + max_overflow must be at most {MAX_CAPACITY}, got"
+                f" pool_size={pool_size}, max_overflow={max_overflow}"
+                + (f" (-1 counts as {UNLIMITED_CAP})" if unlimited else "")
+            )
         Pool.__init__(self, creator, **kw)
         self._pool_size = pool_size
         self._max_overflow = max_overflow
-        self._timeout = check_timeout(timeout, "timeout")
+        self._overflow_limit = overflow_limit
+        self._unlimited = unlimited
+        # Returns close overflow connections ("queue full") unless pool_size is 0.
+        self._closes_overflow = pool_size > 0
         self._overflow = 0 - pool_size          # QueuePool's meaning: connections beyond pool_size
-        capacity = pool_size + max_overflow if max_overflow >= 0 else UNLIMITED_CAP
+        self._connecting = 0                    # places taken by connects not in the ring yet
         self._capacity = max(1, capacity)
         self._ring = SlotRing(self._capacity)
         # A record per slot; None only in retired slots, which are never read.
@@ -86,8 +106,9 @@ class FastQueuePool(Pool):
             w = None
             slot = -1 if self._waiting else self._ring.try_acquire()
             if slot < 0:
-                if self._max_overflow == -1 or self._overflow < self._max_overflow:
-                    self._overflow += 1      # a place for a new connection, ours
+                if self._overflow < self._overflow_limit:
+                    self._overflow += 1      # a place for a new connection (in the ring), ours
+                    self._connecting += 1
                 else:
                     w = thread_waiter()
                     self._waiting.append(w)
@@ -117,9 +138,11 @@ class FastQueuePool(Pool):
             raise
         release_waiter(w)
         if slot == -1:
+            cap = (" (FastQueuePool caps an unlimited overflow at %d connections)" % UNLIMITED_CAP
+                   if self._unlimited else "")
             raise exc.TimeoutError(
-                "QueuePool limit of size %d overflow %d reached, connection timed out, timeout %0.2f"
-                % (self.size(), self.overflow(), self._timeout), code="3o7r")
+                "QueuePool limit of size %d overflow %d reached, connection timed out, timeout %0.2f%s"
+                % (self.size(), self.overflow(), self._timeout, cap), code="3o7r")
         return slot
 
     def _give_unclaimed(self, slot: int) -> None:
@@ -135,7 +158,10 @@ class FastQueuePool(Pool):
             self._free_place()
             raise
         with self._lock:
+            # Cannot fail: places (connections and connects in flight, counted
+            # by _overflow even across dispose()) never outnumber the slots.
             slot = self._ring.add(acquired=True)
+            self._connecting -= 1
         self._records[slot] = record
         record._fp_slot = slot  # type: ignore[attr-defined]  # records (_ConnectionRecord) have a __dict__
         return record
@@ -148,17 +174,19 @@ class FastQueuePool(Pool):
                 self._waiting.popleft().serve(_CONNECT_YOURSELF)
             else:
                 self._overflow -= 1
+                self._connecting -= 1
 
     # -- return --------------------------------------------------------------
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         slot: int = record._fp_slot  # type: ignore[attr-defined]  # set by _new_record
-        if self._waiting or self._overflow > 0:
+        if self._waiting or (self._overflow > 0 and self._closes_overflow):
             with self._lock:
                 if self._waiting:
                     self._waiting.popleft().serve(slot)
                     return
-                if self._overflow > 0 and self._ring.idle_count() >= self._pool_size:
+                if (self._closes_overflow and self._overflow > 0
+                        and self._ring.idle_count() >= self._pool_size):
                     # QueuePool's "queue full": an overflow connection is closed
                     self._ring.retire(slot)
                     self._records[slot] = None  # type: ignore[call-overload]  # retired
@@ -200,7 +228,8 @@ class FastQueuePool(Pool):
                 idle.append(self._records[slot])
                 self._ring.retire(slot)
                 self._records[slot] = None  # type: ignore[call-overload]  # retired
-            self._overflow = self._ring.in_use_count() - self._pool_size
+            # Connections still checked out, and connects in flight, keep their places.
+            self._overflow = self._ring.in_use_count() + self._connecting - self._pool_size
         for record in idle:
             record.close()
         self.logger.info("Pool disposed. %s", self.status())

@@ -13,6 +13,8 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .base import clamp_wait
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -57,8 +59,8 @@ class Waiter:
     def wait(self, timeout: float) -> None:
         """Block until woken, or ``timeout`` passes. Whether it was served is
         ``settled`` (under the pool lock), not what this returns."""
-        if timeout > 0:
-            self._sem.acquire(timeout=timeout)
+        if timeout > 0:  # an infinite or huge one waits as long as threading allows
+            self._sem.acquire(timeout=clamp_wait(timeout))
 
     def clear(self) -> None:
         """Forget the last outcome and re-arm the wake-up (waiter off every

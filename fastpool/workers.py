@@ -11,11 +11,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
 import weakref
 from typing import Any, Callable
+
+from .base import clamp_wait
 
 logger = logging.getLogger("psycopg.pool")
 
@@ -23,10 +26,19 @@ Task = Callable[..., Any]
 _STOP = object()
 
 
-def log_task_failure(task: Task, ex: Exception) -> None:
+# The scheduler sleeps at most this long between looks at its heap, so a task
+# due at a far-off time (max_idle=inf: never) costs one wake-up per period.
+_MAX_SLEEP = 600.0
+
+
+def log_task_failure(task: Task, ex: BaseException) -> None:
     """A maintenance task raised: log it and keep the worker going."""
-    logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
-                   ex.__class__.__name__, ex)
+    if isinstance(ex, Exception):
+        logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
+                       ex.__class__.__name__, ex)
+    else:  # SystemExit and the like: unexpected in a pool task, worth a traceback
+        logger.error("task run %s raised %s: %s (the pool's worker goes on)",
+                     getattr(task, "__name__", task), ex.__class__.__name__, ex, exc_info=ex)
 
 
 class Workers:
@@ -57,6 +69,9 @@ class Workers:
         self._queue.put((task, args))
 
     def run_later(self, delay: float, task: Task, *args: Any) -> None:
+        """Run ``task`` in ``delay`` seconds; an infinite delay is never."""
+        if delay == math.inf:
+            return
         with self._cond:
             if self._stopping:
                 return
@@ -77,7 +92,7 @@ class Workers:
         for t in self.threads:
             if t is threading.current_thread() or not t.is_alive():
                 continue
-            t.join(max(0.0, deadline - time.monotonic()))
+            t.join(clamp_wait(max(0.0, deadline - time.monotonic())))
             if t.is_alive():
                 logger.warning("couldn't stop thread %r within %s seconds", t.name, timeout)
 
@@ -92,7 +107,7 @@ class Workers:
                 return
             try:
                 task(pool, *args)
-            except Exception as ex:
+            except BaseException as ex:  # a dead worker would leave its tasks undone
                 log_task_failure(task, ex)
             del pool  # don't keep the pool alive while blocked on the queue
 
@@ -101,11 +116,13 @@ class Workers:
             while not self._stopping:
                 now = time.monotonic()
                 if not self._heap:
-                    self._cond.wait(600.0)
+                    self._cond.wait(_MAX_SLEEP)
                     continue
                 when = self._heap[0][0]
                 if when > now:
-                    self._cond.wait(when - now)
+                    # Bounded: a far-future time (a huge max_idle) must not
+                    # overflow the wait and kill this thread.
+                    self._cond.wait(min(when - now, _MAX_SLEEP))
                     continue
                 _, _, task, args = heapq.heappop(self._heap)
                 self._queue.put((task, args))

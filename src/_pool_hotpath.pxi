@@ -86,11 +86,12 @@ cdef class PoolFastPath:
         cdef int64_t slot
         cdef int code
         cdef double now
-        # A timeout that isn't a plain non-negative number takes the slow path,
-        # which rejects it with a clear error.
+        # A timeout that isn't a plain positive number takes the slow path,
+        # which rejects it with a clear error, or (<= 0: no time left, as in
+        # psycopg_pool) raises PoolTimeout; fastpool.Pool serves timeout=0 there.
         if self._fast and self._check is None and not self._waiting and (
                 timeout is None
-                or ((type(timeout) is float or type(timeout) is int) and timeout >= 0)):
+                or ((type(timeout) is float or type(timeout) is int) and timeout > 0)):
             slot = fp_try_acquire(&self._ring.r)
             if slot >= 0:
                 now = _monotonic()

@@ -90,6 +90,18 @@ def test_waits_when_exhausted_then_times_out(mpool):
     got[0].close()
 
 
+def test_pool_timeout_zero_fails_at_once_as_mysql_connector_does(mpool):
+    pool = mpool(pool_size=1, pool_timeout=0)
+    held = pool.get_connection()
+    with pytest.raises(PoolExhausted, match="pool exhausted"):
+        pool.get_connection()
+    raw = held.raw
+    held.close()
+    again = pool.get_connection()  # an idle connection is still served
+    assert again.raw is raw
+    again.close()
+
+
 def test_bad_arguments_fail_in_the_constructor(mariadb_server):
     import mysql.connector
 

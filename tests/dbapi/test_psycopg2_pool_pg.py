@@ -79,6 +79,17 @@ def test_exhausted_after_pool_timeout(tpool):
     pool.putconn(held)
 
 
+def test_pool_timeout_zero_fails_at_once_as_psycopg2_does(tpool):
+    # psycopg2's own behaviour when exhausted, but an idle connection is still served.
+    pool = tpool(minconn=1, maxconn=1, pool_timeout=0)
+    held = pool.getconn()
+    with pytest.raises(PoolExhausted, match="exhausted"):
+        pool.getconn()
+    pool.putconn(held)
+    assert pool.getconn() is held
+    pool.putconn(held)
+
+
 def test_putconn_close_true_discards(tpool):
     pool = tpool(minconn=1, maxconn=1)
     conn = pool.getconn()

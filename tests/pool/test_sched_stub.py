@@ -73,14 +73,24 @@ def test_no_barging_while_someone_waits(stub_pool) -> None:
     p.wait()
     held = p.getconn()
     served: list = []
-    t = start_waiter(p, served, "queued")
+    release = threading.Event()
+
+    def queued() -> None:
+        conn = p.getconn(timeout=10)
+        served.append(conn)
+        release.wait(10)  # keep it until this thread has asked
+        p.putconn(conn)
+
+    t = threading.Thread(target=queued)
+    t.start()
     wait_until(lambda: p.get_stats()["requests_waiting"] == 1)
     # Return and immediately ask again from this thread: the waiter goes first.
     p.putconn(held)
     with pytest.raises(PoolTimeout):
-        p.getconn(timeout=0)
+        p.getconn(timeout=0.05)
+    release.set()
     t.join()
-    assert served[0][0] == "queued"
+    assert served == [held]
 
 
 def test_timed_out_waiter_leaves_the_queue_and_never_gets_a_connection(stub_pool) -> None:

@@ -141,8 +141,201 @@ def test_dispose_and_recreate(make_engine) -> None:
     ({"max_overflow": -2}, ValueError, "max_overflow must be >= -1"),
     ({"pool_size": "5"}, TypeError, "pool_size must be an int, got str"),
     ({"timeout": -1}, ValueError, "timeout must be >= 0"),
+    ({"timeout": float("nan")}, ValueError, "timeout must be a number of seconds, got nan"),
+    ({"pool_size": 2**20, "max_overflow": 1}, ValueError,
+     r"pool_size \+ max_overflow must be at most 1048576, got pool_size=1048576, max_overflow=1$"),
+    ({"pool_size": 2**20, "max_overflow": -1}, ValueError, r"max_overflow=-1 \(-1 counts as 4096\)"),
     ({"use_lifo": True}, ValueError, "use_lifo=True is not supported"),
 ])
 def test_bad_arguments(kw, exc_type, msg) -> None:
     with pytest.raises(exc_type, match=msg):
         FastQueuePool(lambda: None, **kw)
+
+
+# -- no size limit, and the cap on an unlimited overflow --------------------------
+
+@pytest.fixture
+def make_any_engine(pg_dsn: str):
+    """An engine on ``poolclass`` that counts the connections it opens."""
+    import psycopg
+
+    engines = []
+
+    def make(poolclass, **kw):
+        opened: list = []
+
+        def creator():
+            opened.append(1)
+            return psycopg.connect(pg_dsn)
+
+        engine = create_engine("postgresql+psycopg://", poolclass=poolclass, creator=creator, **kw)
+        engine.opened = opened
+        engines.append(engine)
+        return engine
+
+    yield make
+    for e in engines:
+        e.dispose()
+
+
+def queued(engine, timeout: float = 10.0) -> None:
+    """Wait until a checkout is queued in the engine's FastQueuePool."""
+    deadline = time.monotonic() + timeout
+    while not engine.pool._waiting:
+        assert time.monotonic() < deadline, "no checkout queued"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("poolclass", [sqlalchemy.pool.QueuePool, FastQueuePool])
+def test_pool_size_zero_means_no_size_limit(make_any_engine, poolclass) -> None:
+    # The same expectations for SQLAlchemy's QueuePool and FastQueuePool.
+    engine = make_any_engine(poolclass, pool_size=0, max_overflow=2, pool_timeout=5)
+    for _ in range(50):
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    assert len(engine.opened) == 1  # one connection, kept between checkouts
+    held = [engine.connect() for _ in range(6)]  # max_overflow doesn't apply
+    assert len(engine.opened) == 6
+    for c in held:
+        c.close()
+    pool = engine.pool
+    # every returned connection is kept: no size limit on what sits idle
+    assert (pool.checkedin(), pool.checkedout(), pool.overflow(), pool.size()) == (6, 0, 0, 0)
+    for _ in range(20):
+        with engine.connect():
+            pass
+    assert len(engine.opened) == 6
+
+
+def test_an_unlimited_overflow_waits_at_the_cap_instead_of_leaking(make_any_engine, monkeypatch) -> None:
+    from fastpool import sqlalchemy_pool
+
+    monkeypatch.setattr(sqlalchemy_pool, "UNLIMITED_CAP", 2)  # room for 1 + 2 connections
+    engine = make_any_engine(FastQueuePool, pool_size=1, max_overflow=-1, pool_timeout=10)
+    held = [engine.connect() for _ in range(3)]
+    assert len(engine.opened) == 3
+    first_pid = pid(held[0])
+    got: list[int] = []
+
+    def fourth() -> None:
+        with engine.connect() as conn:
+            got.append(pid(conn))
+
+    t = threading.Thread(target=fourth)
+    t.start()
+    queued(engine)  # it waits: the cap is reached
+    held[0].close()
+    t.join(10)
+    assert got == [first_pid]  # served with the returned connection...
+    assert len(engine.opened) == 3  # ...and none opened past the cap
+    for c in held[1:]:
+        c.close()
+    engine.pool._ring.check_invariants()
+
+
+@pytest.mark.parametrize("pool_size,max_overflow", [(1, -1), (0, 10)])
+def test_the_cap_times_out_like_any_limit_and_says_why(make_any_engine, monkeypatch, pool_size,
+                                                       max_overflow) -> None:
+    from fastpool import sqlalchemy_pool
+
+    monkeypatch.setattr(sqlalchemy_pool, "UNLIMITED_CAP", 2)
+    engine = make_any_engine(FastQueuePool, pool_size=pool_size, max_overflow=max_overflow,
+                             pool_timeout=0)
+    held = [engine.connect() for _ in range(pool_size + 2)]
+    with pytest.raises(exc.TimeoutError, match="caps an unlimited overflow at 2 connections"):
+        engine.connect()
+    assert len(engine.opened) == pool_size + 2
+    for c in held:
+        c.close()
+    assert engine.pool.checkedout() == 0
+
+
+class StubDBAPIConnection:
+    """A DB-API connection that needs no server: enough for the pool's own
+    bookkeeping (SQLAlchemy resets it with rollback() on return)."""
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_4097th_overflow_checkout_opens_nothing() -> None:
+    # The real cap, on connections that cost nothing: the first checkout past
+    # it times out (timeout=0: no wait) without opening a connection.
+    opened: list = []
+
+    def creator():
+        opened.append(1)
+        return StubDBAPIConnection()
+
+    from fastpool.sqlalchemy_pool import UNLIMITED_CAP
+
+    pool = FastQueuePool(creator, pool_size=0, max_overflow=-1, timeout=0)
+    cap = UNLIMITED_CAP
+    held = [pool.connect() for _ in range(cap)]
+    assert len(opened) == cap == 4096
+    with pytest.raises(exc.TimeoutError):
+        pool.connect()
+    assert len(opened) == cap
+    for c in held:
+        c.close()
+    assert pool.checkedin() == cap  # pool_size=0: all kept
+    pool._ring.check_invariants()
+    pool.dispose()
+
+
+def test_dispose_keeps_the_place_of_a_connect_in_flight(pg_dsn) -> None:
+    import psycopg
+
+    entered, release = threading.Event(), threading.Event()
+    opened: list = []
+
+    def creator():
+        opened.append(1)
+        if len(opened) == 1:
+            entered.set()
+            release.wait(10)
+        return psycopg.connect(pg_dsn)
+
+    engine = create_engine("postgresql+psycopg://", poolclass=FastQueuePool, creator=creator,
+                           pool_size=1, max_overflow=0, pool_timeout=0.1)
+    try:
+        pool = engine.pool
+        first: list = []
+        t = threading.Thread(target=lambda: first.append(engine.connect()))
+        t.start()
+        assert entered.wait(10)
+        pool.dispose()  # the connect in flight still owns the pool's only place
+        with pytest.raises(exc.TimeoutError):
+            engine.connect()
+        release.set()
+        t.join(10)
+        assert len(first) == 1 and len(opened) == 1  # no second connection, nothing lost
+        assert pid(first[0]) > 0
+        first[0].close()
+        assert (pool.checkedin(), pool.checkedout()) == (1, 0)
+        pool._ring.check_invariants()
+    finally:
+        release.set()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e10, 10**19, 10**400], ids=["inf", "1e10", "10**19", "10**400"])
+def test_an_infinite_pool_timeout_waits_for_a_returned_connection(make_engine, timeout) -> None:
+    engine = make_engine(pool_size=1, max_overflow=0, pool_timeout=timeout)
+    held = engine.connect()
+    held_pid = pid(held)
+    got: list[int] = []
+
+    def waiter() -> None:
+        with engine.connect() as conn:
+            got.append(pid(conn))
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    queued(engine)
+    held.close()
+    t.join(10)
+    assert got == [held_pid]

@@ -163,8 +163,8 @@ def test_getconn_timeout_and_max_waiting(aio, pg_dsn: str) -> None:
             held = await p.getconn()
             with pytest.raises(PoolTimeout, match="couldn't get a connection after 0.10 sec"):
                 await p.getconn(timeout=0.1)
-            with pytest.raises(PoolTimeout):
-                await p.getconn(timeout=0)
+            with pytest.raises(PoolTimeout, match="after 0.00 sec"):
+                await p.getconn(timeout=0)  # no time left: not an error of the pool's
             waiter = asyncio.ensure_future(p.getconn(timeout=5))
             await asyncio.sleep(0.02)
             with pytest.raises(TooManyRequests, match="the pool 'tight' has already 1 requests waiting"):
@@ -172,12 +172,12 @@ def test_getconn_timeout_and_max_waiting(aio, pg_dsn: str) -> None:
             await p.putconn(held)
             await p.putconn(await waiter)
             stats = p.get_stats()
-            assert stats["requests_errors"] == 3 and stats["requests_waiting"] == 0
+            assert stats["requests_errors"] == 2 and stats["requests_waiting"] == 0
 
     aio(main())
 
 
-@pytest.mark.parametrize("timeout,exc", [(-1, ValueError), ("1", TypeError), (float("nan"), ValueError)])
+@pytest.mark.parametrize("timeout,exc", [("1", TypeError), (float("nan"), ValueError)])
 def test_bad_timeout_is_rejected_even_with_idle_connections(aio, pg_dsn: str, timeout, exc) -> None:
     async def main() -> None:
         async with open_pool(pg_dsn, min_size=1) as p:

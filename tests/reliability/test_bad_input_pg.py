@@ -22,10 +22,12 @@ pytestmark = pytest.mark.postgres
 # (method, args, exception, message) on an open ConnectionPool(min_size=2, max_size=4)
 BAD_CALLS = [
     ("getconn", ("1",), TypeError, "timeout must be a number of seconds, got str"),
-    ("getconn", (-1,), ValueError, "timeout must be >= 0"),
-    ("getconn", (float("nan"),), ValueError, "timeout must be >= 0"),
+    # A timeout <= 0 is no time left (psycopg_pool): PoolTimeout, nothing taken.
+    ("getconn", (-1,), PoolTimeout, "couldn't get a connection after -1.00 sec"),
+    ("getconn", (0,), PoolTimeout, "couldn't get a connection after 0.00 sec"),
+    ("getconn", (float("nan"),), ValueError, "timeout must be a number of seconds, got nan"),
     ("getconn", (True,), TypeError, "timeout must be a number of seconds, got bool"),
-    ("connection", (-0.5,), ValueError, "timeout must be >= 0"),
+    ("connection", (-0.5,), PoolTimeout, "couldn't get a connection after -0.50 sec"),
     ("wait", ("soon",), TypeError, "timeout must be a number of seconds, got str"),
     ("open", (False, -1), ValueError, "timeout must be >= 0"),
     ("resize", (-1,), ValueError, "min_size cannot be negative"),
@@ -81,7 +83,9 @@ def test_async_bad_call(pg_dsn: str, method: str, args, exc, msg) -> None:
     ({"min_size": 1}, ValueError, "null pools must have min_size = 0"),
     ({"max_size": -1}, ValueError, "max_size cannot be negative"),
     ({"max_size": "4"}, TypeError, "max_size must be an int or None, got str"),
-    ({"timeout": -1}, ValueError, "timeout must be >= 0"),
+    ({"timeout": -1}, ValueError, "timeout must be > 0"),
+    ({"timeout": 0}, ValueError, "every getconn.. would raise PoolTimeout"),
+    ({"max_size": 2**20 + 1}, ValueError, "max_size must be at most 1048576"),
 ])
 def test_null_pool_bad_arguments(pg_dsn: str, cls, kwargs, exc, msg) -> None:
     with pytest.raises(exc, match=msg):
