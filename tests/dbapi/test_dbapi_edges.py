@@ -88,7 +88,8 @@ def test_what_is_not_a_wait_is_an_error(one, bad, exc, msg) -> None:
 
 @pytest.mark.parametrize("timeout", [math.inf, 1e10, 10**19, 10**400], ids=["inf", "1e10", "10**19", "10**400"])
 def test_huge_timeouts_wait_for_a_returned_connection(timeout) -> None:
-    kwargs = dict.fromkeys(("timeout", "max_lifetime", "max_idle", "reconnect_timeout", "leak_threshold"), timeout)
+    kwargs = dict.fromkeys(
+        ("timeout", "max_lifetime", "max_idle", "reconnect_timeout", "leak_threshold", "check_bypass"), timeout)
     with Pool(shareable(), min_size=1, max_size=1, **kwargs) as p:
         p.open(wait=True, timeout=timeout)
         held = p.getconn(timeout=timeout)

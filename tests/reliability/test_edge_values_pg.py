@@ -213,6 +213,10 @@ def test_every_time_argument_takes_no_limit(pg_dsn, value) -> None:
         assert pool.timeout == pool.max_idle == pool.max_lifetime == seconds
         workers = pool._workers.threads
         assert all(t.is_alive() for t in workers)
+    with NullConnectionPool(pg_dsn, open=True, **kwargs) as null:
+        with null.connection() as conn:
+            conn.execute("SELECT 1")
+        assert null.timeout == seconds
 
     async def main() -> None:
         async with AsyncConnectionPool(pg_dsn, min_size=1, open=False, **kwargs) as apool:
@@ -220,6 +224,10 @@ def test_every_time_argument_takes_no_limit(pg_dsn, value) -> None:
             async with apool.connection() as conn:
                 await conn.execute("SELECT 1")
             assert apool.leak_threshold == (None if seconds == math.inf else seconds)
+        async with AsyncNullConnectionPool(pg_dsn, open=False, **kwargs) as anull:
+            async with anull.connection() as conn:
+                await conn.execute("SELECT 1")
+            assert anull.timeout == seconds
 
     asyncio.run(main())
 
