@@ -179,3 +179,15 @@ def test_a_shareable_sqlite3_connection_serves_every_thread(tmp_path) -> None:
         assert errors == []
         stats = p.get_stats()
         assert stats["connections_num"] == 1 and "returns_bad" not in stats
+
+
+def test_add_connection_refuses_a_thread_bound_sqlite3_connection() -> None:
+    with Pool(shareable(), min_size=0, max_size=2) as p:
+        bound = sqlite3.connect(":memory:")
+        with pytest.raises(sqlite3.ProgrammingError, match="check_same_thread=False"):
+            p.add_connection(bound)
+        assert bound.execute("SELECT 1").fetchone() == (1,)  # still the caller's, open
+        assert p.get_stats()["pool_size"] == 0
+        p.add_connection(sqlite3.connect(":memory:", check_same_thread=False))
+        assert p.get_stats()["pool_size"] == 1
+        bound.close()
