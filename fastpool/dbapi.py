@@ -284,8 +284,8 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         )
         self._connect_fn = connect
         # Set when connect() made a connection the pool can't use (a sqlite3
-        # one bound to its thread): a checkout that would wait for a new
-        # connection raises it at once instead of timing out.
+        # one bound to its thread): a checkout that could only wait for a new
+        # connection (the pool has none) raises it at once instead of timing out.
         self._refused: Exception | None = None
         self._user_check = self.check_connection if pre_ping else check
         self._user_reset = reset
@@ -483,8 +483,9 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
 
     def _getconn_slow(self, timeout: float | None, counted: bool) -> _Held:
         refused = self._refused
-        if refused is not None and not self._closed:
-            # Every new connection is refused: waiting would only time out.
+        if refused is not None and not self._closed and self._ring.size() == 0:
+            # Every new connection is refused and none could come back:
+            # waiting would only time out.
             if not counted:
                 self._counters.add(base.I_REQUESTS_NUM)
             self._count_failed_request()
@@ -512,7 +513,8 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         if refused is not None:
             self._close_quietly(held)
             self._refused = refused
-            self._fail_waiting(lambda: _copy_error(refused))
+            if self._ring.size() == 0:  # else a return may still serve them
+                self._fail_waiting(lambda: _copy_error(refused))
             raise refused
         self._refused = None
         if self._configure is not None:

@@ -191,3 +191,22 @@ def test_add_connection_refuses_a_thread_bound_sqlite3_connection() -> None:
         p.add_connection(sqlite3.connect(":memory:", check_same_thread=False))
         assert p.get_stats()["pool_size"] == 1
         bound.close()
+
+
+def test_a_refused_connect_leaves_waiting_for_a_good_connection_possible(monkeypatch) -> None:
+    # The pool holds a usable connection (added by hand): a request that finds
+    # it checked out waits for its return even though every connect is refused.
+    monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 3600.0)
+    with Pool(lambda: sqlite3.connect(":memory:"), min_size=0, max_size=2, timeout=10) as p:
+        p.add_connection(sqlite3.connect(":memory:", check_same_thread=False))
+        held = p.getconn()
+        got: list = []
+        waiter = threading.Thread(target=lambda: got.append(p.getconn()))
+        waiter.start()
+        eventually(lambda: p.get_stats().get("connections_num") == 1, "the refused connect")
+        assert p.get_stats()["requests_waiting"] == 1  # still waiting, not failed
+        raw = held.raw
+        held.close()
+        waiter.join(10)
+        assert got and got[0].raw is raw
+        got[0].close()
