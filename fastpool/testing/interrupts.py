@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import gc
 import os
 import sys
 import threading
@@ -83,6 +84,13 @@ ATOMIC = frozenset({
 _with_exits: dict[CodeType, frozenset[int]] = {}
 
 
+def _run_by_the_gc(code: CodeType) -> bool:
+    """``code`` is a finalizer or a gc callback (hypothesis installs one)."""
+    return code.co_name == "__del__" or any(
+        getattr(cb, "__code__", None) is code for cb in gc.callbacks
+    )
+
+
 def with_exit_offsets(code: CodeType) -> frozenset[int]:
     """Offsets where no real interrupt can arrive but a trace function's
     exception would be mishandled: the normal exit of a ``with`` block (the
@@ -117,6 +125,7 @@ class Injector:
         self.fired: str | None = None
         self.points: list[str] = []
         self.record = at is None
+        self._gc_frame: FrameType | None = None
 
     def _point(self, where: str) -> None:
         self.count += 1
@@ -128,9 +137,22 @@ class Injector:
             raise self.exc(f"injected at point {self.count}: {where}")
 
     def _global(self, frame: FrameType, event: str, arg: Any) -> _TraceFunction | None:
-        if self.fired is not None:
+        if self.fired is not None or self._gc_frame is not None:
             return None
         code = frame.f_code
+        if _run_by_the_gc(code):
+            # A finalizer (a forgotten pool's __del__) or a gc callback runs
+            # wherever a collection happens to strike: no step of the operation,
+            # and an exception there would only be printed, not raised. Nothing
+            # it calls is a point either, until it returns.
+            self._gc_frame = frame
+
+            def until_return(frame: FrameType, event: str, arg: Any) -> _TraceFunction:
+                if event == "return":
+                    self._gc_frame = None
+                return until_return
+
+            return until_return
         if is_pool_code(code.co_filename):
             if code.co_name in ATOMIC:
                 return None
@@ -148,7 +170,6 @@ class Injector:
             return local
         back = frame.f_back
         if (back is not None and is_pool_code(back.f_code.co_filename) and event == "call"
-                and code.co_name != "__del__"  # a finalizer run by the GC: not a call the pool made
                 and back.f_code.co_name not in ATOMIC):
             self._point(f"call {code.co_name} ({os.path.basename(code.co_filename)})"
                         f" from {back.f_code.co_name}:{back.f_lineno}")
