@@ -41,7 +41,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             name=f"{self.name}-wait", daemon=True,
         ).start()
         try:
-            ok = ready.wait(seconds)
+            ok = ready.wait(base.clamp_wait(seconds))
         finally:
             stop.set()  # however wait() ends, no more attempts after it
         if not ok:
