@@ -1,13 +1,22 @@
 """Type stub of the compiled core (src/_fastpool.pyx). The pure-Python twin
-fastpool._pycore has the same interface."""
+fastpool._pycore has the same interface.
 
+Its classes are cdef classes: disjoint bases (PEP 800) whose constructor
+arguments go to ``__cinit__``, hence ``__new__`` here. tests/typing runs mypy's
+stubtest on this file against the built module."""
+
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any
+
+from typing_extensions import Self, disjoint_base
 
 DEBUG: bool
 MAX_CAPACITY: int
 
+@disjoint_base
 class SlotRing:
-    def __init__(self, capacity: int) -> None: ...
+    def __new__(cls, capacity: int) -> Self: ...
     @property
     def capacity(self) -> int: ...
     def try_acquire(self) -> int: ...
@@ -32,9 +41,10 @@ def _stress_native(
     max_empty_polls: int = ...,
 ) -> dict[str, int]: ...
 
+@disjoint_base
 class Counters:
     n: int
-    def __init__(self, n: int) -> None: ...
+    def __new__(cls, n: int) -> Self: ...
     def add(self, i: int, delta: int = ...) -> None: ...
     def add2(self, i: int, delta_i: int, j: int, delta_j: int) -> None: ...
     def get(self, i: int) -> int: ...
@@ -44,8 +54,25 @@ class Counters:
 def monotonic() -> float: ...
 def commit_sends_nothing(conn: Any, status: int) -> bool: ...
 
+@disjoint_base
 class PoolFastPath:
     """Base class of the sync and async pools: the compiled checkout/return path."""
+    # What the fast path reads, set by the pool (``cdef public``).
+    _ring: SlotRing
+    _counters: Counters
+    _hist: Counters
+    _conns: list[Any]
+    _expire_at: list[Any]
+    _created_at: list[Any]
+    _last_used: list[Any]
+    _waiting: Any
+    _check: Any
+    _reset: Any
+    _fast: bool
+    _closed: bool
+    _drained_at: float
+    _leak_threshold: float
+    _plain_hot_path: bool
     def _checkout_fast(self, timeout: float | None) -> Any: ...
     def _return_fast(self, conn: Any) -> int: ...
 
@@ -53,9 +80,17 @@ class PoolHotPath(PoolFastPath):
     """Base class of fastpool.ConnectionPool: the sync API on the fast path."""
     def getconn(self, timeout: float | None = ...) -> Any: ...
     def putconn(self, conn: Any) -> None: ...
-    def connection(self, timeout: float | None = ...) -> ConnectionContext: ...
+    # A ConnectionContext, or fastpool._pyhotpath's when a subclass overrides
+    # getconn() or putconn() (the pool classes declare the typed signatures).
+    def connection(self, timeout: float | None = ...) -> AbstractContextManager[Any, None]: ...
 
+@disjoint_base
 class ConnectionContext:
-    def __init__(self, pool: PoolHotPath, timeout: float | None) -> None: ...
+    def __new__(cls, pool: PoolHotPath, timeout: float | None) -> Self: ...
     def __enter__(self) -> Any: ...
-    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None: ...

@@ -18,17 +18,27 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import MAX_CAPACITY, SlotRing
 from .base import UNKNOWN, AttemptWithBackoff, Histograms, Stats, check_capacity
 from .errors import PoolClosed, PoolInternalError, PoolTimeout
 
-try:
+if TYPE_CHECKING:
     from psycopg.errors import ConnectionTimeout
-except ImportError:  # pragma: no cover - no psycopg: no such error to translate
-    class ConnectionTimeout(Exception):  # type: ignore[no-redef]
-        pass
+
+    from ._pool_logic import PoolLogic
+
+    # NullPoolLogic is mixed in before PoolLogic (whose methods it uses and
+    # overrides); only type checkers see it as a subclass.
+    _NullLogicBase = PoolLogic
+else:
+    _NullLogicBase = object
+    try:
+        from psycopg.errors import ConnectionTimeout
+    except ImportError:  # pragma: no cover - no psycopg: no such error to translate
+        class ConnectionTimeout(Exception):
+            pass
 
 logger = logging.getLogger("psycopg.pool")
 monotonic = time.monotonic
@@ -38,7 +48,7 @@ monotonic = time.monotonic
 CONNECT_YOURSELF = -2
 
 
-class NullPoolLogic:
+class NullPoolLogic(_NullLogicBase):
     """Mixed in before ``PoolLogic`` by NullConnectionPool and AsyncNullConnectionPool."""
 
     # Connections open at once with max_size=0 ("unlimited"): the ring grows up
@@ -48,7 +58,7 @@ class NullPoolLogic:
     def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None,
                  **kwargs: Any) -> None:
         kwargs.setdefault("close_returns", False)
-        super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)  # type: ignore[call-arg]
+        super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)
         # close() on a connection of a null pool really closes it (psycopg_pool too).
         self.close_returns = False
 

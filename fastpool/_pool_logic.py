@@ -22,7 +22,7 @@ import time
 import traceback
 import types
 from collections import deque
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 
 from ._core import SlotRing
@@ -30,8 +30,20 @@ from .base import MIN_SLOT_CAPACITY, AttemptWithBackoff, Histograms, Stats
 from .errors import PoolClosed, PoolTimeout, TooManyRequests
 from .waiting import remove_waiter
 
-logger = logging.getLogger("psycopg.pool")
-monotonic = time.monotonic
+if TYPE_CHECKING:
+    from .async_workers import AsyncWorkers
+    from .base import BasePool
+    from .waiting import AsyncWaiter, Waiter
+    from .workers import Workers
+
+    # PoolLogic is mixed in beside BasePool (whose attributes it uses); only
+    # type checkers see it as a subclass, the run-time MRO is the pools' own.
+    _LogicBase = BasePool
+else:
+    _LogicBase = object
+
+logger: logging.Logger = logging.getLogger("psycopg.pool")
+monotonic: Callable[[], float] = time.monotonic
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -47,7 +59,7 @@ def _is_scan_frame(obj: Any) -> bool:
     return isinstance(obj, types.FrameType) and obj.f_code is PoolLogic._find_orphans.__code__
 
 
-class PoolLogic:
+class PoolLogic(_LogicBase):
     """Slot, waiter and growth bookkeeping of a pool (see the module docstring).
 
     Expects the pool to provide ``_new_waiter()``, ``_new_workers()`` (an
@@ -69,12 +81,23 @@ class PoolLogic:
     max_waiting: int
     max_lifetime: float
     num_workers: int
+    close_returns: bool
     # Slots a ring has at least (a seam: tests of a null pool's ring growth
     # use a small one instead of opening 1,025 connections).
     _min_slot_capacity = MIN_SLOT_CAPACITY
 
-    def _init_pool(self, connection_class: type, configure: Any, check: Any, reset: Any,
-                   close_returns: bool, api: type) -> None:
+    if TYPE_CHECKING:
+        # Provided by each pool (see the class docstring).
+        def _new_waiter(self) -> Waiter | AsyncWaiter: ...
+        def _new_workers(self) -> Workers | AsyncWorkers: ...
+        def _close_idle(self) -> None: ...
+        # Maintenance tasks: the async pool's are coroutine functions.
+        def _add_connection_task(self, attempt: AttemptWithBackoff | None) -> object: ...
+        def _shrink_task(self) -> object: ...
+        def _expiry_task(self) -> object: ...
+
+    def _init_pool(self, connection_class: type[Any], configure: Any, check: Any, reset: Any,
+                   close_returns: bool, api: Any) -> None:
         """The constructors' common tail, after the arguments were checked:
         callbacks, slot capacity, and the per-slot state. ``api`` is the class
         whose getconn/putconn the fast ``connection()`` context may bypass."""
@@ -86,7 +109,7 @@ class PoolLogic:
         self._capacity = max(self._min_slot_capacity, self._max_size)
         # False when a subclass overrides getconn()/putconn(): then connection()
         # must go through the overrides, as psycopg_pool's does.
-        cls = type(self)
+        cls: Any = type(self)
         self._plain_hot_path = cls.getconn is api.getconn and cls.putconn is api.putconn
         self._init_state()
         self._open_implicit = False
@@ -339,7 +362,7 @@ class PoolLogic:
         with self._lock:
             return remove_waiter(self._waiting, w)
 
-    def _wait_outcome(self, w: Any, waited: float, timeout: float) -> int:
+    def _wait_outcome(self, w: Waiter | AsyncWaiter, waited: float, timeout: float) -> int:
         """The slot a finished wait got (left in ``w``, which still owns it),
         after counting the wait; or raise its error, or PoolTimeout if it got
         nothing."""

@@ -152,7 +152,7 @@ class Counters:
     def __init__(self, n: int) -> None:
         if type(n) is not int or not 1 <= n <= 4096:
             raise ValueError(f"n must be an int between 1 and 4096, got {n!r}")
-        self.n = n
+        self.n: int = n
         self._lock = threading.Lock()
         self._values = [0] * n
 

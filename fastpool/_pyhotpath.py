@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
 
 _IDLE = 0
 _UNKNOWN = 4
@@ -24,10 +27,10 @@ class PoolFastPath:
     _ring: Any
     _counters: Any
     _hist: Any
-    _conns: list
-    _expire_at: list
-    _created_at: list
-    _last_used: list
+    _conns: list[Any]
+    _expire_at: list[float]
+    _created_at: list[float]
+    _last_used: list[float]
     _waiting: Any
     _check: Any
     _reset: Any
@@ -36,6 +39,16 @@ class PoolFastPath:
     _drained_at: float = -1.0
     _leak_threshold: float = 0.0  # > 0: record each checkout for leak reports
     _plain_hot_path: bool = True  # (the compiled twin needs it; here getconn() is always called)
+
+    if TYPE_CHECKING:
+        # Provided by the pool (see the end of the class): declared for type
+        # checkers only, as a definition here would shadow the pool's.
+        def _give_back(self, slot: int) -> None: ...
+        def _serve_waiters(self) -> None: ...
+        def _close_idle(self) -> None: ...
+        def _raise_foreign(self, conn: Any) -> None: ...
+        def _note_checkout(self, slot: int) -> None: ...
+        def _note_return(self, slot: int) -> None: ...
 
     def _checkout_fast(self, timeout: Any) -> Any:
         """The lock-free checkout: a connection ready to hand out (counted in
@@ -76,7 +89,7 @@ class PoolFastPath:
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
             return -1
-        slot = conn._fp_slot
+        slot: int = conn._fp_slot
         conn._pool = None
         if not 0 <= slot < len(self._conns) or self._conns[slot] is not conn:
             # Checked out before a fork and returned in the child: the parent owns
@@ -120,6 +133,12 @@ class PoolHotPath(PoolFastPath):
     """Base class of ConnectionPool: the sync getconn/putconn/connection on the
     shared fast path."""
 
+    if TYPE_CHECKING:
+        # The sync pool's slow paths.
+        def _checkout_checked(self, slot: int, now: float) -> Any: ...
+        def _getconn_slow(self, timeout: float | None, counted: bool) -> Any: ...
+        def _putconn_slow(self, slot: int, conn: Any) -> None: ...
+
     def getconn(self, timeout: float | None = None) -> Any:
         """Take a connection out of the pool; give it back with ``putconn()``.
 
@@ -136,7 +155,7 @@ class PoolHotPath(PoolFastPath):
         if slot >= 0:
             self._putconn_slow(slot, conn)
 
-    def connection(self, timeout: float | None = None) -> "ConnectionContext":
+    def connection(self, timeout: float | None = None) -> AbstractContextManager[Any, None]:
         """Context manager: a connection for the block, committed on success,
         rolled back on error, then returned to the pool."""
         return ConnectionContext(self, timeout)

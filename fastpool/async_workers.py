@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from .workers import log_task_failure
 
-logger = logging.getLogger("psycopg.pool")
+logger: logging.Logger = logging.getLogger("psycopg.pool")
 
 Task = Callable[..., Any]
 _STOP = object()

@@ -156,7 +156,7 @@ class Stats:
     INDEX = {k: i for i, k in enumerate(KEYS)}
 
     def __init__(self) -> None:
-        self.counters = Counters(len(self.KEYS))
+        self.counters: Counters = Counters(len(self.KEYS))
 
     def add(self, key: str, n: int = 1) -> None:
         self.counters.add(self.INDEX[key], n)
@@ -165,7 +165,7 @@ class Stats:
         self.counters.add(self.INDEX[key], int(seconds * 1_000_000))
 
     def _as_dict(self, values: list[int]) -> dict[str, int]:
-        out = {}
+        out: dict[str, int] = {}
         for key, value in zip(self.KEYS, values):
             if key in self._MS_KEYS:
                 value //= 1000
@@ -197,7 +197,7 @@ class Histograms:
     SIZE = FAILED + 1
 
     def __init__(self) -> None:
-        self.counters = Counters(self.SIZE)
+        self.counters: Counters = Counters(self.SIZE)
 
     def observe(self, kind: int, seconds: float) -> None:
         self.counters.add2(kind + bisect.bisect_left(self.BOUNDS, seconds), 1,
@@ -206,7 +206,7 @@ class Histograms:
     def snapshot(self) -> dict[str, tuple[list[int], float]]:
         """name -> (count per bucket, not cumulative; sum in seconds)."""
         values = self.counters.snapshot()
-        out = {}
+        out: dict[str, tuple[list[int], float]] = {}
         for name, kind in (("wait", self.WAIT), ("use", self.USE), ("create", self.CREATE)):
             out[name] = (values[kind:kind + self.NBUCKETS], values[self.SUMS + kind // self.NBUCKETS] / 1e6)
         return out
@@ -226,10 +226,10 @@ class AttemptWithBackoff:
     # fastpool keeps refilling after a give-up; the delay between rounds is capped.
     MAX_DELAY = 30.0
 
-    def __init__(self, *, timeout: float):
-        self.timeout = timeout
-        self.delay = 0.0
-        self.give_up_at = 0.0
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout: float = timeout
+        self.delay: float = 0.0
+        self.give_up_at: float = 0.0
 
     def update_delay(self, now: float) -> None:
         """Compute the delay before the next attempt, after a failure at ``now``."""
@@ -249,6 +249,10 @@ class AttemptWithBackoff:
 class BasePool:
     """Configuration and statistics common to every fastpool pool."""
 
+    # Any here: each pool declares what it accepts (fastpool.abc)
+    conninfo: Any
+    kwargs: Any
+
     def __init__(
         self,
         conninfo: Any = "",
@@ -267,7 +271,7 @@ class BasePool:
         check_bypass: float = 0.0,
         fork_safe: bool = False,
         leak_threshold: float | None = None,
-    ):
+    ) -> None:
         if not isinstance(conninfo, str) and not callable(conninfo):
             raise TypeError(
                 f"conninfo must be a str or a callable returning one, got {type(conninfo).__name__}"
@@ -293,15 +297,15 @@ class BasePool:
         self.kwargs = kwargs
         self._min_size = min_size
         self._max_size = max_size
-        self.name = name if name is not None else f"pool-{next(_pool_names)}"
-        self.timeout = self._check_pool_timeout(timeout)
-        self.max_waiting = max_waiting
-        self.max_lifetime = _positive_number("max_lifetime", max_lifetime)
-        self.max_idle = _positive_number("max_idle", max_idle)
-        self.reconnect_timeout = _positive_number("reconnect_timeout", reconnect_timeout, allow_zero=True)
+        self.name: str = name if name is not None else f"pool-{next(_pool_names)}"
+        self.timeout: float = self._check_pool_timeout(timeout)
+        self.max_waiting: int = max_waiting
+        self.max_lifetime: float = _positive_number("max_lifetime", max_lifetime)
+        self.max_idle: float = _positive_number("max_idle", max_idle)
+        self.reconnect_timeout: float = _positive_number("reconnect_timeout", reconnect_timeout, allow_zero=True)
         self._reconnect_failed = reconnect_failed
-        self.num_workers = num_workers
-        self.check_bypass = _positive_number("check_bypass", check_bypass, allow_zero=True)
+        self.num_workers: int = num_workers
+        self.check_bypass: float = _positive_number("check_bypass", check_bypass, allow_zero=True)
         # Seconds a connection may stay checked out before it is reported as a
         # possible leak; 0 (from None, or inf: no limit) is off, which also
         # saves the stack capture on each checkout.
@@ -310,7 +314,7 @@ class BasePool:
         )
         if self._leak_threshold == math.inf:
             self._leak_threshold = 0.0
-        self.fork_safe = bool(fork_safe)
+        self.fork_safe: bool = bool(fork_safe)
         self._stats = Stats()
         self._histograms = Histograms()
         self._opened = False

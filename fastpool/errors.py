@@ -8,12 +8,17 @@ always a fastpool bug.
 """
 from __future__ import annotations
 
-try:  # psycopg is what the drop-in pools are for, but the core doesn't need it.
-    from psycopg import OperationalError as _OperationalError
-except ImportError:  # pragma: no cover - exercised only without psycopg installed
+from typing import TYPE_CHECKING
 
-    class _OperationalError(Exception):  # type: ignore[no-redef]
-        """Stand-in for psycopg.OperationalError when psycopg is not installed."""
+if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
+    from psycopg import OperationalError as _OperationalError
+else:
+    try:  # psycopg is what the drop-in pools are for, but the core doesn't need it.
+        from psycopg import OperationalError as _OperationalError
+    except ImportError:  # pragma: no cover - exercised only without psycopg installed
+
+        class _OperationalError(Exception):
+            """Stand-in for psycopg.OperationalError when psycopg is not installed."""
 
 
 class PoolTimeout(_OperationalError):

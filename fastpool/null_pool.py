@@ -11,18 +11,51 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import base
+from .abc import CT
 from .base import AttemptWithBackoff, Stats
 from .errors import PoolClosed, PoolTimeout
-from .pool import CT, ConnectionPool, logger, monotonic
+from .pool import ConnectionPool, logger, monotonic
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .waiting import Waiter, release_waiter
+
+if TYPE_CHECKING:
+    from .abc import ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
 
 
 class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
     """A pool that opens a connection per request, bounded by ``max_size``."""
+
+    if TYPE_CHECKING:
+        # At run time NullPoolLogic.__init__ passes its arguments on to
+        # ConnectionPool's: the signature type checkers must see (min_size 0).
+        def __init__(
+            self,
+            conninfo: ConninfoParam = "",
+            *,
+            connection_class: type[CT] | None = None,
+            kwargs: KwargsParam | None = None,
+            min_size: int = 0,
+            max_size: int | None = None,
+            open: bool | None = None,
+            configure: ConnectionCB[CT] | None = None,
+            check: ConnectionCB[CT] | None = None,
+            reset: ConnectionCB[CT] | None = None,
+            name: str | None = None,
+            close_returns: bool = False,
+            timeout: float = 30.0,
+            max_waiting: int = 0,
+            max_lifetime: float = 60 * 60.0,
+            max_idle: float = 10 * 60.0,
+            reconnect_timeout: float = 5 * 60.0,
+            reconnect_failed: ConnectFailedCB | None = None,
+            num_workers: int = 3,
+            check_bypass: float = 0.0,
+            fork_safe: bool = False,
+            leak_threshold: float | None = None,
+        ) -> None: ...
 
     def wait(self, timeout: float = 30.0) -> None:
         """Check that a connection can be made (then close it).

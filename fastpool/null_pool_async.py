@@ -10,13 +10,17 @@ requests connect in parallel.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import base
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
+from .abc import ACT
 from .base import AttemptWithBackoff, Stats
 from .errors import PoolClosed, PoolTimeout
-from .pool_async import ACT, AsyncConnectionPool, logger, monotonic
+from .pool_async import AsyncConnectionPool, logger, monotonic
+
+if TYPE_CHECKING:
+    from .abc import AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
 
 
 async def _sleep(delay: float) -> None:
@@ -31,6 +35,34 @@ async def _sleep(delay: float) -> None:
 
 class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
     """An async pool that opens a connection per request, bounded by ``max_size``."""
+
+    if TYPE_CHECKING:
+        # At run time NullPoolLogic.__init__ passes its arguments on to
+        # AsyncConnectionPool's: the signature type checkers must see (min_size 0).
+        def __init__(
+            self,
+            conninfo: AsyncConninfoParam = "",
+            *,
+            connection_class: type[ACT] | None = None,
+            kwargs: AsyncKwargsParam | None = None,
+            min_size: int = 0,
+            max_size: int | None = None,
+            open: bool | None = None,
+            configure: AsyncConnectionCB[ACT] | None = None,
+            check: AsyncConnectionCB[ACT] | None = None,
+            reset: AsyncConnectionCB[ACT] | None = None,
+            name: str | None = None,
+            close_returns: bool = False,
+            timeout: float = 30.0,
+            max_waiting: int = 0,
+            max_lifetime: float = 60 * 60.0,
+            max_idle: float = 10 * 60.0,
+            reconnect_timeout: float = 5 * 60.0,
+            reconnect_failed: AsyncConnectFailedCB | None = None,
+            num_workers: int = 3,
+            check_bypass: float = 0.0,
+            leak_threshold: float | None = None,
+        ) -> None: ...
 
     async def wait(self, timeout: float = 30.0) -> None:
         """Check that a connection can be made (then close it).
@@ -98,7 +130,8 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             await _sleep(attempt.delay)
         self._note_checkout_of(conn)
         self._track_owner(conn)
-        return conn
+        # The pool keeps its connections untyped (it sets attributes of its own on them).
+        return conn  # type: ignore[no-any-return]
 
     async def _getconn_unchecked(self, deadline: float, timeout: float) -> Any:
         """A connection handed over by a returning task, or a new one."""

@@ -17,22 +17,30 @@ import logging
 import os
 import time
 import weakref
-from typing import Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
 from ._core import PoolHotPath
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
+from .abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
 from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 from .workers import Workers
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - psycopg is needed to use this pool
-    psycopg = None  # type: ignore[assignment]
+if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
+    from contextlib import AbstractContextManager
+    from types import TracebackType
 
-logger = logging.getLogger("psycopg.pool")
+    import psycopg
+    from typing_extensions import Self
+else:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is needed to use this pool
+        psycopg = None
+
+logger: logging.Logger = logging.getLogger("psycopg.pool")
 
 # psycopg >= 3.3 makes Connection.close() call pool.putconn() when the pool's
 # close_returns is set; older versions need PoolConnection below.
@@ -42,7 +50,7 @@ _CLOSE_RETURNS_BUILTIN = psycopg is not None and tuple(
 
 if psycopg is not None:
 
-    class PoolConnection(psycopg.Connection):  # type: ignore[misc, type-arg]
+    class PoolConnection(psycopg.Connection[Any]):
         """A connection whose close() returns it to its pool if the pool says so
         (``close_returns=True``); used with psycopg < 3.3 only."""
 
@@ -52,27 +60,31 @@ if psycopg is not None:
                 pool.putconn(self)
             else:
                 super().close()
-monotonic = time.monotonic
-
-CT = TypeVar("CT")
-
+monotonic: Callable[[], float] = time.monotonic
 
 
 class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
-    """A pool of psycopg connections, drop-in for ``psycopg_pool.ConnectionPool``."""
+    """A pool of psycopg connections, drop-in for ``psycopg_pool.ConnectionPool``.
+
+    Generic in its connection type, as psycopg_pool's: ``connection_class``
+    binds it (default ``psycopg.Connection[TupleRow]``)."""
+
+    conninfo: ConninfoParam
+    kwargs: KwargsParam | None
+    connection_class: type[CT]
 
     def __init__(
         self,
-        conninfo: str | Callable[[], str] = "",
+        conninfo: ConninfoParam = "",
         *,
-        connection_class: type | None = None,
-        kwargs: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        connection_class: type[CT] | None = None,
+        kwargs: KwargsParam | None = None,
         min_size: int = 4,
         max_size: int | None = None,
         open: bool | None = None,
-        configure: Callable[[Any], None] | None = None,
-        check: Callable[[Any], None] | None = None,
-        reset: Callable[[Any], None] | None = None,
+        configure: ConnectionCB[CT] | None = None,
+        check: ConnectionCB[CT] | None = None,
+        reset: ConnectionCB[CT] | None = None,
         name: str | None = None,
         close_returns: bool = False,
         timeout: float = 30.0,
@@ -80,16 +92,16 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         max_lifetime: float = 60 * 60.0,
         max_idle: float = 10 * 60.0,
         reconnect_timeout: float = 5 * 60.0,
-        reconnect_failed: Callable[[Any], None] | None = None,
+        reconnect_failed: ConnectFailedCB | None = None,
         num_workers: int = 3,
         check_bypass: float = 0.0,
         fork_safe: bool = False,
         leak_threshold: float | None = None,
-    ):
+    ) -> None:
         if connection_class is None:
             if psycopg is None:
                 raise ImportError("fastpool.ConnectionPool needs psycopg 3: pip install 'psycopg[binary]'")
-            connection_class = psycopg.Connection
+            connection_class = cast("type[CT]", psycopg.Connection)
         base.check_pool_arguments(connection_class, open, configure=configure, check=check, reset=reset)
         super().__init__(
             conninfo,
@@ -116,7 +128,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                     "close_returns=True with a custom connection_class needs psycopg >= 3.3"
                     f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
                 )
-            connection_class = PoolConnection
+            connection_class = cast("type[CT]", PoolConnection)
         self._init_pool(connection_class, configure, check, reset, close_returns, PoolHotPath)
         if fork_safe:
             _fork_safe_pools.add(self)
@@ -126,6 +138,25 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self.open()
         elif open:
             self.open()
+
+    if TYPE_CHECKING:
+        # Inherited at run time from the compiled PoolHotPath (or its twin,
+        # fastpool._pyhotpath), which can't be generic: their typed signatures.
+        def getconn(self, timeout: float | None = None) -> CT:
+            """Take a connection out of the pool; give it back with ``putconn()``.
+
+            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+            raises PoolTimeout."""
+            ...
+
+        def putconn(self, conn: CT) -> None:
+            """Give back a connection obtained with ``getconn()``."""
+            ...
+
+        def connection(self, timeout: float | None = None) -> AbstractContextManager[CT, None]:
+            """Context manager: a connection for the block, committed on
+            success, rolled back on error, then returned to the pool."""
+            ...
 
     # ------------------------------------------------------------------
     # Open / close
@@ -185,12 +216,17 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 cls._close_quietly_now(conn)
             raise
 
-    def __enter__(self) -> "ConnectionPool[CT]":
+    def __enter__(self) -> Self:
         self._open_implicit = False
         self.open()
         return self
 
-    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -239,7 +275,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     # Checkout
     # ------------------------------------------------------------------
 
-    def _getconn_slow(self, timeout: float | None, counted: bool) -> CT:
+    def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
         if not counted:
             self._counters.add(base.I_REQUESTS_NUM)
         timeout = self._request_timeout(timeout)
@@ -486,7 +522,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         conninfo = self._resolve_conninfo()
         t0 = self._connect_started()
         try:
-            conn = self.connection_class.connect(conninfo, **kwargs)  # type: ignore[attr-defined]
+            conn = self.connection_class.connect(conninfo, **kwargs)
         except Exception:
             self._connect_ended(t0, False)
             raise
@@ -594,7 +630,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 self._grow_locked(self._min_size - self._nconns)
 
     @staticmethod
-    def check_connection(conn: Any) -> None:
+    def check_connection(conn: psycopg.Connection[Any]) -> None:
         """A simple check to verify that a connection is still working
         (usable as the ``check`` parameter)."""
         if conn.autocommit:

@@ -19,27 +19,32 @@ import logging
 import time
 import warnings
 from functools import partial
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
 from ._core import PoolFastPath, commit_sends_nothing
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
+from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
 from .async_workers import AsyncWorkers
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
 from .pool import _CLOSE_RETURNS_BUILTIN
 from .waiting import AsyncWaiter
 
-try:
+if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
+    from contextlib import AbstractAsyncContextManager
+    from types import TracebackType
+
     import psycopg
-except ImportError:  # pragma: no cover - psycopg is needed to use this pool
-    psycopg = None  # type: ignore[assignment]
+    from typing_extensions import Self
+else:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is needed to use this pool
+        psycopg = None
 
-logger = logging.getLogger("psycopg.pool")
-monotonic = time.monotonic
-
-ACT = TypeVar("ACT")
-AsyncCallback = Callable[[Any], Awaitable[None]]
+logger: logging.Logger = logging.getLogger("psycopg.pool")
+monotonic: Callable[[], float] = time.monotonic
 
 
 async def _resolved(value: Any) -> Any:
@@ -54,20 +59,27 @@ async def _resolved(value: Any) -> Any:
 
 class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     """A pool of psycopg async connections, drop-in for
-    ``psycopg_pool.AsyncConnectionPool``."""
+    ``psycopg_pool.AsyncConnectionPool``.
+
+    Generic in its connection type, as psycopg_pool's: ``connection_class``
+    binds it (default ``psycopg.AsyncConnection[TupleRow]``)."""
+
+    conninfo: AsyncConninfoParam
+    kwargs: AsyncKwargsParam | None
+    connection_class: type[ACT]
 
     def __init__(
         self,
-        conninfo: str | Callable[[], Any] = "",
+        conninfo: AsyncConninfoParam = "",
         *,
-        connection_class: type | None = None,
-        kwargs: dict[str, Any] | Callable[[], Any] | None = None,
+        connection_class: type[ACT] | None = None,
+        kwargs: AsyncKwargsParam | None = None,
         min_size: int = 4,
         max_size: int | None = None,
         open: bool | None = None,
-        configure: AsyncCallback | None = None,
-        check: AsyncCallback | None = None,
-        reset: AsyncCallback | None = None,
+        configure: AsyncConnectionCB[ACT] | None = None,
+        check: AsyncConnectionCB[ACT] | None = None,
+        reset: AsyncConnectionCB[ACT] | None = None,
         name: str | None = None,
         close_returns: bool = False,
         timeout: float = 30.0,
@@ -75,17 +87,17 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         max_lifetime: float = 60 * 60.0,
         max_idle: float = 10 * 60.0,
         reconnect_timeout: float = 5 * 60.0,
-        reconnect_failed: Callable[[Any], Any] | None = None,
+        reconnect_failed: AsyncConnectFailedCB | None = None,
         num_workers: int = 3,
         check_bypass: float = 0.0,
         leak_threshold: float | None = None,
-    ):
+    ) -> None:
         if connection_class is None:
             if psycopg is None:
                 raise ImportError(
                     "fastpool.AsyncConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
                 )
-            connection_class = psycopg.AsyncConnection
+            connection_class = cast("type[ACT]", psycopg.AsyncConnection)
         base.check_pool_arguments(connection_class, open, configure=configure, check=check, reset=reset)
         super().__init__(
             conninfo,
@@ -207,12 +219,17 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def __aenter__(self) -> "AsyncConnectionPool[ACT]":
+    async def __aenter__(self) -> Self:
         self._open_implicit = False
         await self.open()
         return self
 
-    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     def _warn_open_async(self) -> None:
@@ -263,7 +280,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
         raises PoolTimeout. If the calling task ends still holding the
         connection, a warning is logged."""
-        conn = await self._getconn(timeout)
+        conn: ACT = await self._getconn(timeout)
         self._track_owner(conn)
         return conn
 
@@ -423,7 +440,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 logger.warning("error resetting connection: %s", ex)
                 await self._close_quietly(conn)
 
-    def connection(self, timeout: float | None = None) -> "AsyncConnectionContext":
+    def connection(self, timeout: float | None = None) -> AbstractAsyncContextManager[ACT, None]:
         """Async context manager: a connection for the block, committed on
         success, rolled back on error, then returned to the pool."""
         return AsyncConnectionContext(self, timeout)
@@ -468,7 +485,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         conninfo = self._check_conninfo(await _resolved(self.conninfo))
         t0 = self._connect_started()
         try:
-            conn = await self.connection_class.connect(conninfo, **kwargs)  # type: ignore[attr-defined]
+            conn = await self.connection_class.connect(conninfo, **kwargs)
         except Exception:
             self._connect_ended(t0, False)
             raise
@@ -605,7 +622,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 self._grow_locked(self._min_size - self._nconns)
 
     @staticmethod
-    async def check_connection(conn: Any) -> None:
+    async def check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
         """A simple check to verify that a connection is still working
         (usable as the ``check`` parameter)."""
         if conn.autocommit:
@@ -643,11 +660,16 @@ class AsyncConnectionContext:
     second ``async with`` on the same object is refused."""
 
     __slots__ = ("pool", "timeout", "conn", "t0", "entered")
+    pool: AsyncConnectionPool[Any]
+    timeout: float | None
+    conn: Any
+    t0: float
+    entered: bool
 
     def __init__(self, pool: AsyncConnectionPool[Any], timeout: float | None) -> None:
         self.pool = pool
         self.timeout = timeout
-        self.conn: Any = None
+        self.conn = None
         self.entered = False
 
     async def __aenter__(self) -> Any:

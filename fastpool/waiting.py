@@ -37,7 +37,7 @@ class Waiter:
         # A C-level call: serving a waiter runs no Python code after the
         # outcome is written, so no exception can land between the two.
         self.wake = self._sem.release
-        self.slot = -1
+        self.slot: int = -1
         self.error: BaseException | None = None
         self.busy = False  # in use by a checkout of its thread
 
@@ -128,7 +128,7 @@ class AsyncWaiter:
         self._loop = loop
         self._fut: asyncio.Future[None] = loop.create_future()
         self._thread = threading.get_ident()
-        self.slot = -1
+        self.slot: int = -1
         self.error: BaseException | None = None
 
     def fail(self, error: BaseException) -> None:

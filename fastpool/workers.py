@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from .base import clamp_wait
 
-logger = logging.getLogger("psycopg.pool")
+logger: logging.Logger = logging.getLogger("psycopg.pool")
 
 Task = Callable[..., Any]
 _STOP = object()
@@ -47,13 +47,13 @@ class Workers:
     def __init__(self, pool: Any, num_workers: int) -> None:
         self._pool_ref = weakref.ref(pool)
         self._name = pool.name
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Scheduler state: a heap of (when, seq, task, args) guarded by _cond.
         self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, Task, tuple]] = []
+        self._heap: list[tuple[float, int, Task, tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self._stopping = False
-        self.threads = [
+        self.threads: list[threading.Thread] = [
             threading.Thread(target=self._work, name=f"{self._name}-worker-{i}", daemon=True)
             for i in range(num_workers)
         ]
