@@ -1,9 +1,15 @@
 """Types of fastpool's psycopg pools: the names and meanings of ``psycopg_pool.abc``.
 
-The pools are generic in their connection type, bound from ``connection_class``
-(``ConnectionPool(dsn)`` is a ``ConnectionPool[Connection[TupleRow]]``). The
-type variables have a default, which only type checkers read: at run time they
-are plain ``typing.TypeVar``s, so fastpool needs no typing_extensions.
+The pools are generic in their connection type, bound from ``connection_class``:
+``CT`` for ConnectionPool and NullConnectionPool (a ``psycopg.Connection``,
+by default ``Connection[TupleRow]``), ``ACT`` for the async pools (a
+``psycopg.AsyncConnection``, by default ``AsyncConnection[TupleRow]``). So
+``ConnectionPool(dsn)`` is a ``ConnectionPool[Connection[TupleRow]]`` and
+``ConnectionPool(dsn, connection_class=Connection[DictRow])`` a
+``ConnectionPool[Connection[DictRow]]``, whose ``connection()`` and ``getconn()``
+give that type. Only type checkers read the bounds and defaults: at run time
+``CT`` and ``ACT`` are plain ``typing.TypeVar``s, so fastpool needs no
+typing_extensions.
 """
 from __future__ import annotations
 
@@ -25,27 +31,31 @@ else:
     CT = TypeVar("CT")
     ACT = TypeVar("ACT")
 
-# Callbacks taking a connection of the pool (configure, check, reset)
 ConnectionCB: TypeAlias = Callable[[CT], None]
+"""A ``configure``, ``check`` or ``reset`` callback: called with a connection of the pool."""
 AsyncConnectionCB: TypeAlias = Callable[[ACT], Awaitable[None]]
+"""The async pools' ``configure``, ``check`` or ``reset`` callback (a coroutine function)."""
 
-# Callbacks the pool passes itself to when reconnecting gives up
 ConnectFailedCB: TypeAlias = Callable[["ConnectionPool[Any]"], None]
+"""``reconnect_failed``: called with the pool when reconnecting gives up."""
 AsyncConnectFailedCB: TypeAlias = Union[
     Callable[["AsyncConnectionPool[Any]"], None],
     Callable[["AsyncConnectionPool[Any]"], Awaitable[None]],
 ]
+"""The async pools' ``reconnect_failed``: a function or a coroutine function."""
 
-# The connection parameters: a value, or a callable returning it (awaitable in
-# the async pools), called before each connection attempt
 ConninfoParam: TypeAlias = Union[str, Callable[[], str]]
+"""``conninfo``: a connection string, or a callable returning one before each attempt."""
 AsyncConninfoParam: TypeAlias = Union[str, Callable[[], str], Callable[[], Awaitable[str]]]
+"""The async pools' ``conninfo``: the callable may also be a coroutine function."""
 KwargsParam: TypeAlias = Union[Dict[str, Any], Callable[[], Dict[str, Any]]]
+"""``kwargs`` of ``connect()``: a dict, or a callable returning one before each attempt."""
 AsyncKwargsParam: TypeAlias = Union[
     Dict[str, Any],
     Callable[[], Dict[str, Any]],
     Callable[[], Awaitable[Dict[str, Any]]],
 ]
+"""The async pools' ``kwargs``: the callable may also be a coroutine function."""
 
 __all__ = [
     "ACT",
