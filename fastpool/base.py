@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ._core import MAX_CAPACITY, Counters
 from .errors import PoolTimeout
 
-logger = logging.getLogger("psycopg.pool")
+logger: logging.Logger = logging.getLogger("psycopg.pool")
 
 # Idle slots the ring is sized for when max_size is small: resize() can grow the
 # pool up to this (or to the initial max_size, if larger) without a new ring.
