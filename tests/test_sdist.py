@@ -41,7 +41,8 @@ def test_sdist_holds_what_the_test_suite_needs(sdist: Path) -> None:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for needed in ("LICENSE", "conftest.py", "pyproject.toml", "setup.py", "src/_fastpool.pyx",
                    "src/_pool_hotpath.pxi", "src/fp_atomic.h", "fastpool/py.typed",
-                   "fastpool/_fastpool.pyi", "tests/core/test_slotring.py", "scripts/test"):
+                   "fastpool/_fastpool.pyi", "tests/core/test_slotring.py", "scripts/test",
+                   "tests/typing/user_program.py", "tests/typing/stubtest_allowlist.txt"):
         assert needed in names, needed
 
 

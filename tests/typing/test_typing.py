@@ -3,14 +3,18 @@ psycopg pools type a user's program (user_program.py) the way psycopg_pool's
 do, pyright --verifytypes finds its public symbols typed, and the compiled
 core's stub matches the built module.
 
-Nothing here depends on the core in use, so these run once: in the
-compiled-core pass of scripts/test (FASTPOOL_IMPL=c), skipped in the other.
+Type checking doesn't depend on the core in use, so the tests running mypy or
+pyright run once: in the compiled-core pass of scripts/test (FASTPOOL_IMPL=c),
+skipped in the other. The signatures declared for type checkers only are
+compared with each core's run-time ones.
 mypy and pyright come with the ``test`` extra; pyright runs on the machine's
 Node.js, with the pyright release its PyPI package bundles.
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import io
 import json
 import os
@@ -23,15 +27,16 @@ from typing import Any
 
 import pytest
 
-pytestmark = [
-    pytest.mark.skipif(
+def _checker_test(test: Any) -> Any:
+    """A test running mypy or pyright: once per scripts/test, on a Python they support."""
+    once = pytest.mark.skipif(
         os.environ.get("FASTPOOL_IMPL") == "python",
         reason="static typing doesn't depend on the core: checked in the FASTPOOL_IMPL=c pass only",
-    ),
-    pytest.mark.skipif(
-        sys.version_info < (3, 10), reason="the pinned mypy needs Python >= 3.10 (see the test extra)"
-    ),
-]
+    )
+    supported = pytest.mark.skipif(
+        sys.version_info < (3, 10), reason="the pinned mypy needs Python >= 3.10 (see the test group)"
+    )
+    return once(supported(test))
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = Path(__file__).with_name("user_program.py")
@@ -83,6 +88,7 @@ def _pyright_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 # The package ------------------------------------------------------------------
 
 
+@_checker_test
 def test_package_is_clean_under_mypy_strict(mypy_cache: Path) -> None:
     # The settings are pyproject.toml's [tool.mypy] (strict, the whole package).
     proc = _run(_tool("mypy") + ["--strict", "--cache-dir", str(mypy_cache)], cwd=ROOT)
@@ -90,6 +96,7 @@ def test_package_is_clean_under_mypy_strict(mypy_cache: Path) -> None:
     assert "Success: no issues found" in proc.stdout
 
 
+@_checker_test
 def test_package_is_clean_under_pyright() -> None:
     # The settings are pyproject.toml's [tool.pyright] (standard mode, the package).
     proc = _run(_tool("pyright") + ["--outputjson", "--pythonpath", sys.executable], cwd=ROOT)
@@ -104,6 +111,7 @@ def test_package_is_clean_under_pyright() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@_checker_test
 def test_public_symbols_have_known_types(tmp_path: Path) -> None:
     proc = _run(
         _tool("pyright")
@@ -128,6 +136,7 @@ def test_public_symbols_have_known_types(tmp_path: Path) -> None:
     assert score >= MIN_COMPLETENESS, f"{score:.1%} of public symbols typed:\n" + "\n".join(untyped)
 
 
+@_checker_test
 @pytest.mark.c_extension
 def test_compiled_core_stub_matches_the_module(mypy_cache: Path) -> None:
     if importlib.util.find_spec("fastpool._fastpool") is None:
@@ -142,6 +151,60 @@ def test_compiled_core_stub_matches_the_module(mypy_cache: Path) -> None:
         FASTPOOL_IMPL="c",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Signatures declared for type checkers only ------------------------------------------
+
+
+def _declared_for_type_checkers(module: str, cls: str) -> dict[str, ast.FunctionDef]:
+    """The methods ``cls`` declares in an ``if TYPE_CHECKING:`` block of its body."""
+    tree = ast.parse((ROOT / "fastpool" / f"{module}.py").read_text())
+    (cls_node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
+    return {
+        f.name: f
+        for block in cls_node.body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for f in block.body
+        if isinstance(f, ast.FunctionDef)
+    }
+
+
+def _declared_params(f: ast.FunctionDef) -> list[tuple[str, str, object]]:
+    a = f.args
+    no_default = inspect.Parameter.empty
+    positional = a.posonlyargs + a.args
+    pos_defaults = [no_default] * (len(positional) - len(a.defaults)) + [
+        eval(ast.unparse(d)) for d in a.defaults
+    ]
+    out = [(p.arg, "POSITIONAL_OR_KEYWORD", d) for p, d in zip(positional, pos_defaults)]
+    out += [
+        (p.arg, "KEYWORD_ONLY", no_default if d is None else eval(ast.unparse(d)))
+        for p, d in zip(a.kwonlyargs, a.kw_defaults)
+    ]
+    assert a.vararg is None and a.kwarg is None, f.name
+    return out
+
+
+def _runtime_params(func: Any) -> list[tuple[str, str, object]]:
+    return [(p.name, p.kind.name, p.default) for p in inspect.signature(func).parameters.values()]
+
+
+def test_signatures_declared_for_type_checkers_match_the_runtime() -> None:
+    # ConnectionPool's getconn/putconn/connection come from the core at run
+    # time; the null pools' constructors forward to their base's (min_size 0).
+    # What type checkers are told must be what runs.
+    from fastpool import AsyncConnectionPool, ConnectionPool
+
+    declared = _declared_for_type_checkers("pool", "ConnectionPool")
+    assert set(declared) == {"getconn", "putconn", "connection"}
+    for name, f in declared.items():
+        assert _declared_params(f) == _runtime_params(getattr(ConnectionPool, name)), name
+    for module, cls, base in (("null_pool", "NullConnectionPool", ConnectionPool),
+                              ("null_pool_async", "AsyncNullConnectionPool", AsyncConnectionPool)):
+        declared = _declared_for_type_checkers(module, cls)
+        assert set(declared) == {"__init__"}
+        expected = [(n, k, 0 if n == "min_size" else d) for n, k, d in _runtime_params(base.__init__)]
+        assert _declared_params(declared["__init__"]) == expected, cls
 
 
 # A user's program ---------------------------------------------------------------
@@ -219,6 +282,7 @@ def _check_pyright(tmp_path: Path) -> tuple[dict[int, str], dict[int, list[str]]
     return reveals, errors
 
 
+@_checker_test
 @pytest.mark.parametrize("checker", ["mypy", "pyright"])
 def test_user_program_types(checker: str, tmp_path: Path, mypy_cache: Path) -> None:
     expected_reveals, expected_errors = _expectations()
