@@ -382,7 +382,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         """Give back a connection obtained with ``getconn()``."""
         owner = getattr(conn, "_fp_owner", None)
         if owner is not None and getattr(conn, "_pool", None) is self:
-            conn._fp_owner = None  # type: ignore[attr-defined]
+            conn._fp_owner = None  # type: ignore[attr-defined]  # the pool's own mark on a psycopg connection
             owner[0].remove_done_callback(owner[1])
         slot = self._return_fast(conn)
         if slot >= 0:
@@ -539,7 +539,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             logger.warning("reconnect_failed callback failed: %s", ex)
         self._refill_later(gave_up)
 
-    async def reconnect_failed(self) -> None:  # type: ignore[override]
+    async def reconnect_failed(self) -> None:  # type: ignore[override]  # a coroutine here, as in psycopg_pool
         """Called when reconnecting gives up; runs the ``reconnect_failed``
         callback (sync or async)."""
         if self._reconnect_failed:
