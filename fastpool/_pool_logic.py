@@ -64,8 +64,9 @@ class PoolLogic(_LogicBase):
 
     Expects the pool to provide ``_new_waiter()``, ``_new_workers()`` (an
     object with ``start``, ``run_soon`` and ``run_later``), ``_close_idle()``,
-    and the maintenance tasks ``_add_connection_task``, ``_shrink_task`` and
-    ``_expiry_task``."""
+    the maintenance tasks ``_add_connection_task``, ``_shrink_task`` and
+    ``_expiry_task``, and ``_reclaim_orphan()`` (close and replace an orphaned
+    checkout)."""
 
     # Seconds between two scans for checked-out connections nobody can return
     # (a class attribute: tests scan more often).
@@ -95,6 +96,8 @@ class PoolLogic(_LogicBase):
         def _add_connection_task(self, attempt: AttemptWithBackoff | None) -> object: ...
         def _shrink_task(self) -> object: ...
         def _expiry_task(self) -> object: ...
+        # The async pools' is a coroutine function.
+        def _reclaim_orphan(self, slot: int, conn: Any) -> object: ...
 
     def _init_pool(self, connection_class: type[Any], configure: Any, check: Any, reset: Any,
                    close_returns: bool, api: Any) -> None:
@@ -147,6 +150,7 @@ class PoolLogic(_LogicBase):
         pool's ring grows on demand). Extended in place: a thread that read a
         list before the growth still indexes the same, complete record."""
         extra = capacity - len(self._conns)
+        fill: Any  # (each list's own)
         for values, fill in (
             (self._conns, None), (self._expire_at, 0.0), (self._created_at, 0.0),
             (self._last_used, 0.0), (self._checked_out_at, 0.0),
@@ -376,7 +380,9 @@ class PoolLogic(_LogicBase):
             raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
         return w.slot
 
-    def _after_failed_check(self, attempt: Any, deadline: float, timeout: float) -> Any:
+    def _after_failed_check(
+        self, attempt: AttemptWithBackoff | None, deadline: float, timeout: float
+    ) -> AttemptWithBackoff:
         """A connection failed the ``check`` callback and went back to the
         pool: psycopg_pool's backoff before the next try (the first at once,
         then about 1, 2, 4... s within what is left of the timeout). Returns

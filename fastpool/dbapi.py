@@ -300,10 +300,6 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         if open:
             self.open()
 
-    if TYPE_CHECKING:
-        # ConnectionPool.__enter__ returns the pool itself: say it is this one.
-        def __enter__(self) -> Pool[_ConnT]: ...
-
     # ------------------------------------------------------------------
     # Checkout and return
     # ------------------------------------------------------------------
@@ -460,11 +456,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         except Exception as ex:
             logger.warning("error ignored in rollback on %r: %s", raw, ex)
 
-    # ignore: the base's ConnectionContext is another class; "unused-ignore" because
-    # once the base returns a context manager type, ours matches it.
-    def connection(  # type: ignore[override, unused-ignore]
-        self, timeout: float | None = None
-    ) -> _ConnectionBlock[_ConnT]:
+    def connection(self, timeout: float | None = None) -> _ConnectionBlock[_ConnT]:
         """Context manager: a connection for the block, committed on success,
         rolled back on error, then returned to the pool."""
         return _ConnectionBlock(self, timeout)
@@ -490,10 +482,10 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
                 self._counters.add(base.I_REQUESTS_NUM)
             self._count_failed_request()
             raise _copy_error(refused)
-        return ConnectionPool._getconn_slow(self, timeout, counted)
+        return ConnectionPool._getconn_slow(self, timeout, counted)  # type: ignore[no-any-return]  # a _Held in this pool
 
     def _check_held(self, held: _Held) -> None:
-        self._user_check(held.raw)  # type: ignore[misc]
+        self._user_check(held.raw)  # type: ignore[misc]  # installed only when _user_check is set
 
     # ------------------------------------------------------------------
     # Connections

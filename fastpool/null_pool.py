@@ -137,7 +137,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             return self._connect_new(w, deadline, timeout)
         conn = self._conns[w.slot]
         conn._pool = self
-        return conn  # type: ignore[no-any-return]
+        return conn  # type: ignore[no-any-return]  # the pool keeps its connections untyped
 
     def _connect_new(self, w: Waiter, deadline: float, timeout: float) -> CT:
         """Open a connection for the caller, whose waiter ``w`` holds a
@@ -151,7 +151,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             if self._install_or_none(conn, w) < 0:
                 raise PoolClosed(f"the pool {self.name!r} is already closed")
             conn._pool = self
-            return conn  # type: ignore[no-any-return]
+            return conn  # type: ignore[no-any-return]  # _connect() returns the pool's untyped connection
         except BaseException as ex:
             if w.slot == CONNECT_YOURSELF:  # not installed: ours to close, and the place to free
                 if conn is not None:

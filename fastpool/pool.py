@@ -297,7 +297,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 outcome = self._checkout_checked(w, monotonic())
                 if outcome is not DISCARDED and outcome is not FAILED_CHECK:
                     release_waiter(w)
-                    return outcome  # type: ignore[no-any-return]
+                    return outcome
                 if outcome is FAILED_CHECK:
                     attempt = self._after_failed_check(attempt, deadline, timeout)
                     time.sleep(attempt.delay)
@@ -394,11 +394,11 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self._close_quietly_now(conn)
             self._replace_discarded()
 
-    def _take_idle_into(self, h: Any) -> bool:
+    def _take_idle_into(self, h: _Holder) -> bool:
         """Claim one idle connection into holder ``h``; False if none."""
         with self._lock:
             h.slot = self._ring.try_acquire()
-            return h.slot >= 0  # type: ignore[no-any-return]
+            return h.slot >= 0
 
     def _give_back_held(self, h: Any) -> None:
         """Return the slot holder ``h`` holds (see ``_give_back``)."""
@@ -687,7 +687,7 @@ class _Holder:
     __slots__ = ("slot",)
 
     def __init__(self) -> None:
-        self.slot = -1
+        self.slot: int = -1
 
 
 _fork_safe_pools: "weakref.WeakSet[ConnectionPool[Any]]" = weakref.WeakSet()

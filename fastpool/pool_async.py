@@ -545,7 +545,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         if self._reconnect_failed:
             await _resolved(partial(self._reconnect_failed, self))
 
-    async def _orphan_task(self) -> None:  # type: ignore[override]
+    async def _orphan_task(self) -> None:  # type: ignore[override]  # a coroutine here: the async workers await it
         """Maintenance task: reclaim orphans every ``_orphan_scan_period``."""
         if self._orphan_scan_due():
             await self._reclaim_orphans_async()
@@ -555,7 +555,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             self._report_orphan(slot, conn)
             await self._reclaim_orphan(slot, conn)
 
-    async def _reclaim_orphan(self, slot: int, conn: Any) -> None:  # type: ignore[override]
+    async def _reclaim_orphan(self, slot: int, conn: Any) -> None:
         """A checked-out connection nobody can return: out of the pool, closed,
         and replaced while the pool is open."""
         await self._discard(slot, conn)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .base import clamp_wait
 
@@ -36,10 +36,10 @@ class Waiter:
         self._sem.acquire()
         # A C-level call: serving a waiter runs no Python code after the
         # outcome is written, so no exception can land between the two.
-        self.wake = self._sem.release
+        self.wake: Callable[[], None] = self._sem.release
         self.slot: int = -1
         self.error: BaseException | None = None
-        self.busy = False  # in use by a checkout of its thread
+        self.busy: bool = False  # in use by a checkout of its thread
 
     def serve(self, slot: int) -> None:
         """Give the waiter a slot (pool lock held)."""

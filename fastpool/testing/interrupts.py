@@ -121,10 +121,10 @@ class Injector:
     def __init__(self, at: int | None = None, exc: type[BaseException] = KeyboardInterrupt) -> None:
         self.at = at
         self.exc = exc
-        self.count = 0
+        self.count: int = 0
         self.fired: str | None = None
         self.points: list[str] = []
-        self.record = at is None
+        self.record: bool = at is None
         self._gc_frame: FrameType | None = None
 
     def _point(self, where: str) -> None:

@@ -81,6 +81,8 @@ class AsyncStubConnection(StubConnection):
     """Just enough of psycopg.AsyncConnection for the async pools; connect and
     rollback suspend once, as the real ones do."""
 
+    # ignore[override]: each method is the coroutine twin of StubConnection's,
+    # as psycopg.AsyncConnection's are of Connection's.
     @classmethod
     async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:  # type: ignore[override]
         await asyncio.sleep(0)
