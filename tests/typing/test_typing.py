@@ -6,9 +6,10 @@ core's stub matches the built module.
 Type checking doesn't depend on the core in use, so the tests running mypy or
 pyright run once: in the compiled-core pass of scripts/test (FASTPOOL_IMPL=c),
 skipped in the other. The signatures declared for type checkers only are
-compared with each core's run-time ones.
-mypy and pyright come with the ``test`` extra; pyright runs on the machine's
-Node.js, with the pyright release its PyPI package bundles.
+compared with each core's run-time ones. test_dbapi_types.py checks the
+generic pool's and the drop-ins' types the same way.
+mypy and pyright come with the ``test`` dependency group; pyright runs on the
+machine's Node.js, with the pyright release its PyPI package bundles.
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ MIN_COMPLETENESS = 0.95
 
 def _tool(module: str) -> list[str]:
     if importlib.util.find_spec(module) is None:
-        pytest.fail(f"{module} is not installed: pip install -e '.[test]'")
+        pytest.fail(f"{module} is not installed: pip install --group test")
     return [sys.executable, "-m", module]
 
 

@@ -1,6 +1,6 @@
 """What a psycopg_pool user writes, on fastpool's pools: never run, only type-checked.
 
-tests/typing/test_user_types.py checks this file with ``mypy --strict`` and with
+tests/typing/test_typing.py checks this file with ``mypy --strict`` and with
 pyright, and compares what they say with the comments:
 
 * ``reveal_type(x)  # -> T``: the checker must reveal the type T (module paths
