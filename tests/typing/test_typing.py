@@ -54,6 +54,7 @@ KEY_SYMBOLS = [
         ("null_pool", "NullConnectionPool", _NULL_POOL_MEMBERS),
         ("pool_async", "AsyncConnectionPool", _POOL_MEMBERS),
         ("null_pool_async", "AsyncNullConnectionPool", _NULL_POOL_MEMBERS),
+        ("dbapi", "Pool", ("__init__", "getconn", "putconn", "connection", "add_connection", "filled")),
     )
     for member in members
 ] + [f"fastpool.abc.{name}" for name in ("CT", "ACT", "ConnectionCB", "AsyncConnectionCB")]
