@@ -109,7 +109,14 @@ class NullPoolLogic(_NullLogicBase):
         return False
 
     def _limit_reached_locked(self) -> bool:
-        return self._nconns >= (self._max_size or self._slot_limit)
+        return self._nconns >= self._connection_limit()
+
+    def _connection_limit(self) -> int:
+        # max_size=0 ("unlimited") is limited by the slot ring all the same.
+        return self._max_size or self._slot_limit
+
+    def _idle_limit(self) -> int:
+        return 0  # no connection is kept idle
 
     def _connect_failed(self, ex: BaseException, timeout: float, holder: Any = None) -> None:
         """A caller's own connect failed (or was cancelled): free its place for
@@ -117,7 +124,7 @@ class NullPoolLogic(_NullLogicBase):
         it), and raise a connect timeout as PoolTimeout."""
         self._free_connection_slot(holder)
         if isinstance(ex, ConnectionTimeout):
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
+            raise self._checkout_timed_out(timeout) from None
 
     def _install_or_none(self, conn: Any, holder: Any = None) -> int:
         """Put a connection the caller opened in a held slot (``holder``, the

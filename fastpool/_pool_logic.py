@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 
 from ._core import SlotRing
-from .base import MIN_SLOT_CAPACITY, AttemptWithBackoff, Histograms, Stats
-from .errors import PoolClosed, PoolTimeout, TooManyRequests
+from .base import MIN_SLOT_CAPACITY, AttemptWithBackoff, Histograms, PoolMetrics, Stats
+from .errors import PoolClosed, TooManyRequests
 from .waiting import remove_waiter
 
 if TYPE_CHECKING:
@@ -321,6 +321,30 @@ class PoolLogic(_LogicBase):
             "requests_waiting": len(self._waiting),
         }
 
+    def _metrics_snapshot(self) -> PoolMetrics:
+        ring = self._ring
+        return PoolMetrics(
+            pool_name=self.name,
+            idle=ring.idle_count(),
+            # Slots held: checked out, or being checked, reset or replaced;
+            # connections still being made are in neither state.
+            used=ring.in_use_count(),
+            idle_min=self._min_size,
+            idle_max=self._idle_limit(),
+            max=self._connection_limit(),
+            pending_requests=len(self._waiting),
+            timeouts=self._histograms.timeouts(),
+            histograms=self._histograms.snapshot(),
+        )
+
+    def _connection_limit(self) -> int:
+        """Connections the pool may have open at once."""
+        return self._max_size
+
+    def _idle_limit(self) -> int:
+        """Connections that may be idle at once: no limit of its own."""
+        return self._max_size
+
 
     def _slot_or_waiter_locked(self) -> Any:
         """First step of an async checkout that missed the fast path (pool
@@ -377,7 +401,7 @@ class PoolLogic(_LogicBase):
             raise w.error
         if w.slot == -1:
             self._count_failed_request()
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+            raise self._checkout_timed_out(timeout)
         return w.slot
 
     def _after_failed_check(
@@ -393,16 +417,15 @@ class PoolLogic(_LogicBase):
         else:
             attempt.update_delay(now)
         if attempt.time_to_give_up(now):
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+            raise self._checkout_timed_out(timeout)
         self._raise_if_past(deadline, timeout)
         return attempt
 
-    @staticmethod
-    def _raise_if_past(deadline: float, timeout: float) -> None:
+    def _raise_if_past(self, deadline: float, timeout: float) -> None:
         """No new try once the deadline has passed (psycopg_pool's rule: a
         retry that would start with no time left raises PoolTimeout)."""
         if monotonic() >= deadline:
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+            raise self._checkout_timed_out(timeout)
 
     def _count_broken_return(self, conn: Any, from_getconn: bool) -> None:
         """A connection came back closed or broken (psycopg_pool's records):
@@ -522,12 +545,7 @@ class PoolLogic(_LogicBase):
         return True
 
     def _count_failed_request(self) -> None:
-        # requests_errors (reset by pop_stats) and a running total for exporters
         self._stats.add(Stats.REQUESTS_ERRORS)
-        self._hist.add(Histograms.FAILED)
-
-    def _failed_requests_total(self) -> int:
-        return self._hist.get(Histograms.FAILED)
 
     # Open, close, connection lifecycle: the locked halves both pools share ----
 

@@ -2,6 +2,7 @@
 checkout/return fast path. Keep the two in step."""
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -9,14 +10,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+from ._histogram_layout import BOUNDS as _H_BOUNDS
+from ._histogram_layout import USE as _H_USE
+from ._histogram_layout import WAIT as _H_WAIT
+
 _IDLE = 0
 _UNKNOWN = 4
 _I_REQUESTS_NUM = 0
 _I_USAGE_MS = 4
-_H_WAIT = 0
-_H_USE = 12
 
 monotonic = time.monotonic
+
+
+def histogram_bucket(seconds: float) -> int:
+    """The bucket the hot path counts ``seconds`` in (for tests)."""
+    return bisect.bisect_left(_H_BOUNDS, seconds)
 
 
 class PoolFastPath:

@@ -11,6 +11,7 @@ import threading
 import typing
 from typing import Any, Callable
 
+from . import _histogram_layout as _layout
 from ._core import MAX_CAPACITY, Counters
 from .errors import PoolTimeout
 
@@ -183,33 +184,57 @@ class Stats:
 class Histograms:
     """Wait, use and connect times as cumulative-friendly histograms in atomic
     core counters that pop_stats() never resets (so exporters can treat them
-    as monotonic). Buckets are fixed (seconds); sums are in microseconds.
+    as monotonic), and the running count of checkout timeouts. The layout and
+    the fine, fixed bucket bounds (seconds) are ``fastpool._histogram_layout``'s,
+    which the compiled hot path reads too; sums are in microseconds.
 
     wait: time to obtain a connection (0 for a checkout that found one idle);
     use: from the start of ``with pool.connection()`` to the return;
     create: connection attempts, successful or not."""
 
-    BOUNDS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
-    NBUCKETS = len(BOUNDS) + 1  # the last one is +Inf
-    WAIT, USE, CREATE = 0, NBUCKETS, 2 * NBUCKETS   # first bucket of each
-    SUMS = 3 * NBUCKETS                              # WAIT sum, USE sum, CREATE sum
-    FAILED = SUMS + 3                                # requests that got no connection
-    SIZE = FAILED + 1
+    BOUNDS = _layout.BOUNDS
+    NBUCKETS = _layout.NBUCKETS  # the last one is +Inf
+    WAIT, USE, CREATE = _layout.WAIT, _layout.USE, _layout.CREATE   # first bucket of each
+    SUMS = _layout.SUMS          # WAIT sum, USE sum, CREATE sum
+    TIMEOUTS = _layout.TIMEOUTS  # checkouts that raised PoolTimeout
+    SIZE = _layout.SIZE
+    NAMES = ("wait", "use", "create")
 
     def __init__(self) -> None:
         self.counters: Counters = Counters(self.SIZE)
 
     def observe(self, kind: int, seconds: float) -> None:
+        # bisect_left: a value equal to a bound counts in that bound's bucket
+        # (Prometheus' "le"), as in the compiled twin's loop.
         self.counters.add2(kind + bisect.bisect_left(self.BOUNDS, seconds), 1,
                            self.SUMS + kind // self.NBUCKETS, int(seconds * 1_000_000))
 
     def snapshot(self) -> dict[str, tuple[list[int], float]]:
-        """name -> (count per bucket, not cumulative; sum in seconds)."""
+        """name -> (count per bucket of BOUNDS and +Inf, not cumulative; sum in seconds)."""
         values = self.counters.snapshot()
         out: dict[str, tuple[list[int], float]] = {}
-        for name, kind in (("wait", self.WAIT), ("use", self.USE), ("create", self.CREATE)):
-            out[name] = (values[kind:kind + self.NBUCKETS], values[self.SUMS + kind // self.NBUCKETS] / 1e6)
+        for i, name in enumerate(self.NAMES):
+            kind = i * self.NBUCKETS
+            out[name] = (values[kind:kind + self.NBUCKETS], values[self.SUMS + i] / 1e6)
         return out
+
+    def timeouts(self) -> int:
+        return self.counters.get(self.TIMEOUTS)
+
+
+class PoolMetrics(typing.NamedTuple):
+    """What the exporters (``fastpool.metrics``) read from a pool at once,
+    named after OpenTelemetry's ``db.client.connection.*`` metrics."""
+
+    pool_name: str
+    idle: int               # connections in the pool, not checked out
+    used: int               # connections checked out (or being checked, reset)
+    idle_min: int           # min_size
+    idle_max: int           # how many may be idle at once
+    max: int                # how many may be open at once
+    pending_requests: int   # requests waiting for a connection
+    timeouts: int           # checkouts that raised PoolTimeout, since the pool was made
+    histograms: dict[str, tuple[list[int], float]]  # Histograms.snapshot()
 
 
 I_REQUESTS_NUM = Stats.INDEX[Stats.REQUESTS_NUM]
@@ -371,7 +396,15 @@ class BasePool:
         before anything is taken, as psycopg_pool does (which counts it in
         requests_num only, not in requests_errors)."""
         if timeout <= 0 and not self._nowait_at_zero:
-            raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+            raise self._checkout_timed_out(timeout)
+
+    def _checkout_timed_out(self, timeout: float) -> PoolTimeout:
+        """The PoolTimeout a checkout raises (every pool's, from every path:
+        the caller raises it), counted for the exporters'
+        ``db.client.connection.timeouts``. Only timeouts: TooManyRequests or
+        PoolClosed are in psycopg_pool's ``requests_errors``, not here."""
+        self._histograms.counters.add(Histograms.TIMEOUTS)
+        return PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__module__}.{self.__class__.__name__} {self.name!r} at 0x{id(self):x}>"
@@ -428,6 +461,11 @@ class BasePool:
     # Statistics -----------------------------------------------------------
 
     def _get_measures(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def _metrics_snapshot(self) -> PoolMetrics:
+        """The exporters' seam (``fastpool.metrics``): the pool's gauges,
+        timeouts and histograms, read now. Never resets anything."""
         raise NotImplementedError
 
     def get_stats(self) -> dict[str, int]:

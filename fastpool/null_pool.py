@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import base
 from .abc import CT
 from .base import AttemptWithBackoff, Stats
-from .errors import PoolClosed, PoolTimeout
+from .errors import PoolClosed
 from .pool import ConnectionPool, logger, monotonic
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .waiting import Waiter, release_waiter
@@ -146,7 +146,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         conn = None
         try:
             if remaining <= 0:
-                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+                raise self._checkout_timed_out(timeout)
             conn = self._connect(timeout=remaining)
             if self._install_or_none(conn, w) < 0:
                 raise PoolClosed(f"the pool {self.name!r} is already closed")

@@ -16,7 +16,7 @@ from . import base
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .abc import ACT
 from .base import AttemptWithBackoff, Stats
-from .errors import PoolClosed, PoolTimeout
+from .errors import PoolClosed
 from .pool_async import AsyncConnectionPool, logger, monotonic
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         remaining = deadline - monotonic()
         try:
             if remaining <= 0:
-                raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+                raise self._checkout_timed_out(timeout)
             conn = await self._connect(timeout=remaining)
         except BaseException as ex:  # including cancellation while connecting
             self._connect_failed(ex, timeout)

@@ -17,24 +17,47 @@ cdef enum:
     _UNKNOWN = 4    # ... UNKNOWN: closed or broken connection
     _I_REQUESTS_NUM = 0   # index of requests_num in fastpool.base.Stats.KEYS
     _I_USAGE_MS = 4       # index of usage_ms (accumulated in microseconds)
-    # fastpool.base.Histograms layout: 12 buckets per histogram, then the sums
-    _H_NBUCKETS = 12
-    _H_WAIT = 0
-    _H_USE = 12
-    _H_USE_SUM = 37
+    _H_MAX_BOUNDS = 64    # room for fastpool._histogram_layout.BOUNDS
 
 
-# Histogram bucket bounds in microseconds (fastpool.base.Histograms.BOUNDS).
-cdef double _H_BOUNDS_US[11]
-_H_BOUNDS_US[:] = [100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0, 100000.0, 500000.0,
-                   1000000.0, 5000000.0, 10000000.0]
+# The histograms' layout and bucket bounds (seconds), copied at import from
+# fastpool._histogram_layout, which fastpool.base.Histograms and the Python
+# twin read too: one source, and plain C values on the hot path.
+cdef double _H_BOUNDS[_H_MAX_BOUNDS]
+cdef Py_ssize_t _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM
 
 
-cdef inline int _h_bucket(double us) noexcept nogil:
-    cdef int i = 0
-    while i < 11 and us > _H_BOUNDS_US[i]:
+cdef int _load_histogram_layout() except -1:
+    global _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM
+    from fastpool import _histogram_layout as layout
+    bounds = layout.BOUNDS
+    if not 0 < len(bounds) <= _H_MAX_BOUNDS:
+        raise ImportError(f"fastpool._histogram_layout.BOUNDS must have 1 to {_H_MAX_BOUNDS} bounds")
+    for i, b in enumerate(bounds):
+        _H_BOUNDS[i] = b
+    _H_NBOUNDS = len(bounds)
+    _H_WAIT = layout.WAIT
+    _H_USE = layout.USE
+    _H_USE_SUM = layout.SUMS + 1
+    return 0
+
+
+_load_histogram_layout()
+
+
+cdef inline Py_ssize_t _h_bucket(double seconds) noexcept nogil:
+    # Bucket i holds BOUNDS[i-1] < seconds <= BOUNDS[i] (Prometheus' "le"), as
+    # bisect_left in fastpool.base.Histograms.observe. A linear scan: short
+    # blocks, the ones whose cost shows, stop at the first bounds.
+    cdef Py_ssize_t i = 0
+    while i < _H_NBOUNDS and seconds > _H_BOUNDS[i]:
         i += 1
     return i
+
+
+def histogram_bucket(double seconds) -> int:
+    """The bucket the hot path counts ``seconds`` in (for tests)."""
+    return _h_bucket(seconds)
 
 
 cdef inline double _monotonic() noexcept nogil:
@@ -251,7 +274,8 @@ cdef class ConnectionContext:
         return self.conn
 
     def __exit__(self, exc_type, exc_val, exc_tb):
-        cdef double used_us
+        cdef double used
+        cdef int64_t used_us
         conn = self.conn
         if conn is None:
             raise RuntimeError(_EXIT_WITHOUT_ENTER)
@@ -272,10 +296,12 @@ cdef class ConnectionContext:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
                 pool._putconn(conn)
-            used_us = (_monotonic() - self.t0) * 1e6
-            fp_fetch_add_relaxed_i64(&pool._counters.values[_I_USAGE_MS], <int64_t>used_us)
-            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE + _h_bucket(used_us)], 1)
-            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE_SUM], <int64_t>used_us)
+            # As fastpool.base.Histograms.observe(USE, used) in the Python twin.
+            used = _monotonic() - self.t0
+            used_us = <int64_t>(used * 1e6)
+            fp_fetch_add_relaxed_i64(&pool._counters.values[_I_USAGE_MS], used_us)
+            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE + _h_bucket(used)], 1)
+            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE_SUM], used_us)
 
 
 cdef object _psycopg_logger():

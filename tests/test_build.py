@@ -136,14 +136,36 @@ def test_fast_paths_bump_the_right_stat_counters() -> None:
     pxi = (ROOT / "src" / "_pool_hotpath.pxi").read_text()
     assert f"_I_REQUESTS_NUM = {base.I_REQUESTS_NUM} " in pxi
     assert f"_I_USAGE_MS = {base.I_USAGE_MS} " in pxi
-    # ... and the histogram layout and bounds
+
+
+def test_fast_paths_count_times_in_the_same_histogram_buckets() -> None:
+    # Both hot paths read fastpool._histogram_layout (the compiled one copies it
+    # into C arrays at import); a time lands in the same bucket in each, and in
+    # the bucket of Histograms.observe: at, just under and just over each bound.
+    import math
+
+    from fastpool import _pyhotpath, base
+
     H = base.Histograms
     assert (_pyhotpath._H_WAIT, _pyhotpath._H_USE) == (H.WAIT, H.USE)
-    for name, value in (("_H_NBUCKETS", H.NBUCKETS), ("_H_WAIT", H.WAIT), ("_H_USE", H.USE),
-                        ("_H_USE_SUM", H.SUMS + 1)):
-        assert f"{name} = {value}\n" in pxi, name
-    bounds_us = ", ".join(f"{b * 1e6:.1f}" for b in H.BOUNDS)
-    assert " ".join(pxi.split("_H_BOUNDS_US[:] = [")[1].split("]")[0].split()) == bounds_us
+    cores = [_pyhotpath.histogram_bucket]
+    if _compiled_available():
+        import fastpool._fastpool as compiled
+
+        cores.append(compiled.histogram_bucket)
+    times = [0.0, 1e-9, 1e6]
+    for b in H.BOUNDS:
+        times += [math.nextafter(b, 0), b, math.nextafter(b, math.inf)]
+    for seconds in times:
+        h = H()
+        h.observe(H.USE, seconds)
+        counts, _ = h.snapshot()["use"]
+        expected = counts.index(1)
+        assert [bucket(seconds) for bucket in cores] == [expected] * len(cores), seconds
+        # "le": a time equal to a bound counts in that bound's bucket
+        if seconds in H.BOUNDS:
+            assert H.BOUNDS[expected] == seconds
+    assert [bucket(math.inf) for bucket in cores] == [H.NBUCKETS - 1] * len(cores)
 
 
 def test_fastpool_never_imports_psycopg_pool() -> None:
