@@ -6,6 +6,7 @@
 * ``pg_dsn``: a DSN of a reachable PostgreSQL (FASTPOOL_TEST_DSN / libpq env,
   else 127.0.0.1:5432, else a private throwaway cluster started for the session).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -79,8 +80,10 @@ def tpc_dsn(pg_server) -> Iterator[str]:
     from fastpool.testing.postgres import find_bindir, start_private_server
 
     if find_bindir() is None:
-        pytest.skip("the test server has max_prepared_transactions = 0 and no server binaries"
-                    " are installed to start one that allows two-phase commit")
+        pytest.skip(
+            "the test server has max_prepared_transactions = 0 and no server binaries"
+            " are installed to start one that allows two-phase commit"
+        )
     server = start_private_server()
     try:
         yield server.dsn
@@ -147,12 +150,18 @@ def build_core_variant(tmp_path_factory: pytest.TempPathFactory):
         for f in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
             shutil.copy(root / f, work / f)
         shutil.copytree(root / "src", work / "src")
-        shutil.copytree(root / "fastpool", work / "fastpool",
-                        ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+        shutil.copytree(
+            root / "fastpool",
+            work / "fastpool",
+            ignore=shutil.ignore_patterns("*.so", "__pycache__"),
+        )
         proc = subprocess.run(
             [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
-            cwd=work, env=dict(os.environ, FASTPOOL_REQUIRE_EXTENSIONS="1", **env),
-            capture_output=True, text=True, timeout=600,
+            cwd=work,
+            env=dict(os.environ, FASTPOOL_REQUIRE_EXTENSIONS="1", **env),
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert proc.returncode == 0, f"{name} build failed:\n{proc.stdout}\n{proc.stderr}"
         return work

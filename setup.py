@@ -10,6 +10,7 @@ Environment switches (read at build time):
                                     load the runtime with LD_PRELOAD when importing it into an
                                     uninstrumented Python (tests/test_sanitizers.py does this).
 """
+
 import os
 import sys
 
@@ -70,8 +71,11 @@ def extensions() -> list:
         )
         for name, path in CYTHON_MODULES.items()
     ]
-    print("fastpool: compiled build" + (" (debug: invariant checks on)" if DEBUG else "")
-          + (f" ({SANITIZE} sanitizer)" if SANITIZE else ""))
+    print(
+        "fastpool: compiled build"
+        + (" (debug: invariant checks on)" if DEBUG else "")
+        + (f" ({SANITIZE} sanitizer)" if SANITIZE else "")
+    )
     compiled = cythonize(exts, language_level=3, annotate=DEBUG)
     for ext in compiled:  # cythonize() makes new Extension objects: keep the flag
         ext.optional = not REQUIRE_EXTENSIONS

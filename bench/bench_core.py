@@ -2,6 +2,7 @@
 
 Each benchmark records which implementation ran and that it really handed out
 valid slots (``extra_info["correct"]``)."""
+
 from __future__ import annotations
 
 from collections import deque

@@ -6,6 +6,7 @@ pool's own cost) and real psycopg connections::
 
 Each benchmark checks afterwards that the pool still holds all its connections
 and hands them out (``extra_info["correct"]``)."""
+
 from __future__ import annotations
 
 import pytest

@@ -14,6 +14,7 @@ Contenders, each used the way its docs recommend:
 
 Each repeat runs on a fresh event loop (``--loop uvloop`` to use uvloop),
 builds the pool, warms it, measures for ``--seconds`` and closes it."""
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,14 @@ class PsycopgPoolAsync(AsyncContender):
             from psycopg_pool import AsyncConnectionPool
         else:
             AsyncConnectionPool = fastpool_module(self.impl).AsyncConnectionPool
-        self.pool = AsyncConnectionPool(self.dsn, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False,
-                                        kwargs={"autocommit": True}, timeout=60)
+        self.pool = AsyncConnectionPool(
+            self.dsn,
+            min_size=POOL_SIZE,
+            max_size=POOL_SIZE,
+            open=False,
+            kwargs={"autocommit": True},
+            timeout=60,
+        )
         await self.pool.open(wait=True)
 
     async def op(self, select: bool) -> float:
@@ -87,8 +94,9 @@ class AsyncpgPool(AsyncContender):
     async def open(self) -> None:
         import asyncpg
 
-        self.pool = await asyncpg.create_pool(_asyncpg_dsn(self.dsn), min_size=POOL_SIZE,
-                                              max_size=POOL_SIZE, timeout=60)
+        self.pool = await asyncpg.create_pool(
+            _asyncpg_dsn(self.dsn), min_size=POOL_SIZE, max_size=POOL_SIZE, timeout=60
+        )
 
     async def op(self, select: bool) -> float:
         t0 = time.perf_counter()
@@ -104,8 +112,10 @@ class DedicatedAsync(AsyncContender):
     async def open(self) -> None:
         import psycopg
 
-        self.free = [await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-                     for _ in range(self.tasks)]
+        self.free = [
+            await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            for _ in range(self.tasks)
+        ]
 
     async def close(self) -> None:
         for conn in self.free:
@@ -143,7 +153,9 @@ CONTENDERS: dict[str, Callable[[str, int], AsyncContender]] = {
 }
 
 
-async def run_tasks(c: AsyncContender, select: bool, tasks: int, seconds: float) -> tuple[float, dict]:
+async def run_tasks(
+    c: AsyncContender, select: bool, tasks: int, seconds: float
+) -> tuple[float, dict]:
     """``tasks`` tasks call ``c.op`` in a loop for ``seconds``: ops/s, plus the
     checkout waits and the fewest operations a task completed."""
     stop = False
@@ -171,10 +183,15 @@ async def run_tasks(c: AsyncContender, select: bool, tasks: int, seconds: float)
     waits.sort()
     ms = [w * 1000 for w in waits] or [0.0]
     return sum(counts) / elapsed, {
-        "unit": "ops/s", "higher_is_better": True,
-        "wait_p50_ms": ms[len(ms) // 2], "wait_p99_ms": ms[int(len(ms) * 0.99)], "wait_max_ms": ms[-1],
-        "min_task_ops": min(counts), "starved": counts.count(0),
-        "errors": len(errors), "first_error": errors[0] if errors else "",
+        "unit": "ops/s",
+        "higher_is_better": True,
+        "wait_p50_ms": ms[len(ms) // 2],
+        "wait_p99_ms": ms[int(len(ms) * 0.99)],
+        "wait_max_ms": ms[-1],
+        "min_task_ops": min(counts),
+        "starved": counts.count(0),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
     }
 
 
@@ -186,8 +203,12 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def _measure_once(factory: Callable[[str, int], AsyncContender], args: argparse.Namespace,
-                  select: bool, tasks: int) -> tuple[float, dict]:
+def _measure_once(
+    factory: Callable[[str, int], AsyncContender],
+    args: argparse.Namespace,
+    select: bool,
+    tasks: int,
+) -> tuple[float, dict]:
     async def main() -> tuple[float, dict]:
         c = factory(args.dsn, tasks)
         await c.open()
@@ -227,7 +248,9 @@ def case_async(args: argparse.Namespace) -> list[Table]:
     from .cases_pools import WAIT_COLUMNS, _share_of
 
     columns = {k: v for k, v in WAIT_COLUMNS.items() if k != "fewest ops by a thread"}
-    columns["fewest ops by a task"] = lambda res: str(min(e.get("min_task_ops", 0) for e in res.extra))
+    columns["fewest ops by a task"] = lambda res: str(
+        min(e.get("min_task_ops", 0) for e in res.extra)
+    )
     tables = []
     for select in (False, True):
         names = [n for n in CONTENDERS if select or n != CEILING]
@@ -238,13 +261,19 @@ def case_async(args: argparse.Namespace) -> list[Table]:
             }
             results: dict[str, Result] = interleaved(impls, args.repeats)
             what = "SELECT 1 end to end" if select else "checkout + return (no query)"
-            extra = {"% of dedicated": _share_of(results, CEILING), **columns} if select else columns
-            tables.append(Table(
-                f"async_{'select1' if select else 'cycle'}_{tasks}",
-                f"6. asyncio ({args.loop} loop): {what}, {tasks} tasks on a pool of {POOL_SIZE}, "
-                f"autocommit (ops/s, higher is better)",
-                results, [BASELINE], extra,
-                note="asyncpg is a different driver (its own protocol, no psycopg) and resets the "
-                     "session when a connection is released: a reference point, not like for like."))
+            extra = (
+                {"% of dedicated": _share_of(results, CEILING), **columns} if select else columns
+            )
+            tables.append(
+                Table(
+                    f"async_{'select1' if select else 'cycle'}_{tasks}",
+                    f"6. asyncio ({args.loop} loop): {what}, {tasks} tasks on a pool of {POOL_SIZE}, "
+                    f"autocommit (ops/s, higher is better)",
+                    results,
+                    [BASELINE],
+                    extra,
+                    note="asyncpg is a different driver (its own protocol, no psycopg) and resets the "
+                    "session when a connection is released: a reference point, not like for like.",
+                )
+            )
     return tables
-

@@ -1,6 +1,7 @@
 """Core cases: one acquire+release of a slot, compiled ring vs the pure-Python
 twin vs the containers a hand-written pool would use. Every implementation
 holds 10 idle slots."""
+
 from __future__ import annotations
 
 import queue

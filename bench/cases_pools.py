@@ -3,6 +3,7 @@
 Every measurement builds its pool, warms it, measures and closes it, so the
 implementations can be interleaved without holding each other's server
 connections; see ``contenders.py`` for what each pool does on return."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,41 @@ POOL_SIZE = 10
 BASELINE = "psycopg_pool"
 CEILING = "dedicated"
 
-CYCLE = ["fastpool.c", "fastpool.c getconn", "fastpool.python", "psycopg_pool",
-         "psycopg_pool getconn", "sqlalchemy QueuePool", "sqlalchemy FastQueuePool", "sqlalchemy engine",
-         "psycopg2 pool+sem", "fastpool psycopg2_pool", "DBUtils PooledDB"]
-E2E = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool", "sqlalchemy FastQueuePool",
-       "sqlalchemy engine", "psycopg2 pool+sem", "fastpool psycopg2_pool", "DBUtils PooledDB", "no pool",
-       CEILING]
-SPIKE = ["fastpool.c", "fastpool.python", "psycopg_pool", "sqlalchemy QueuePool",
-         "psycopg2 pool+sem", "DBUtils PooledDB", "no pool"]
+CYCLE = [
+    "fastpool.c",
+    "fastpool.c getconn",
+    "fastpool.python",
+    "psycopg_pool",
+    "psycopg_pool getconn",
+    "sqlalchemy QueuePool",
+    "sqlalchemy FastQueuePool",
+    "sqlalchemy engine",
+    "psycopg2 pool+sem",
+    "fastpool psycopg2_pool",
+    "DBUtils PooledDB",
+]
+E2E = [
+    "fastpool.c",
+    "fastpool.python",
+    "psycopg_pool",
+    "sqlalchemy QueuePool",
+    "sqlalchemy FastQueuePool",
+    "sqlalchemy engine",
+    "psycopg2 pool+sem",
+    "fastpool psycopg2_pool",
+    "DBUtils PooledDB",
+    "no pool",
+    CEILING,
+]
+SPIKE = [
+    "fastpool.c",
+    "fastpool.python",
+    "psycopg_pool",
+    "sqlalchemy QueuePool",
+    "psycopg2 pool+sem",
+    "DBUtils PooledDB",
+    "no pool",
+]
 
 
 def _measured(factory: Callable[[], Contender], measure: Callable[[Contender], tuple[float, dict]]):
@@ -57,15 +85,18 @@ def _loop(fn: Callable[[], None]) -> Callable[[int], None]:
     def cycle(n: int) -> None:
         for _ in range(n):
             fn()
+
     return cycle
 
 
 # -- cells of the extra columns ---------------------------------------------
 
+
 def _median_of(key: str) -> Callable[[Result], str]:
     def cell(res: Result) -> str:
         vals = sorted(e[key] for e in res.extra if e.get(key) is not None)
         return fmt(vals[len(vals) // 2]) if vals else "-"
+
     return cell
 
 
@@ -82,6 +113,7 @@ def _sum_of(key: str) -> Callable[[Result], str]:
         total = sum(e.get(key, 0) for e in res.extra)
         first = next((e["first_error"] for e in res.extra if e.get("first_error")), "")
         return f"{total} ({first[:60]})" if total else "0"
+
     return cell
 
 
@@ -90,6 +122,7 @@ def _share_of(results: dict[str, Result], ceiling: str) -> Callable[[Result], st
         if ceiling not in results:
             return "-"
         return f"{paired_ratio(res, results[ceiling]) * 100:.0f}%"
+
     return cell
 
 
@@ -106,12 +139,14 @@ WAIT_COLUMNS: dict[str, Callable[[Result], str]] = {
 CONTENDED_NOTE = (
     "Waits are timed around the checkout call, so they include time spent waiting for the GIL: "
     "a thread preempted inside that window waits its turn among all CPU-bound threads. "
-    "\"queued in the pool\" is the pool's own count (fastpool and psycopg_pool keep one) of "
+    '"queued in the pool" is the pool\'s own count (fastpool and psycopg_pool keep one) of '
     "checkouts that found no idle connection; where it is 0 and the max wait is still high, "
-    "the wait was the interpreter's scheduling, not the pool.")
+    "the wait was the interpreter's scheduling, not the pool."
+)
 
 
 # -- the cases -----------------------------------------------------------------
+
 
 def case_cycle_1t(args: argparse.Namespace) -> list[Table]:
     """1. One checkout + return, no query, one thread: stub and real connections."""
@@ -119,12 +154,22 @@ def case_cycle_1t(args: argparse.Namespace) -> list[Table]:
     for stub in (True, False):
         setup = Setup(None if stub else args.dsn, size=POOL_SIZE)
         names = CYCLE if stub else CYCLE + ["no pool"]
-        results = _run(names, setup, lambda c: ns_per_op(_loop(c.cycle), args.seconds), args.repeats)
-        kind = "stub connections (the pool's own cost)" if stub else "real psycopg connections, autocommit"
-        tables.append(Table(
-            f"pool_cycle_1t_{'stub' if stub else 'pg'}",
-            f"1. checkout + return, no query, 1 thread, {kind} (ns/op, lower is better)",
-            results, [BASELINE]))
+        results = _run(
+            names, setup, lambda c: ns_per_op(_loop(c.cycle), args.seconds), args.repeats
+        )
+        kind = (
+            "stub connections (the pool's own cost)"
+            if stub
+            else "real psycopg connections, autocommit"
+        )
+        tables.append(
+            Table(
+                f"pool_cycle_1t_{'stub' if stub else 'pg'}",
+                f"1. checkout + return, no query, 1 thread, {kind} (ns/op, lower is better)",
+                results,
+                [BASELINE],
+            )
+        )
     return tables
 
 
@@ -133,17 +178,23 @@ def case_contended(args: argparse.Namespace) -> list[Table]:
     setup = Setup(args.dsn, size=POOL_SIZE)
     tables = []
     for threads in args.pool_threads:
+
         def measure(c: Contender, t=threads) -> tuple[float, dict]:
             value, info = contended(functools.partial(c.op, False), t, args.seconds, c.thread_setup)
             info["queued"] = c.queued_since_warm()
             return value, info
-        tables.append(Table(
-            f"pool_contended_{threads}",
-            f"2. contended checkout + return (no query), {threads} threads on a pool of "
-            f"{POOL_SIZE}, real connections (ops/s, higher is better)",
-            _run(CYCLE, setup, measure, args.repeats), [BASELINE],
-            {**WAIT_COLUMNS, "queued in the pool (median)": _median_of("queued")},
-            note=CONTENDED_NOTE))
+
+        tables.append(
+            Table(
+                f"pool_contended_{threads}",
+                f"2. contended checkout + return (no query), {threads} threads on a pool of "
+                f"{POOL_SIZE}, real connections (ops/s, higher is better)",
+                _run(CYCLE, setup, measure, args.repeats),
+                [BASELINE],
+                {**WAIT_COLUMNS, "queued in the pool (median)": _median_of("queued")},
+                note=CONTENDED_NOTE,
+            )
+        )
     return tables
 
 
@@ -154,15 +205,22 @@ def case_e2e(args: argparse.Namespace) -> list[Table]:
         mode = "autocommit" if autocommit else "transaction"
         setup = Setup(args.dsn, size=POOL_SIZE, autocommit=autocommit)
         for threads in args.e2e_threads:
+
             def measure(c: Contender, t=threads) -> tuple[float, dict]:
                 return contended(functools.partial(c.op, True), t, args.seconds, c.thread_setup)
+
             results = _run(E2E, setup, measure, args.repeats)
             columns = {"% of dedicated": _share_of(results, CEILING), **WAIT_COLUMNS}
-            tables.append(Table(
-                f"pool_select1_{mode}_{threads}",
-                f"3. SELECT 1 end to end, {mode}, {threads} threads, pool of {POOL_SIZE} "
-                f"(dedicated: one connection per thread, no pool) (ops/s, higher is better)",
-                results, [BASELINE], columns))
+            tables.append(
+                Table(
+                    f"pool_select1_{mode}_{threads}",
+                    f"3. SELECT 1 end to end, {mode}, {threads} threads, pool of {POOL_SIZE} "
+                    f"(dedicated: one connection per thread, no pool) (ops/s, higher is better)",
+                    results,
+                    [BASELINE],
+                    columns,
+                )
+            )
     return tables
 
 
@@ -206,24 +264,39 @@ def case_spike(args: argparse.Namespace) -> list[Table]:
     setup = Setup(None, size=args.spike_max, min_size=args.spike_idle)
     BenchConnection.connect_delay = args.spike_connect
     try:
-        results = _run(SPIKE, setup, lambda c: spike_once(c, args.spike_callers, args.spike_hold),
-                       args.repeats)
+        results = _run(
+            SPIKE, setup, lambda c: spike_once(c, args.spike_callers, args.spike_hold), args.repeats
+        )
     finally:
         BenchConnection.connect_delay = 0.0
-    return [Table(
-        "pool_spike",
-        f"4. spike: {args.spike_callers} callers at once, {args.spike_idle} idle connections, "
-        f"max {args.spike_max}, connect takes {args.spike_connect * 1e3:.0f} ms, each caller "
-        f"holds its connection {args.spike_hold * 1e3:.0f} ms (stub connections) "
-        "(ms until the last caller is served, lower is better)",
-        results, [BASELINE],
-        {"p50 ms to a connection": _median_of("p50_ms"),
-         "connections made (median)": _median_of("created"),
-         "errors": _sum_of("errors")})]
+    return [
+        Table(
+            "pool_spike",
+            f"4. spike: {args.spike_callers} callers at once, {args.spike_idle} idle connections, "
+            f"max {args.spike_max}, connect takes {args.spike_connect * 1e3:.0f} ms, each caller "
+            f"holds its connection {args.spike_hold * 1e3:.0f} ms (stub connections) "
+            "(ms until the last caller is served, lower is better)",
+            results,
+            [BASELINE],
+            {
+                "p50 ms to a connection": _median_of("p50_ms"),
+                "connections made (median)": _median_of("created"),
+                "errors": _sum_of("errors"),
+            },
+        )
+    ]
 
 
-MEMORY = ["psycopg (no pool)", "fastpool.c", "fastpool.python", "psycopg_pool",
-          "sqlalchemy QueuePool", "DBUtils PooledDB", "psycopg2 (no pool)", "psycopg2 pool+sem"]
+MEMORY = [
+    "psycopg (no pool)",
+    "fastpool.c",
+    "fastpool.python",
+    "psycopg_pool",
+    "sqlalchemy QueuePool",
+    "DBUtils PooledDB",
+    "psycopg2 (no pool)",
+    "psycopg2 pool+sem",
+]
 DRIVER_OF = {"psycopg2 pool+sem": "psycopg2 (no pool)", "psycopg2 (no pool)": "psycopg2 (no pool)"}
 
 
@@ -233,9 +306,14 @@ def _probe(name: str, n: int, dsn: str) -> float:
     # a fresh per-thread arena while bare connections reuse the main heap's free space,
     # and the comparison measures glibc, not the pools.
     env = dict(os.environ, MALLOC_ARENA_MAX="1")
-    proc = subprocess.run([sys.executable, "-m", "bench.memory_probe", name, str(n), dsn],
-                          capture_output=True, text=True, timeout=300, env=env,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.memory_probe", name, str(n), dsn],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"memory probe for {name} failed:\n{proc.stderr}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -247,7 +325,11 @@ def _marginal(name: str, small: int, large: int, dsn: str) -> tuple[float, dict]
     (the slope, free of fixed costs such as worker threads)."""
     grow_small, grow_large = _probe(name, small, dsn), _probe(name, large, dsn)
     per_conn = (grow_large - grow_small) / (large - small)
-    return per_conn, {"unit": "KiB per connection", f"rss_growth_kib_{small}": grow_small, f"rss_growth_kib_{large}": grow_large}
+    return per_conn, {
+        "unit": "KiB per connection",
+        f"rss_growth_kib_{small}": grow_small,
+        f"rss_growth_kib_{large}": grow_large,
+    }
 
 
 def case_memory(args: argparse.Namespace) -> list[Table]:
@@ -269,16 +351,23 @@ def case_memory(args: argparse.Namespace) -> list[Table]:
             return "-"
         return f"{res.median - driver.median:+.1f}"
 
-    return [Table(
-        "pool_memory",
-        f"5. client RSS per connection: growth from {small} to {large} warm connections, "
-        "each pool in a fresh interpreter (KiB per connection, lower is better)",
-        results, [], {"pool's own KiB/conn (minus the bare driver)": overhead,
-                      f"RSS growth KiB with {small} conns": _median_of(f"rss_growth_kib_{small}"),
-                      f"RSS growth KiB with {large} conns": _median_of(f"rss_growth_kib_{large}")},
-        note="The bare-driver rows hold the same connections in a list; the difference is what "
-             "the pool adds per connection. The per-connection figure is the slope between the "
-             "two sizes, so fixed costs (worker threads, structures sized at creation) and the "
-             "first connections that fit in already-free heap cancel out; the growth columns "
-             "show both. RSS is read from /proc after gc, with MALLOC_ARENA_MAX=1 so every pool "
-             "allocates from the same heap; expect a KiB or two of noise per connection.")]
+    return [
+        Table(
+            "pool_memory",
+            f"5. client RSS per connection: growth from {small} to {large} warm connections, "
+            "each pool in a fresh interpreter (KiB per connection, lower is better)",
+            results,
+            [],
+            {
+                "pool's own KiB/conn (minus the bare driver)": overhead,
+                f"RSS growth KiB with {small} conns": _median_of(f"rss_growth_kib_{small}"),
+                f"RSS growth KiB with {large} conns": _median_of(f"rss_growth_kib_{large}"),
+            },
+            note="The bare-driver rows hold the same connections in a list; the difference is what "
+            "the pool adds per connection. The per-connection figure is the slope between the "
+            "two sizes, so fixed costs (worker threads, structures sized at creation) and the "
+            "first connections that fit in already-free heap cancel out; the growth columns "
+            "show both. RSS is read from /proc after gc, with MALLOC_ARENA_MAX=1 so every pool "
+            "allocates from the same heap; expect a KiB or two of noise per connection.",
+        )
+    ]

@@ -5,6 +5,7 @@ all implementations of a table are interleaved and repeated (see harness.py).
 Cases marked as needing PostgreSQL get ``args.dsn``: ``--dsn``, else the test
 helper's server (FASTPOOL_TEST_DSN, libpq environment, 127.0.0.1:5432, or a
 private throwaway cluster started for the run)."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,14 @@ def case_core_cycle_1t(args: argparse.Namespace) -> list[Table]:
         name: (lambda c=cycle: ns_per_op(c, args.seconds))
         for name, cycle in cases_core.single_thread_cycles().items()
     }
-    return [Table("core_ns_per_op", "core: acquire+release, 1 thread (ns/op, lower is better)",
-                  interleaved(impls, args.repeats), ["fastpool.python", "collections.deque"])]
+    return [
+        Table(
+            "core_ns_per_op",
+            "core: acquire+release, 1 thread (ns/op, lower is better)",
+            interleaved(impls, args.repeats),
+            ["fastpool.python", "collections.deque"],
+        )
+    ]
 
 
 def case_core_cycle_threads(args: argparse.Namespace) -> list[Table]:
@@ -35,12 +42,14 @@ def case_core_cycle_threads(args: argparse.Namespace) -> list[Table]:
             name: (lambda c=cycle, t=threads: threaded_throughput(c, t, args.seconds))
             for name, cycle in cycles.items()
         }
-        tables.append(Table(
-            f"core_threads_{threads}",
-            f"core: acquire+release from {threads} thread{'s' if threads > 1 else ''} (ops/s, higher is better)",
-            interleaved(impls, args.repeats),
-            ["fastpool.python", "collections.deque"],
-        ))
+        tables.append(
+            Table(
+                f"core_threads_{threads}",
+                f"core: acquire+release from {threads} thread{'s' if threads > 1 else ''} (ops/s, higher is better)",
+                interleaved(impls, args.repeats),
+                ["fastpool.python", "collections.deque"],
+            )
+        )
     return tables
 
 
@@ -70,15 +79,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pool-threads", help="contended case: thread counts (default 10,16,20,64)")
     p.add_argument("--e2e-threads", help="SELECT 1 case: thread counts (default 1,10,64)")
     p.add_argument("--async-tasks", help="async case: task counts (default 1,10,64)")
-    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
-                   help="event loop of the async case (default asyncio)")
-    p.add_argument("--memory-conns", help="memory case: the two pool sizes compared (default 10,60)")
+    p.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="event loop of the async case (default asyncio)",
+    )
+    p.add_argument(
+        "--memory-conns", help="memory case: the two pool sizes compared (default 10,60)"
+    )
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
     p.add_argument("--dsn", help="PostgreSQL to use (default: found or started, as for the tests)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="directory for latest.json, latest.md and latest.png (default bench/results, "
-                        "or bench/results/quick with --quick, so a smoke run never replaces "
-                        "the published full results)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for latest.json, latest.md and latest.png (default bench/results, "
+        "or bench/results/quick with --quick, so a smoke run never replaces "
+        "the published full results)",
+    )
     args = p.parse_args(argv)
     q = args.quick
     if args.out is None:
@@ -97,7 +116,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [n for n in names if n not in CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; choose from {list(CASES)}")
-    counts = args.threads + args.pool_threads + args.e2e_threads + args.memory_conns + args.async_tasks
+    counts = (
+        args.threads + args.pool_threads + args.e2e_threads + args.memory_conns + args.async_tasks
+    )
     if args.repeats < 1 or args.seconds <= 0 or min(counts) < 1:
         p.error("--repeats, --seconds, thread counts and --memory-conns must be positive")
     if len(args.memory_conns) != 2 or args.memory_conns[0] >= args.memory_conns[1]:
@@ -119,17 +140,27 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     meta = report.machine(args.dsn)
     out: list[str] = [
-        f"# fastpool benchmark ({'quick' if args.quick else 'full'})", "",
+        f"# fastpool benchmark ({'quick' if args.quick else 'full'})",
+        "",
         f"{meta['date']} · {meta['cpu']} · {meta['cores']} cores · Python {meta['python']} · "
         f"fastpool {meta['fastpool_version']} ({meta['fastpool_impl']} core) {meta['commit']}",
-        "", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        "",
         f"{args.repeats} repeats of {args.seconds} s, implementations interleaved; paired ratios "
-        "are medians of per-repeat ratios.", "",
+        "are medians of per-repeat ratios.",
+        "",
     ]
     if any(n.startswith("pool_") for n in args.cases):
-        out += ["### The contenders and what each does with a returned connection", "",
-                "| name | on return |", "|---|---|"]
-        out += [f"| {name} | {on_return} |" for name, (_, on_return) in contenders.CONTENDERS.items()]
+        out += [
+            "### The contenders and what each does with a returned connection",
+            "",
+            "| name | on return |",
+            "|---|---|",
+        ]
+        out += [
+            f"| {name} | {on_return} |" for name, (_, on_return) in contenders.CONTENDERS.items()
+        ]
         out.append("")
     print("\n".join(out))
     tables: dict[str, Table] = {}

@@ -12,6 +12,7 @@ Interface: ``cycle()`` checks a connection out and back in (untimed, for ns/op);
 transaction mode) and returns how long the checkout waited; ``thread_setup()``
 runs in each worker thread before the clock starts.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,8 +32,8 @@ SQL = "SELECT 1"
 
 @dataclass(frozen=True)
 class Setup:
-    dsn: Optional[str]          # None: stub connections (no server)
-    size: int = 10              # max connections
+    dsn: Optional[str]  # None: stub connections (no server)
+    size: int = 10  # max connections
     min_size: Optional[int] = None  # idle connections made up front (default: size)
     autocommit: bool = True
     timeout: float = 30.0
@@ -90,8 +91,8 @@ _twins: dict[str, ModuleType] = {}
 class Contender:
     """Base: a get/put pool. Subclasses set ``pool`` and may override ``op``."""
 
-    stub_ok = True   # can hold stub connections
-    requires = ""    # the library it needs, skipped (with a note) if missing
+    stub_ok = True  # can hold stub connections
+    requires = ""  # the library it needs, skipped (with a note) if missing
     #: the DB-API cursor path (psycopg2, DBUtils) instead of psycopg's conn.execute
     uses_cursor = False
 
@@ -239,8 +240,13 @@ class SQLAlchemyQueuePool(Contender):
             from sqlalchemy.pool import QueuePool
 
         s = setup
-        self.pool = QueuePool(s.psycopg_creator(), pool_size=s.min, max_overflow=s.size - s.min,
-                              timeout=s.timeout, reset_on_return="rollback")
+        self.pool = QueuePool(
+            s.psycopg_creator(),
+            pool_size=s.min,
+            max_overflow=s.size - s.min,
+            timeout=s.timeout,
+            reset_on_return="rollback",
+        )
 
     def get(self):
         return self.pool.connect()
@@ -264,7 +270,9 @@ class SQLAlchemyEngine(Contender):
         self.engine = create_engine(
             "postgresql+psycopg://",
             creator=functools.partial(psycopg.connect, s.dsn),
-            pool_size=s.min, max_overflow=s.size - s.min, pool_timeout=s.timeout,
+            pool_size=s.min,
+            max_overflow=s.size - s.min,
+            pool_timeout=s.timeout,
             isolation_level="AUTOCOMMIT" if s.autocommit else "READ COMMITTED",
         )
 
@@ -387,8 +395,14 @@ class DBUtilsPooledDB(Contender):
             # DBUtils reads threadsafety and the failure exceptions off creator.dbapi
             creator = s.psycopg_creator()
             creator.dbapi = psycopg  # type: ignore[attr-defined]
-        self.pool = PooledDB(creator, mincached=s.min, maxcached=s.size,
-                             maxconnections=s.size, blocking=True, reset=True)
+        self.pool = PooledDB(
+            creator,
+            mincached=s.min,
+            maxcached=s.size,
+            maxconnections=s.size,
+            blocking=True,
+            reset=True,
+        )
 
     def get(self):
         return self.pool.connection()
@@ -448,30 +462,51 @@ class Dedicated(Contender):
 
 # name -> (factory, what it does with a returned connection)
 CONTENDERS: dict[str, tuple[Callable[[Setup], Contender], str]] = {
-    "fastpool.c": (functools.partial(PoolContext, impl="c"),
-                   "`with pool.connection()`: commit/rollback only if a transaction is open; "
-                   "a broken or expired connection is replaced"),
-    "fastpool.c getconn": (functools.partial(PoolGetconn, impl="c"),
-                           "getconn/putconn: rollback (with a warning) if returned in a transaction"),
-    "fastpool.python": (functools.partial(PoolContext, impl="python"),
-                        "as fastpool.c, on the pure-Python twin of the core"),
-    "psycopg_pool": (functools.partial(PoolContext, impl="psycopg_pool"),
-                     "`with pool.connection()`: commit/rollback via the connection's context, "
-                     "status check, expiry check"),
-    "psycopg_pool getconn": (functools.partial(PoolGetconn, impl="psycopg_pool"),
-                             "getconn/putconn: status check, rollback if needed"),
-    "sqlalchemy QueuePool": (SQLAlchemyQueuePool,
-                             "raw `QueuePool.connect()`/`close()`: always rollback "
-                             "(reset_on_return; psycopg skips it on an idle connection)"),
-    "sqlalchemy FastQueuePool": (functools.partial(SQLAlchemyQueuePool, fastpool=True),
-                                 "as sqlalchemy QueuePool, with fastpool's FastQueuePool as the pool"),
-    "sqlalchemy engine": (SQLAlchemyEngine, "`with engine.connect()`: rollback on return, as above"),
-    "psycopg2 pool+sem": (Psycopg2Threaded,
-                          "psycopg2 driver (not psycopg 3); ThreadedConnectionPool behind a "
-                          "semaphore; rollback only if not idle"),
-    "fastpool psycopg2_pool": (FastpoolPsycopg2,
-                               "psycopg2 driver; fastpool.psycopg2_pool.ThreadedConnectionPool "
-                               "(waits when exhausted); rollback only if in a transaction"),
+    "fastpool.c": (
+        functools.partial(PoolContext, impl="c"),
+        "`with pool.connection()`: commit/rollback only if a transaction is open; "
+        "a broken or expired connection is replaced",
+    ),
+    "fastpool.c getconn": (
+        functools.partial(PoolGetconn, impl="c"),
+        "getconn/putconn: rollback (with a warning) if returned in a transaction",
+    ),
+    "fastpool.python": (
+        functools.partial(PoolContext, impl="python"),
+        "as fastpool.c, on the pure-Python twin of the core",
+    ),
+    "psycopg_pool": (
+        functools.partial(PoolContext, impl="psycopg_pool"),
+        "`with pool.connection()`: commit/rollback via the connection's context, "
+        "status check, expiry check",
+    ),
+    "psycopg_pool getconn": (
+        functools.partial(PoolGetconn, impl="psycopg_pool"),
+        "getconn/putconn: status check, rollback if needed",
+    ),
+    "sqlalchemy QueuePool": (
+        SQLAlchemyQueuePool,
+        "raw `QueuePool.connect()`/`close()`: always rollback "
+        "(reset_on_return; psycopg skips it on an idle connection)",
+    ),
+    "sqlalchemy FastQueuePool": (
+        functools.partial(SQLAlchemyQueuePool, fastpool=True),
+        "as sqlalchemy QueuePool, with fastpool's FastQueuePool as the pool",
+    ),
+    "sqlalchemy engine": (
+        SQLAlchemyEngine,
+        "`with engine.connect()`: rollback on return, as above",
+    ),
+    "psycopg2 pool+sem": (
+        Psycopg2Threaded,
+        "psycopg2 driver (not psycopg 3); ThreadedConnectionPool behind a "
+        "semaphore; rollback only if not idle",
+    ),
+    "fastpool psycopg2_pool": (
+        FastpoolPsycopg2,
+        "psycopg2 driver; fastpool.psycopg2_pool.ThreadedConnectionPool "
+        "(waits when exhausted); rollback only if in a transaction",
+    ),
     "DBUtils PooledDB": (DBUtilsPooledDB, "`PooledDB(blocking=True, reset=True)`: always rollback"),
     "no pool": (NoPool, "connect per request, close after"),
     "dedicated": (Dedicated, "each thread keeps its own connection (the ceiling)"),

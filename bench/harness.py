@@ -1,6 +1,7 @@
 """Timing that a sceptical reader can trust on a shared, noisy 2-core machine:
 implementations are interleaved (order rotated every repeat), each case is
 repeated, and we report median, min and max plus per-repeat paired ratios."""
+
 from __future__ import annotations
 
 import statistics
@@ -26,15 +27,19 @@ class Result:
         return statistics.median(self.runs)
 
 
-def interleaved(impls: dict[str, Callable[[], tuple[float, dict]]], repeats: int) -> dict[str, Result]:
+def interleaved(
+    impls: dict[str, Callable[[], tuple[float, dict]]], repeats: int
+) -> dict[str, Result]:
     """Run each ``impls[name]()`` once per repeat, rotating the order."""
     names = list(impls)
     results: dict[str, Result] = {}
     for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             value, info = impls[name]()
-            res = results.setdefault(name, Result(name, info.pop("unit"), info.pop("higher_is_better", False)))
+            res = results.setdefault(
+                name, Result(name, info.pop("unit"), info.pop("higher_is_better", False))
+            )
             res.runs.append(value)
             res.extra.append(info)
     return {n: results[n] for n in names}
@@ -66,8 +71,9 @@ def ns_per_op(cycle: Callable[[int], None], seconds: float) -> tuple[float, dict
     return dt / n * 1e9, {"unit": "ns/op", "ops": n}
 
 
-def _run_for(run: Callable[[int, threading.Barrier, threading.Event], None],
-             threads: int, seconds: float) -> float:
+def _run_for(
+    run: Callable[[int, threading.Barrier, threading.Event], None], threads: int, seconds: float
+) -> float:
     """Start ``run(i, start, stop)`` in ``threads`` threads; they wait on
     ``start`` (so set-up is not timed), run until ``stop`` is set ``seconds``
     later, and are joined. Returns the measured elapsed time."""
@@ -147,8 +153,11 @@ def contended(
         counts[i], waits[i] = n, mine
 
     elapsed = _run_for(run, threads, seconds)
-    all_waits = np.concatenate([np.frombuffer(w, dtype=np.float64) for w in waits if len(w)]) \
-        if any(counts) else np.zeros(1)
+    all_waits = (
+        np.concatenate([np.frombuffer(w, dtype=np.float64) for w in waits if len(w)])
+        if any(counts)
+        else np.zeros(1)
+    )
     p50, p99 = np.percentile(all_waits, [50, 99])
     return sum(counts) / elapsed, {
         "unit": "ops/s",

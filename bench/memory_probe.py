@@ -5,6 +5,7 @@
 Every library is imported and one connection of each driver is opened and
 used *before* the first reading, so import and driver start-up costs are
 not counted as the pool's."""
+
 from __future__ import annotations
 
 import gc
@@ -37,7 +38,13 @@ def _warm_drivers(dsn: str) -> None:
 def main(name: str, n: int, dsn: str) -> dict:
     from .contenders import CONTENDERS, Setup, fastpool_module
 
-    for lib in ("psycopg_pool", "sqlalchemy", "sqlalchemy.pool", "psycopg2.pool", "dbutils.pooled_db"):
+    for lib in (
+        "psycopg_pool",
+        "sqlalchemy",
+        "sqlalchemy.pool",
+        "psycopg2.pool",
+        "dbutils.pooled_db",
+    ):
         try:
             __import__(lib)
         except ImportError:

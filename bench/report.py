@@ -1,4 +1,5 @@
 """Print the results as a table, and write them as JSON and a PNG plot."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ def _versions(dsn: str | None) -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for dist in ("psycopg", "psycopg-pool", "SQLAlchemy", "psycopg2-binary", "DBUtils", "asyncpg",
-                 "uvloop", "Cython"):
+    for dist in (
+        "psycopg",
+        "psycopg-pool",
+        "SQLAlchemy",
+        "psycopg2-binary",
+        "DBUtils",
+        "asyncpg",
+        "uvloop",
+        "Cython",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -30,7 +39,9 @@ def _versions(dsn: str | None) -> dict[str, str]:
             import psycopg
 
             with psycopg.connect(dsn, autocommit=True) as conn:
-                out["PostgreSQL"] = str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
+                out["PostgreSQL"] = str(conn.execute("SHOW server_version").fetchone()[0]).split()[
+                    0
+                ]
         except Exception as exc:  # noqa: BLE001 - informational only
             out["PostgreSQL"] = f"unknown ({type(exc).__name__})"
     return out
@@ -48,8 +59,9 @@ def machine(dsn: str | None = None) -> dict:
     import fastpool
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except OSError:
         commit = ""
     return {
@@ -80,7 +92,7 @@ class Table:
     key: str
     title: str
     results: dict[str, Result]
-    baselines: list[str] = field(default_factory=list)   # "x vs <name>" columns
+    baselines: list[str] = field(default_factory=list)  # "x vs <name>" columns
     #: extra columns: header -> function of a Result giving the cell text
     columns: dict[str, Callable[[Result], str]] = field(default_factory=dict)
     note: str = ""
@@ -96,9 +108,13 @@ def table(t: Table) -> str:
     unit = next(iter(results.values())).unit
     baselines = [b for b in t.baselines if b in results]
     columns = dict(t.columns)
-    if "starved threads (max)" not in columns and any("starved" in e for r in results.values() for e in r.extra):
+    if "starved threads (max)" not in columns and any(
+        "starved" in e for r in results.values() for e in r.extra
+    ):
         columns["starved threads (max)"] = _starved
-    cols = ["impl", f"median {unit}", "min", "max"] + [f"x vs {b}" for b in baselines] + list(columns)
+    cols = (
+        ["impl", f"median {unit}", "min", "max"] + [f"x vs {b}" for b in baselines] + list(columns)
+    )
     lines = [f"### {t.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for name, res in results.items():
         row = [name, fmt(res.median), fmt(min(res.runs)), fmt(max(res.runs))]
@@ -117,8 +133,14 @@ def write_json(path: Path, meta: dict, cases: dict[str, dict[str, Result]], **mo
         **more,
         "cases": {
             case: {
-                name: {"unit": r.unit, "median": r.median, "min": min(r.runs), "max": max(r.runs),
-                       "runs": r.runs, "extra": r.extra}
+                name: {
+                    "unit": r.unit,
+                    "median": r.median,
+                    "min": min(r.runs),
+                    "max": max(r.runs),
+                    "runs": r.runs,
+                    "extra": r.extra,
+                }
                 for name, r in results.items()
             }
             for case, results in cases.items()
@@ -137,15 +159,23 @@ def write_plot(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> N
     ncols = min(3, len(cases))
     nrows = (len(cases) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 4.2 * nrows), squeeze=False)
-    for ax in axes.flat[len(cases):]:
+    for ax in axes.flat[len(cases) :]:
         ax.set_visible(False)
     for ax, (case, results) in zip(axes.flat, cases.items()):
         names = list(results)
         meds = [results[n].median for n in names]
         lo = [results[n].median - min(results[n].runs) for n in names]
         hi = [max(results[n].runs) - results[n].median for n in names]
-        colors = ["#d62728" if n.startswith("fastpool.c") else "#1f77b4" if n.startswith("fastpool")
-                  else "#2ca02c" if n.startswith("dedicated") else "#7f7f7f" for n in names]
+        colors = [
+            "#d62728"
+            if n.startswith("fastpool.c")
+            else "#1f77b4"
+            if n.startswith("fastpool")
+            else "#2ca02c"
+            if n.startswith("dedicated")
+            else "#7f7f7f"
+            for n in names
+        ]
         ax.barh(names, meds, xerr=[lo, hi], color=colors, capsize=3)
         unit = results[names[0]].unit
         positive = [m for m in meds if m > 0]

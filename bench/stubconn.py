@@ -5,6 +5,7 @@ It has the parts of psycopg 3's ``Connection`` that the pools touch (the
 that commits on exit) and psycopg2's ``get_transaction_status``, so every pool
 under comparison can hold it. ``connect_delay`` simulates a slow network.
 """
+
 from __future__ import annotations
 
 import threading

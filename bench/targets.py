@@ -2,6 +2,7 @@
 
 Ratios are paired (median over repeats of fastpool.c / psycopg_pool in the same
 repeat). A target that is not met is printed as "short": the README says so."""
+
 from __future__ import annotations
 
 import math
@@ -35,30 +36,59 @@ def check(tables: dict[str, Table]) -> list[dict]:
         met = value <= goal if at_most else value >= goal
         rows.append({"target": what, "measured": value, "goal": goal, "unit": unit, "met": met})
 
-    add("`with pool.connection()`, 1 thread, real connections: ≥ 12x psycopg_pool",
-        _ratio(tables, "pool_cycle_1t_pg"), 12)
+    add(
+        "`with pool.connection()`, 1 thread, real connections: ≥ 12x psycopg_pool",
+        _ratio(tables, "pool_cycle_1t_pg"),
+        12,
+    )
     for threads in (16, 64):
         key = f"pool_contended_{threads}"
         add(f"contended cycle, {threads} threads: ≥ 25x psycopg_pool", _ratio(tables, key), 25)
-        add(f"contended cycle, {threads} threads: zero starved threads",
-            _worst(tables, key, OURS, "starved"), 0, at_most=True, unit=" threads")
-        ours, theirs = _worst(tables, key, OURS, "wait_max_ms"), _worst(tables, key, THEIRS, "wait_max_ms")
-        add(f"contended cycle, {threads} threads: max wait ≤ psycopg_pool's ({fmt(theirs)} ms)",
-            ours, theirs, at_most=True, unit=" ms")
+        add(
+            f"contended cycle, {threads} threads: zero starved threads",
+            _worst(tables, key, OURS, "starved"),
+            0,
+            at_most=True,
+            unit=" threads",
+        )
+        ours, theirs = (
+            _worst(tables, key, OURS, "wait_max_ms"),
+            _worst(tables, key, THEIRS, "wait_max_ms"),
+        )
+        add(
+            f"contended cycle, {threads} threads: max wait ≤ psycopg_pool's ({fmt(theirs)} ms)",
+            ours,
+            theirs,
+            at_most=True,
+            unit=" ms",
+        )
     for mode in ("autocommit", "transaction"):
         key = f"pool_select1_{mode}_10"
         add(f"SELECT 1, {mode}, threads = pool size: ≥ 2.5x psycopg_pool", _ratio(tables, key), 2.5)
-        add(f"SELECT 1, {mode}, threads = pool size: ≥ 95% of dedicated connections",
-            _ratio(tables, key, OURS, CEILING) * 100, 95, unit="%")
-        add(f"SELECT 1, {mode}, 64 threads: ≥ 1.5x psycopg_pool",
-            _ratio(tables, f"pool_select1_{mode}_64"), 1.5)
+        add(
+            f"SELECT 1, {mode}, threads = pool size: ≥ 95% of dedicated connections",
+            _ratio(tables, key, OURS, CEILING) * 100,
+            95,
+            unit="%",
+        )
+        add(
+            f"SELECT 1, {mode}, 64 threads: ≥ 1.5x psycopg_pool",
+            _ratio(tables, f"pool_select1_{mode}_64"),
+            1.5,
+        )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["### Targets (fastpool.c against the others in this run)", "",
-             "| target | measured | met |", "|---|---|---|"]
+    lines = [
+        "### Targets (fastpool.c against the others in this run)",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['target']} | {fmt(r['measured'])}{r['unit']} | "
-                     f"{'yes' if r['met'] else '**short**'} |")
+        lines.append(
+            f"| {r['target']} | {fmt(r['measured'])}{r['unit']} | "
+            f"{'yes' if r['met'] else '**short**'} |"
+        )
     return "\n".join(lines) + "\n"

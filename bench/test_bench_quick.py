@@ -1,5 +1,6 @@
 """Smoke test of the main job: ``python -m bench --quick`` runs every case and
 produces numbers, a JSON file, the tables and a plot. No timing thresholds."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,16 @@ from fastpool.testing.postgres import mask_password
 ROOT = Path(__file__).resolve().parents[1]
 
 POOL_TABLES = {
-    "pool_cycle_1t_stub", "pool_cycle_1t_pg", "pool_contended_10", "pool_contended_64",
-    "pool_select1_autocommit_1", "pool_select1_autocommit_10",
-    "pool_select1_transaction_1", "pool_select1_transaction_10",
-    "pool_spike", "pool_memory",
+    "pool_cycle_1t_stub",
+    "pool_cycle_1t_pg",
+    "pool_contended_10",
+    "pool_contended_64",
+    "pool_select1_autocommit_1",
+    "pool_select1_autocommit_10",
+    "pool_select1_transaction_1",
+    "pool_select1_transaction_10",
+    "pool_spike",
+    "pool_memory",
 }
 ASYNC_TABLES = {"async_cycle_10", "async_select1_10"}
 COMPETITORS = {"psycopg_pool", "sqlalchemy QueuePool", "psycopg2 pool+sem", "DBUtils PooledDB"}
@@ -28,17 +35,27 @@ COMPETITORS = {"psycopg_pool", "sqlalchemy QueuePool", "psycopg2 pool+sem", "DBU
 def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path), "--dsn", pg_dsn],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, mask_password(proc.stdout + proc.stderr)
     data = json.loads((tmp_path / "latest.json").read_text())
-    assert set(data["cases"]) == {"core_ns_per_op", "core_threads_1", "core_threads_8"} | POOL_TABLES | ASYNC_TABLES
+    assert (
+        set(data["cases"])
+        == {"core_ns_per_op", "core_threads_1", "core_threads_8"} | POOL_TABLES | ASYNC_TABLES
+    )
     for case, impls in data["cases"].items():
         if case.startswith("core"):
             assert "fastpool.python" in impls and "collections.deque" in impls, case
         elif case.startswith("async"):
-            assert {"fastpool.c async", "fastpool.python async", "psycopg_pool async",
-                    "asyncpg pool (other driver)"} <= set(impls), (case, sorted(impls))
+            assert {
+                "fastpool.c async",
+                "fastpool.python async",
+                "psycopg_pool async",
+                "asyncpg pool (other driver)",
+            } <= set(impls), (case, sorted(impls))
         else:
             assert "fastpool.python" in impls, case
             if case != "pool_spike":  # the spike runs on stub connections only

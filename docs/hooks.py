@@ -1,6 +1,7 @@
 """MkDocs hook: publish the plots that scripts/bench writes under
 bench/results/ as assets/ of the site, so the docs show the latest runs
 without a second copy in the repository."""
+
 from __future__ import annotations
 
 import os

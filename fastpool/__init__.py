@@ -3,6 +3,7 @@
 ``fastpool.__impl__`` says which core is active: ``"c"`` (compiled) or
 ``"python"`` (the pure-Python twin); ``FASTPOOL_IMPL`` chooses.
 """
+
 from __future__ import annotations
 
 from ._core import DEBUG as __debug_core__  # noqa: F401 - reported by the test header

@@ -6,6 +6,7 @@
 * ``c``: the compiled core or a loud ImportError (never a silent fallback);
 * ``python``: the twin.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,18 +18,38 @@ if _requested not in ("", "c", "python"):
 
 if TYPE_CHECKING:
     from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
-    from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, commit_sends_nothing, monotonic
+    from ._pyhotpath import (
+        ConnectionContext,
+        PoolFastPath,
+        PoolHotPath,
+        commit_sends_nothing,
+        monotonic,
+    )
+
     IMPL = "python"
 elif _requested == "python":
     from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
-    from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, commit_sends_nothing, monotonic
+    from ._pyhotpath import (
+        ConnectionContext,
+        PoolFastPath,
+        PoolHotPath,
+        commit_sends_nothing,
+        monotonic,
+    )
 
     IMPL = "python"
 elif _requested == "c":
     try:
         from ._fastpool import (
-            DEBUG, MAX_CAPACITY, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing,
-            commit_sends_nothing, monotonic,
+            DEBUG,
+            MAX_CAPACITY,
+            ConnectionContext,
+            Counters,
+            PoolFastPath,
+            PoolHotPath,
+            SlotRing,
+            commit_sends_nothing,
+            monotonic,
         )
     except ImportError as exc:
         raise ImportError(
@@ -39,16 +60,39 @@ elif _requested == "c":
 else:
     try:
         from ._fastpool import (
-            DEBUG, MAX_CAPACITY, ConnectionContext, Counters, PoolFastPath, PoolHotPath, SlotRing,
-            commit_sends_nothing, monotonic,
+            DEBUG,
+            MAX_CAPACITY,
+            ConnectionContext,
+            Counters,
+            PoolFastPath,
+            PoolHotPath,
+            SlotRing,
+            commit_sends_nothing,
+            monotonic,
         )
     except ImportError:  # no compiler at install time: the twin has the same semantics
         from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
-        from ._pyhotpath import ConnectionContext, PoolFastPath, PoolHotPath, commit_sends_nothing, monotonic
+        from ._pyhotpath import (
+            ConnectionContext,
+            PoolFastPath,
+            PoolHotPath,
+            commit_sends_nothing,
+            monotonic,
+        )
 
         IMPL = "python"
     else:
         IMPL = "c"
 
-__all__ = ["DEBUG", "IMPL", "MAX_CAPACITY", "ConnectionContext", "Counters", "PoolFastPath", "PoolHotPath",
-           "SlotRing", "commit_sends_nothing", "monotonic"]
+__all__ = [
+    "DEBUG",
+    "IMPL",
+    "MAX_CAPACITY",
+    "ConnectionContext",
+    "Counters",
+    "PoolFastPath",
+    "PoolHotPath",
+    "SlotRing",
+    "commit_sends_nothing",
+    "monotonic",
+]

@@ -7,6 +7,7 @@ offers, most precise first; when nothing tells, the answer is the safe one
 (assume a transaction is open, so the pool rolls back; assume the connection
 is open, so a broken one is found by the next ping or use).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -165,7 +166,11 @@ def traits_of(conn: Any) -> DriverTraits:
         with _cache_lock:
             traits = _cache.get(cls)
             if traits is None:
-                traits = DriverTraits(_in_transaction_probe(cls), _closed_probe(cls), _ping_probe(cls),
-                                      _unshareable_probe(cls))
+                traits = DriverTraits(
+                    _in_transaction_probe(cls),
+                    _closed_probe(cls),
+                    _ping_probe(cls),
+                    _unshareable_probe(cls),
+                )
                 _cache[cls] = traits
     return traits

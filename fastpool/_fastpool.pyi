@@ -40,7 +40,6 @@ def _stress_native(
     hold_spins: int = ...,
     max_empty_polls: int = ...,
 ) -> dict[str, int]: ...
-
 @disjoint_base
 class Counters:
     n: int
@@ -54,10 +53,10 @@ class Counters:
 def monotonic() -> float: ...
 def histogram_bucket(seconds: float) -> int: ...
 def commit_sends_nothing(conn: Any, status: int) -> bool: ...
-
 @disjoint_base
 class PoolFastPath:
     """Base class of the sync and async pools: the compiled checkout/return path."""
+
     # What the fast path reads, set by the pool (``cdef public``).
     _ring: SlotRing
     _counters: Counters

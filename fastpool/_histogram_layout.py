@@ -11,6 +11,7 @@ every bucket set in common use (prometheus_client's default, OpenTelemetry's
 advice for durations, 1-2-5 series, fastpool's former fixed buckets) is a
 subset.
 """
+
 from __future__ import annotations
 
 # Seconds, increasing. Written as decimal strings so that each bound is the
@@ -25,6 +26,6 @@ NBUCKETS: int = len(BOUNDS) + 1  # the last bucket is +Inf
 WAIT: int = 0
 USE: int = NBUCKETS
 CREATE: int = 2 * NBUCKETS
-SUMS: int = 3 * NBUCKETS   # WAIT sum, USE sum, CREATE sum, in this order
+SUMS: int = 3 * NBUCKETS  # WAIT sum, USE sum, CREATE sum, in this order
 TIMEOUTS: int = SUMS + 3
 SIZE: int = TIMEOUTS + 1

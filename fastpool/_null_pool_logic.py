@@ -14,6 +14,7 @@ The rules are psycopg_pool's null pool's:
   ``max_lifetime`` and not made before a ``drain()``, handed to the oldest
   waiter; otherwise it is closed and that waiter may open one instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,10 @@ else:
     try:
         from psycopg.errors import ConnectionTimeout
     except ImportError:  # pragma: no cover - no psycopg: no such error to translate
+
         class ConnectionTimeout(Exception):
             pass
+
 
 logger = logging.getLogger("psycopg.pool")
 monotonic = time.monotonic
@@ -55,8 +58,9 @@ class NullPoolLogic(_NullLogicBase):
     # to this; beyond it requests queue (before connecting) until one is returned.
     _slot_limit = MAX_CAPACITY
 
-    def __init__(self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("close_returns", False)
         super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)
         # close() on a connection of a null pool really closes it (psycopg_pool too).
@@ -147,7 +151,9 @@ class NullPoolLogic(_NullLogicBase):
         re-adding ``capacity`` held slots restores indexes 0..capacity-1."""
         old, capacity = self._ring, self._capacity
         if old.idle_count() or old.in_use_count() != capacity:
-            raise PoolInternalError(f"null pool {self.name!r}: ring to grow isn't full of held slots: {old!r}")
+            raise PoolInternalError(
+                f"null pool {self.name!r}: ring to grow isn't full of held slots: {old!r}"
+            )
         new_capacity = min(2 * capacity, self._slot_limit)
         ring = SlotRing(new_capacity)
         for _ in range(capacity):
@@ -210,8 +216,9 @@ class NullPoolLogic(_NullLogicBase):
 
     # wait() -----------------------------------------------------------------
 
-    def _wait_connect_failed(self, ex: Exception,
-                             attempt: AttemptWithBackoff | None) -> AttemptWithBackoff | None:
+    def _wait_connect_failed(
+        self, ex: Exception, attempt: AttemptWithBackoff | None
+    ) -> AttemptWithBackoff | None:
         """wait()'s connection attempt failed: log it; the attempt to retry
         after ``attempt.delay``, or None past ``reconnect_timeout`` (give up)."""
         logger.warning("error connecting in %r: %s", self.name, ex)
@@ -220,7 +227,9 @@ class NullPoolLogic(_NullLogicBase):
             attempt = AttemptWithBackoff(timeout=self.reconnect_timeout)
         if attempt.time_to_give_up(now):
             logger.warning(
-                "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout
+                "reconnection attempt in pool %r failed after %s sec",
+                self.name,
+                self.reconnect_timeout,
             )
             return None
         attempt.update_delay(now)

@@ -11,6 +11,7 @@ Growth and maintenance tasks are named by method (``_add_connection_task``,
 ``_refill_task``...) and run by the pool's workers: threads for the sync pool,
 asyncio tasks for the async one.
 """
+
 from __future__ import annotations
 
 import gc
@@ -49,8 +50,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # What finishing a checkout of a held slot came to, when not the connection
 # itself (``_checkout_checked``).
-DISCARDED = "discarded"          # stale: being replaced; retry at once
-FAILED_CHECK = "failed check"    # back in the pool; retry after a backoff
+DISCARDED = "discarded"  # stale: being replaced; retry at once
+FAILED_CHECK = "failed check"  # back in the pool; retry after a backoff
 
 
 def _is_scan_frame(obj: Any) -> bool:
@@ -99,8 +100,15 @@ class PoolLogic(_LogicBase):
         # The async pools' is a coroutine function.
         def _reclaim_orphan(self, slot: int, conn: Any) -> object: ...
 
-    def _init_pool(self, connection_class: type[Any], configure: Any, check: Any, reset: Any,
-                   close_returns: bool, api: Any) -> None:
+    def _init_pool(
+        self,
+        connection_class: type[Any],
+        configure: Any,
+        check: Any,
+        reset: Any,
+        close_returns: bool,
+        api: Any,
+    ) -> None:
         """The constructors' common tail, after the arguments were checked:
         callbacks, slot capacity, and the per-slot state. ``api`` is the class
         whose getconn/putconn the fast ``connection()`` context may bypass."""
@@ -124,10 +132,10 @@ class PoolLogic(_LogicBase):
         self._counters = self._stats.counters
         self._hist = self._histograms.counters
         cap = self._capacity
-        self._conns: list[Any] = [None] * cap        # slot -> connection
-        self._expire_at: list[float] = [0.0] * cap   # slot -> monotonic expiry
+        self._conns: list[Any] = [None] * cap  # slot -> connection
+        self._expire_at: list[float] = [0.0] * cap  # slot -> monotonic expiry
         self._created_at: list[float] = [0.0] * cap
-        self._last_used: list[float] = [0.0] * cap   # slot -> last successful return
+        self._last_used: list[float] = [0.0] * cap  # slot -> last successful return
         # Leak detection (leak_threshold set): when and where each held slot was
         # checked out, and the checkout already reported.
         self._checked_out_at: list[float] = [0.0] * cap
@@ -135,12 +143,12 @@ class PoolLogic(_LogicBase):
         self._leak_reported: list[float] = [0.0] * cap
         # slot -> id() of its connection, seen unreachable by the last orphan scan
         self._orphan_suspects: dict[int, int] = {}
-        self._waiting: deque[Any] = deque()   # Waiter (threads) or AsyncWaiter
-        self._nconns = 0          # connections in the pool + being connected (pool_size)
-        self._connecting = 0      # connection attempts scheduled or in flight
+        self._waiting: deque[Any] = deque()  # Waiter (threads) or AsyncWaiter
+        self._nconns = 0  # connections in the pool + being connected (pool_size)
+        self._connecting = 0  # connection attempts scheduled or in flight
         self._drained_at = -1.0
-        self._exhausted = False   # a checkout found no idle slot since the last shrink check
-        self._workers: Any = None   # Workers or AsyncWorkers, while open
+        self._exhausted = False  # a checkout found no idle slot since the last shrink check
+        self._workers: Any = None  # Workers or AsyncWorkers, while open
         # True when getconn() may take the lock-free path: open, not closed, and
         # no pending one-time warning. Read once per checkout.
         self._fast = False
@@ -152,9 +160,13 @@ class PoolLogic(_LogicBase):
         extra = capacity - len(self._conns)
         fill: Any  # (each list's own)
         for values, fill in (
-            (self._conns, None), (self._expire_at, 0.0), (self._created_at, 0.0),
-            (self._last_used, 0.0), (self._checked_out_at, 0.0),
-            (self._checkout_stack, None), (self._leak_reported, 0.0),
+            (self._conns, None),
+            (self._expire_at, 0.0),
+            (self._created_at, 0.0),
+            (self._last_used, 0.0),
+            (self._checked_out_at, 0.0),
+            (self._checkout_stack, None),
+            (self._leak_reported, 0.0),
         ):
             values.extend([fill] * extra)
 
@@ -345,7 +357,6 @@ class PoolLogic(_LogicBase):
         """Connections that may be idle at once: no limit of its own."""
         return self._max_size
 
-
     def _slot_or_waiter_locked(self) -> Any:
         """First step of an async checkout that missed the fast path (pool
         lock held): an idle slot (an int) if nobody is queued, else the
@@ -475,7 +486,11 @@ class PoolLogic(_LogicBase):
                 " possible leak, checked out at:\n%s",
                 # str(): a log record (kept by a buffering handler) must not keep
                 # a connection alive, or the orphan scan could never reclaim it
-                str(self._conns[slot]), self.name, now - at, self._leak_threshold, stack.rstrip(),
+                str(self._conns[slot]),
+                self.name,
+                now - at,
+                self._leak_threshold,
+                stack.rstrip(),
             )
 
     # Orphans: checked-out connections nobody can return -----------------------
@@ -525,7 +540,8 @@ class PoolLogic(_LogicBase):
         logger.warning(
             "connection %s of pool %r was checked out and never returned, and nothing refers to"
             " it any more (its thread ended, or the code dropped it): closed%s",
-            conn, self.name,
+            conn,
+            self.name,
             ", checked out at:\n" + "".join(traceback.format_list(where)).rstrip() if where else "",
         )
 
@@ -701,8 +717,12 @@ class PoolLogic(_LogicBase):
         # start a new round of attempts after a pause.
         workers = self._workers
         if workers is not None:
-            workers.run_later(min(attempt.delay or AttemptWithBackoff.INITIAL_DELAY,
-                                  AttemptWithBackoff.MAX_DELAY), type(self)._refill_task)
+            workers.run_later(
+                min(
+                    attempt.delay or AttemptWithBackoff.INITIAL_DELAY, AttemptWithBackoff.MAX_DELAY
+                ),
+                type(self)._refill_task,
+            )
 
     def _shrink_candidate(self) -> Any:
         """The shrink task's decision (rescheduling itself): the (slot, conn) of
@@ -721,7 +741,9 @@ class PoolLogic(_LogicBase):
             conn = self._conns[slot]
         logger.info(
             "shrinking pool %r to %s because some connections were unused in the last %s sec",
-            self.name, self._nconns - 1, self.max_idle,
+            self.name,
+            self._nconns - 1,
+            self.max_idle,
         )
         return slot, conn
 

@@ -4,6 +4,7 @@ Same class, same methods, same return values, same exceptions and messages; a
 single ``threading.Lock`` stands in for the atomics. It is the fallback where the
 extension can't be built and the reference the compiled core is tested against.
 """
+
 from __future__ import annotations
 
 import threading
@@ -99,7 +100,9 @@ class SlotRing:
     def is_in_use(self, slot: int) -> bool:
         slot = _as_slot("is_in_use", slot)
         if not 0 <= slot < self._capacity:
-            raise IndexError(f"is_in_use: slot {slot} is out of range for capacity {self._capacity}")
+            raise IndexError(
+                f"is_in_use: slot {slot} is out of range for capacity {self._capacity}"
+            )
         return slot in self._in_use
 
     def in_use(self) -> list[int]:

@@ -1,5 +1,6 @@
 """Pure-Python twin of ``src/_pool_hotpath.pxi``: ConnectionPool's
 checkout/return fast path. Keep the two in step."""
+
 from __future__ import annotations
 
 import bisect
@@ -187,7 +188,9 @@ _REENTERED = (
     "this pool.connection() context manager was already entered: "
     "call pool.connection() once for each with-block (and don't share one between threads)"
 )
-_EXIT_WITHOUT_ENTER = "pool.connection() context manager exited without a connection: was __enter__ called?"
+_EXIT_WITHOUT_ENTER = (
+    "pool.connection() context manager exited without a connection: was __enter__ called?"
+)
 
 
 class ConnectionContext:

@@ -11,6 +11,7 @@ give that type. Only type checkers read the bounds and defaults: at run time
 ``CT`` and ``ACT`` are plain ``typing.TypeVar``s, so fastpool needs no
 typing_extensions.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Union

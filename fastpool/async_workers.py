@@ -7,6 +7,7 @@ Tasks are ``(function, args)``; ``function(pool, *args)`` may return a
 coroutine, which the worker awaits. The pool is held by a weak reference, so a
 forgotten pool can be garbage-collected (its workers then stop).
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """What every pool shares and that does no I/O: argument checks, statistics,
 jitter and reconnection backoff."""
+
 from __future__ import annotations
 
 import bisect
@@ -24,7 +25,13 @@ MIN_SLOT_CAPACITY = 1024
 # psycopg.pq.TransactionStatus values, as plain ints: comparing ints is cheaper
 # than comparing enum members on the return path.
 IDLE, ACTIVE, INTRANS, INERROR, UNKNOWN = 0, 1, 2, 3, 4
-STATUS_NAMES = {IDLE: "IDLE", ACTIVE: "ACTIVE", INTRANS: "INTRANS", INERROR: "INERROR", UNKNOWN: "UNKNOWN"}
+STATUS_NAMES = {
+    IDLE: "IDLE",
+    ACTIVE: "ACTIVE",
+    INTRANS: "INTRANS",
+    INERROR: "INERROR",
+    UNKNOWN: "UNKNOWN",
+}
 
 _pool_names = itertools.count(1)
 
@@ -106,7 +113,9 @@ def prepared_two_phase(conn: Any) -> bool:
         return False
     logger.warning(
         "closing returned connection with an unfinished two-phase transaction %s"
-        " (finish it with tpc_commit() or tpc_rollback() before returning it): %s", xid[0], conn
+        " (finish it with tpc_commit() or tpc_rollback() before returning it): %s",
+        xid[0],
+        conn,
     )
     return True
 
@@ -147,8 +156,16 @@ class Stats:
     CONNECTIONS_LEAKED = "connections_leaked"
 
     KEYS = (
-        REQUESTS_NUM, REQUESTS_QUEUED, REQUESTS_WAIT_MS, REQUESTS_ERRORS, USAGE_MS,
-        RETURNS_BAD, CONNECTIONS_NUM, CONNECTIONS_MS, CONNECTIONS_ERRORS, CONNECTIONS_LOST,
+        REQUESTS_NUM,
+        REQUESTS_QUEUED,
+        REQUESTS_WAIT_MS,
+        REQUESTS_ERRORS,
+        USAGE_MS,
+        RETURNS_BAD,
+        CONNECTIONS_NUM,
+        CONNECTIONS_MS,
+        CONNECTIONS_ERRORS,
+        CONNECTIONS_LOST,
         CONNECTIONS_LEAKED,
     )
     _MS_KEYS = frozenset((REQUESTS_WAIT_MS, USAGE_MS, CONNECTIONS_MS))
@@ -194,8 +211,8 @@ class Histograms:
 
     BOUNDS = _layout.BOUNDS
     NBUCKETS = _layout.NBUCKETS  # the last one is +Inf
-    WAIT, USE, CREATE = _layout.WAIT, _layout.USE, _layout.CREATE   # first bucket of each
-    SUMS = _layout.SUMS          # WAIT sum, USE sum, CREATE sum
+    WAIT, USE, CREATE = _layout.WAIT, _layout.USE, _layout.CREATE  # first bucket of each
+    SUMS = _layout.SUMS  # WAIT sum, USE sum, CREATE sum
     TIMEOUTS = _layout.TIMEOUTS  # checkouts that raised PoolTimeout
     SIZE = _layout.SIZE
     NAMES = ("wait", "use", "create")
@@ -206,8 +223,12 @@ class Histograms:
     def observe(self, kind: int, seconds: float) -> None:
         # bisect_left: a value equal to a bound counts in that bound's bucket
         # (Prometheus' "le"), as in the compiled twin's loop.
-        self.counters.add2(kind + bisect.bisect_left(self.BOUNDS, seconds), 1,
-                           self.SUMS + kind // self.NBUCKETS, int(seconds * 1_000_000))
+        self.counters.add2(
+            kind + bisect.bisect_left(self.BOUNDS, seconds),
+            1,
+            self.SUMS + kind // self.NBUCKETS,
+            int(seconds * 1_000_000),
+        )
 
     def snapshot(self) -> dict[str, tuple[list[int], float]]:
         """name -> (count per bucket of BOUNDS and +Inf, not cumulative; sum in seconds)."""
@@ -215,7 +236,7 @@ class Histograms:
         out: dict[str, tuple[list[int], float]] = {}
         for i, name in enumerate(self.NAMES):
             kind = i * self.NBUCKETS
-            out[name] = (values[kind:kind + self.NBUCKETS], values[self.SUMS + i] / 1e6)
+            out[name] = (values[kind : kind + self.NBUCKETS], values[self.SUMS + i] / 1e6)
         return out
 
     def timeouts(self) -> int:
@@ -227,13 +248,13 @@ class PoolMetrics(typing.NamedTuple):
     named after OpenTelemetry's ``db.client.connection.*`` metrics."""
 
     pool_name: str
-    idle: int               # connections in the pool, not checked out
-    used: int               # connections checked out (or being checked, reset)
-    idle_min: int           # min_size
-    idle_max: int           # how many may be idle at once
-    max: int                # how many may be open at once
-    pending_requests: int   # requests waiting for a connection
-    timeouts: int           # checkouts that raised PoolTimeout, since the pool was made
+    idle: int  # connections in the pool, not checked out
+    used: int  # connections checked out (or being checked, reset)
+    idle_min: int  # min_size
+    idle_max: int  # how many may be idle at once
+    max: int  # how many may be open at once
+    pending_requests: int  # requests waiting for a connection
+    timeouts: int  # checkouts that raised PoolTimeout, since the pool was made
     histograms: dict[str, tuple[list[int], float]]  # Histograms.snapshot()
 
 
@@ -327,7 +348,9 @@ class BasePool:
         self.max_waiting: int = max_waiting
         self.max_lifetime: float = _positive_number("max_lifetime", max_lifetime)
         self.max_idle: float = _positive_number("max_idle", max_idle)
-        self.reconnect_timeout: float = _positive_number("reconnect_timeout", reconnect_timeout, allow_zero=True)
+        self.reconnect_timeout: float = _positive_number(
+            "reconnect_timeout", reconnect_timeout, allow_zero=True
+        )
         self._reconnect_failed = reconnect_failed
         self.num_workers: int = num_workers
         self.check_bypass: float = _positive_number("check_bypass", check_bypass, allow_zero=True)
@@ -444,7 +467,9 @@ class BasePool:
     @staticmethod
     def _check_conninfo(conninfo: Any) -> str:
         if not isinstance(conninfo, str):
-            raise TypeError(f"the conninfo callable must return a str, got {type(conninfo).__name__}")
+            raise TypeError(
+                f"the conninfo callable must return a str, got {type(conninfo).__name__}"
+            )
         return conninfo or ""
 
     def _resolve_kwargs(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ On return the connection is rolled back if the driver says it is in a
 transaction (or can't say), and discarded if that fails or the driver reports
 it closed; ``pre_ping=True`` checks each connection before handing it out.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,6 +53,7 @@ class _HasCursor(Protocol[_CursorT_co]):
     """A connection whose ``cursor()`` returns ``_CursorT_co`` (any arguments)."""
 
     def cursor(self, *args: Any, **kwargs: Any) -> _CursorT_co: ...
+
 
 RESET_ON_RETURN = ("rollback", "commit", None)
 
@@ -118,7 +120,7 @@ class PooledConnection(Generic[_ConnT_co]):
         object.__setattr__(self, "_held", held)
         object.__setattr__(self, "_pool", pool)
         object.__setattr__(self, "_invalid", False)  # invalidate(): close on return
-        object.__setattr__(self, "_failed", False)   # a with-block raised: ping on return
+        object.__setattr__(self, "_failed", False)  # a with-block raised: ping on return
 
     @property
     def raw(self) -> _ConnT_co:
@@ -138,7 +140,9 @@ class PooledConnection(Generic[_ConnT_co]):
     # Typed as the driver's cursor() when the driver's connection class declares
     # one (sqlite3, psycopg: the no-argument form's type); Any otherwise.
     @overload
-    def cursor(self: PooledConnection[_HasCursor[_CursorT]], *args: Any, **kwargs: Any) -> _CursorT: ...
+    def cursor(
+        self: PooledConnection[_HasCursor[_CursorT]], *args: Any, **kwargs: Any
+    ) -> _CursorT: ...
     @overload
     def cursor(self, *args: Any, **kwargs: Any) -> Any: ...
 
@@ -192,9 +196,7 @@ class PooledConnection(Generic[_ConnT_co]):
 
 # The slot's descriptor setter (bypasses __setattr__); checkers see the slot as
 # the instance attribute it declares.
-_set_held: Callable[[PooledConnection[Any], _Held | None], None] = (
-    PooledConnection._held.__set__  # type: ignore[misc, union-attr]
-)
+_set_held: Callable[[PooledConnection[Any], _Held | None], None] = PooledConnection._held.__set__  # type: ignore[misc, union-attr]
 
 
 class Pool(ConnectionPool[Any], Generic[_ConnT]):
@@ -519,7 +521,11 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
 
     @classmethod
     def filled(
-        cls: type[Pool[Any]], connect: Callable[[], _NewConnT], size: int, max_size: int, **options: Any
+        cls: type[Pool[Any]],
+        connect: Callable[[], _NewConnT],
+        size: int,
+        max_size: int,
+        **options: Any,
     ) -> Pool[_NewConnT]:
         """A pool opened with ``size`` connections made in the calling thread, so
         that a failure to connect is raised here (the pool is closed), as

@@ -6,6 +6,7 @@ psycopg_pool's, so ``except psycopg.OperationalError`` keeps working), and
 ``PoolInternalError`` for a broken invariant inside fastpool itself, which is
 always a fastpool bug.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -40,6 +40,7 @@ back on an error) before giving it back, as fastpool's connections do; mariadb's
 only gives it back. ``mariadb.connect(pool_name=...)`` looks in mariadb's own
 pools and doesn't find this one: call ``pool.get_connection()``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -149,7 +150,9 @@ class ConnectionPool:
     def __repr__(self) -> str:
         if self._pool.closed:
             return f"<fastpool.mariadb_pool.ConnectionPool object (closed) at 0x{id(self):x}>"
-        return f"<fastpool.mariadb_pool.ConnectionPool object (name={self._name}) at 0x{id(self):x}>"
+        return (
+            f"<fastpool.mariadb_pool.ConnectionPool object (name={self._name}) at 0x{id(self):x}>"
+        )
 
     @property
     def pool(self) -> Pool[mariadb.Connection]:

@@ -23,6 +23,7 @@ what the pool already does, and ``pop_stats()`` never resets what is exported.
 Needs ``prometheus-client`` (``pip install 'fastpool[metrics]'``) or
 ``opentelemetry-api`` (``pip install 'fastpool[opentelemetry]'``).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -35,43 +36,97 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 from .base import BasePool, Histograms, PoolMetrics
 
 if TYPE_CHECKING:  # the exporters' libraries are optional: imported where used
-    from opentelemetry.metrics import Asynchronous, CallbackOptions, CallbackT, MeterProvider, Observation
+    from opentelemetry.metrics import (
+        Asynchronous,
+        CallbackOptions,
+        CallbackT,
+        MeterProvider,
+        Observation,
+    )
     from prometheus_client.metrics_core import (
-        CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric,
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
     )
 
 
 class MetricSpec(NamedTuple):
     """One metric as OpenTelemetry's semantic conventions define it."""
 
-    name: str         # the conventions' name
-    instrument: str   # "updowncounter", "counter" or "histogram"
-    unit: str         # UCUM, as in the conventions
+    name: str  # the conventions' name
+    instrument: str  # "updowncounter", "counter" or "histogram"
+    unit: str  # UCUM, as in the conventions
     description: str
 
 
-COUNT = MetricSpec("db.client.connection.count", "updowncounter", "{connection}",
-                   "Connections in the pool, by state: idle, or used (checked out)")
-IDLE_MAX = MetricSpec("db.client.connection.idle.max", "updowncounter", "{connection}",
-                      "The most connections that may be idle at once")
-IDLE_MIN = MetricSpec("db.client.connection.idle.min", "updowncounter", "{connection}",
-                      "min_size: connections kept open even when idle")
-MAX = MetricSpec("db.client.connection.max", "updowncounter", "{connection}",
-                 "The most connections that may be open at once (max_size)")
-PENDING_REQUESTS = MetricSpec("db.client.connection.pending_requests", "updowncounter", "{request}",
-                              "Requests waiting for a connection")
-TIMEOUTS = MetricSpec("db.client.connection.timeouts", "counter", "{timeout}",
-                      "Requests for a connection that ended in PoolTimeout")
-CREATE_TIME = MetricSpec("db.client.connection.create_time", "histogram", "s",
-                         "Time to open a connection, per attempt (failed ones too)")
-WAIT_TIME = MetricSpec("db.client.connection.wait_time", "histogram", "s",
-                       "Time to obtain a connection from the pool (0 when one was idle)")
-USE_TIME = MetricSpec("db.client.connection.use_time", "histogram", "s",
-                      "Time from hand-out to return of a connection used in pool.connection()")
+COUNT = MetricSpec(
+    "db.client.connection.count",
+    "updowncounter",
+    "{connection}",
+    "Connections in the pool, by state: idle, or used (checked out)",
+)
+IDLE_MAX = MetricSpec(
+    "db.client.connection.idle.max",
+    "updowncounter",
+    "{connection}",
+    "The most connections that may be idle at once",
+)
+IDLE_MIN = MetricSpec(
+    "db.client.connection.idle.min",
+    "updowncounter",
+    "{connection}",
+    "min_size: connections kept open even when idle",
+)
+MAX = MetricSpec(
+    "db.client.connection.max",
+    "updowncounter",
+    "{connection}",
+    "The most connections that may be open at once (max_size)",
+)
+PENDING_REQUESTS = MetricSpec(
+    "db.client.connection.pending_requests",
+    "updowncounter",
+    "{request}",
+    "Requests waiting for a connection",
+)
+TIMEOUTS = MetricSpec(
+    "db.client.connection.timeouts",
+    "counter",
+    "{timeout}",
+    "Requests for a connection that ended in PoolTimeout",
+)
+CREATE_TIME = MetricSpec(
+    "db.client.connection.create_time",
+    "histogram",
+    "s",
+    "Time to open a connection, per attempt (failed ones too)",
+)
+WAIT_TIME = MetricSpec(
+    "db.client.connection.wait_time",
+    "histogram",
+    "s",
+    "Time to obtain a connection from the pool (0 when one was idle)",
+)
+USE_TIME = MetricSpec(
+    "db.client.connection.use_time",
+    "histogram",
+    "s",
+    "Time from hand-out to return of a connection used in pool.connection()",
+)
 
 # Every metric both exporters report (the histograms: PoolCollector only).
-METRICS = (COUNT, IDLE_MAX, IDLE_MIN, MAX, PENDING_REQUESTS, TIMEOUTS,
-           CREATE_TIME, WAIT_TIME, USE_TIME)
+METRICS = (
+    COUNT,
+    IDLE_MAX,
+    IDLE_MIN,
+    MAX,
+    PENDING_REQUESTS,
+    TIMEOUTS,
+    CREATE_TIME,
+    WAIT_TIME,
+    USE_TIME,
+)
 
 # Attributes (labels): every metric has the pool's name, COUNT the state too.
 POOL_NAME = "db.client.connection.pool.name"
@@ -84,7 +139,19 @@ _HISTOGRAM_KEYS = {CREATE_TIME: "create", WAIT_TIME: "wait", USE_TIME: "use"}
 # increasing subset of them.
 HISTOGRAM_BOUNDS: tuple[float, ...] = Histograms.BOUNDS
 # fastpool's former fixed buckets, 100 µs to 10 s.
-DEFAULT_BUCKETS: tuple[float, ...] = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.0005,
+    0.001,
+    0.005,
+    0.01,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+    10.0,
+)
 
 
 # OpenTelemetry -> Prometheus names ----------------------------------------
@@ -116,6 +183,7 @@ def _prometheus_name(spec: MetricSpec) -> str:
 
 
 # Checks -------------------------------------------------------------------
+
 
 def _check_pools(who: str, pools: tuple[object, ...]) -> tuple[BasePool, ...]:
     if not pools:
@@ -153,7 +221,9 @@ def _check_buckets(buckets: Iterable[float]) -> tuple[int, ...]:
         raise ValueError("buckets needs at least one finite bound (+Inf is always added)")
     for v in seconds:
         if not (math.isfinite(v) and v > 0):
-            raise ValueError(f"bucket bounds must be positive, finite numbers of seconds, got {v!r}")
+            raise ValueError(
+                f"bucket bounds must be positive, finite numbers of seconds, got {v!r}"
+            )
     for a, b in zip(seconds, seconds[1:]):
         if b <= a:
             raise ValueError(f"bucket bounds must increase, without repeats: got {a!r} then {b!r}")
@@ -162,11 +232,15 @@ def _check_buckets(buckets: Iterable[float]) -> tuple[int, ...]:
         i = bisect.bisect_left(HISTOGRAM_BOUNDS, v)
         # v may be a bound with a rounding error (3 * 0.025 is not 0.075); the
         # bounds are far enough apart for a tolerance not to mistake one.
-        near = [j for j in (i - 1, i) if 0 <= j < len(HISTOGRAM_BOUNDS)
-                and math.isclose(HISTOGRAM_BOUNDS[j], v, rel_tol=1e-6)]
+        near = [
+            j
+            for j in (i - 1, i)
+            if 0 <= j < len(HISTOGRAM_BOUNDS) and math.isclose(HISTOGRAM_BOUNDS[j], v, rel_tol=1e-6)
+        ]
         if not near:
-            nearest = ", ".join(repr(HISTOGRAM_BOUNDS[j]) for j in (i - 1, i)
-                                if 0 <= j < len(HISTOGRAM_BOUNDS))
+            nearest = ", ".join(
+                repr(HISTOGRAM_BOUNDS[j]) for j in (i - 1, i) if 0 <= j < len(HISTOGRAM_BOUNDS)
+            )
             raise ValueError(
                 f"{v!r} s is not one of the bounds the pools count times in"
                 " (fastpool.metrics.HISTOGRAM_BOUNDS), so no bucket can end there exactly;"
@@ -190,6 +264,7 @@ def _points(m: PoolMetrics) -> Iterator[tuple[MetricSpec, tuple[tuple[str, str],
 
 # Prometheus ---------------------------------------------------------------
 
+
 class PoolCollector:
     """A prometheus_client collector for one or more fastpool pools (register
     one collector for all of them: the registry refuses a second one, whose
@@ -212,10 +287,18 @@ class PoolCollector:
         gauges, counters, histograms = self._families()
         return [*gauges.values(), *counters.values(), *histograms.values()]
 
-    def _families(self) -> tuple[dict[MetricSpec, GaugeMetricFamily],
-                                 dict[MetricSpec, CounterMetricFamily],
-                                 dict[MetricSpec, HistogramMetricFamily]]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+    def _families(
+        self,
+    ) -> tuple[
+        dict[MetricSpec, GaugeMetricFamily],
+        dict[MetricSpec, CounterMetricFamily],
+        dict[MetricSpec, HistogramMetricFamily],
+    ]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
 
         gauges, counters, histograms = {}, {}, {}
         for spec in METRICS:
@@ -226,9 +309,13 @@ class PoolCollector:
             if spec.instrument == "updowncounter":  # a gauge for Prometheus
                 gauges[spec] = GaugeMetricFamily(name, spec.description, labels=labels, unit=unit)
             elif spec.instrument == "counter":
-                counters[spec] = CounterMetricFamily(name, spec.description, labels=labels, unit=unit)
+                counters[spec] = CounterMetricFamily(
+                    name, spec.description, labels=labels, unit=unit
+                )
             else:
-                histograms[spec] = HistogramMetricFamily(name, spec.description, labels=labels, unit=unit)
+                histograms[spec] = HistogramMetricFamily(
+                    name, spec.description, labels=labels, unit=unit
+                )
         return gauges, counters, histograms
 
     def collect(self) -> Iterator[Metric]:
@@ -260,6 +347,7 @@ class PoolCollector:
 
 
 # OpenTelemetry ------------------------------------------------------------
+
 
 def instrument_opentelemetry(
     *pools: BasePool, meter_provider: MeterProvider | None = None
@@ -293,6 +381,7 @@ def instrument_opentelemetry(
                 for point_spec, attrs, value in _points(m):
                     if point_spec is spec:
                         yield Observation(value, {POOL_NAME: m.pool_name, **dict(attrs)})
+
         return [observe]
 
     create: dict[str, Callable[..., Asynchronous]] = {
@@ -300,12 +389,19 @@ def instrument_opentelemetry(
         "counter": meter.create_observable_counter,
     }
     return [
-        create[spec.instrument](spec.name, callback(spec), unit=spec.unit, description=spec.description)
-        for spec in METRICS if spec.instrument in create
+        create[spec.instrument](
+            spec.name, callback(spec), unit=spec.unit, description=spec.description
+        )
+        for spec in METRICS
+        if spec.instrument in create
     ]
 
 
 __all__ = [
-    "DEFAULT_BUCKETS", "HISTOGRAM_BOUNDS", "METRICS", "MetricSpec", "PoolCollector",
+    "DEFAULT_BUCKETS",
+    "HISTOGRAM_BOUNDS",
+    "METRICS",
+    "MetricSpec",
+    "PoolCollector",
     "instrument_opentelemetry",
 ]

@@ -18,6 +18,7 @@ seconds (0: not at all), then raises ``PoolExhausted``, a subclass of both
 ``mysql.connector.errors.PoolError`` and ``fastpool.PoolTimeout``. Connections
 are checked with a ping before each checkout, as MySQL Connector does.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -46,16 +47,27 @@ class PoolExhausted(PoolError, PoolTimeout):
 class MySQLConnectionPool:
     """A pool of MySQL Connector connections that waits, rather than fails, when exhausted."""
 
-    def __init__(self, pool_size: int = 5, pool_name: str | None = None, pool_reset_session: bool = True,
-                 pool_timeout: float = 30.0, **dbconfig: Any) -> None:
+    def __init__(
+        self,
+        pool_size: int = 5,
+        pool_name: str | None = None,
+        pool_reset_session: bool = True,
+        pool_timeout: float = 30.0,
+        **dbconfig: Any,
+    ) -> None:
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise AttributeError(f"pool_size should be a positive integer, got {pool_size!r}")
         self._name = pool_name or f"pool{next(_names)}"
         self._size = pool_size
         self._dbconfig = dbconfig
         self._pool = Pool.filled(
-            self._connect, pool_size, pool_size, timeout=pool_timeout, name=self._name,
-            pre_ping=True, reset=self._reset_session if pool_reset_session else None,
+            self._connect,
+            pool_size,
+            pool_size,
+            timeout=pool_timeout,
+            name=self._name,
+            pre_ping=True,
+            reset=self._reset_session if pool_reset_session else None,
         )
 
     def _connect(self) -> MySQLConnectionAbstract:

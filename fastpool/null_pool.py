@@ -7,6 +7,7 @@ psycopg_pool's, see ``_null_pool_logic``. Unlike psycopg_pool, connecting
 happens outside the pool lock, so concurrent first requests connect in parallel
 instead of one by one.
 """
+
 from __future__ import annotations
 
 import threading
@@ -70,8 +71,10 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         ready, stop = threading.Event(), threading.Event()
         errors: list[Exception] = []
         threading.Thread(
-            target=self._connect_for_wait, args=(ready, stop, errors),
-            name=f"{self.name}-wait", daemon=True,
+            target=self._connect_for_wait,
+            args=(ready, stop, errors),
+            name=f"{self.name}-wait",
+            daemon=True,
         ).start()
         try:
             ok = ready.wait(base.clamp_wait(seconds))
@@ -81,8 +84,9 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             self.close()
             raise self._wait_timed_out(timeout, errors[-1] if errors else None)
 
-    def _connect_for_wait(self, ready: threading.Event, stop: threading.Event,
-                          errors: list[Exception]) -> None:
+    def _connect_for_wait(
+        self, ready: threading.Event, stop: threading.Event, errors: list[Exception]
+    ) -> None:
         attempt: AttemptWithBackoff | None = None
         while not stop.is_set() and not self._closed:
             try:
@@ -184,7 +188,9 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             self._raise_foreign(conn)
         self._return_connection(conn, from_getconn=False)
 
-    def _return_connection(self, conn: Any, from_getconn: bool, holder: Waiter | None = None) -> None:
+    def _return_connection(
+        self, conn: Any, from_getconn: bool, holder: Waiter | None = None
+    ) -> None:
         """psycopg_pool's return: from putconn() with nobody waiting, close the
         connection as it is; else reset it and hand it to the oldest waiter, or
         close it if it is broken, expired or drained, or nobody waits any more.

@@ -7,6 +7,7 @@ is waiting (``max_size`` reached): then the connection goes straight to the
 oldest waiter. Connecting happens outside the pool lock, so concurrent first
 requests connect in parallel.
 """
+
 from __future__ import annotations
 
 import asyncio

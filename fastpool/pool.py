@@ -11,6 +11,7 @@ Per-connection bookkeeping is kept in lists indexed by slot (``_conns``,
 ``_expire_at``, ...), written before the slot is published to the ring, so a
 thread that acquires a slot reads a complete record.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,6 +61,8 @@ if psycopg is not None:
                 pool.putconn(self)
             else:
                 super().close()
+
+
 monotonic: Callable[[], float] = time.monotonic
 
 
@@ -100,9 +103,13 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     ) -> None:
         if connection_class is None:
             if psycopg is None:
-                raise ImportError("fastpool.ConnectionPool needs psycopg 3: pip install 'psycopg[binary]'")
+                raise ImportError(
+                    "fastpool.ConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
+                )
             connection_class = cast("type[CT]", psycopg.Connection)
-        base.check_pool_arguments(connection_class, open, configure=configure, check=check, reset=reset)
+        base.check_pool_arguments(
+            connection_class, open, configure=configure, check=check, reset=reset
+        )
         super().__init__(
             conninfo,
             kwargs=kwargs,
@@ -464,7 +471,10 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 conn.rollback()
             except Exception as ex:
                 logger.warning(
-                    "rollback failed: %s: %s. Discarding connection %s", ex.__class__.__name__, ex, conn
+                    "rollback failed: %s: %s. Discarding connection %s",
+                    ex.__class__.__name__,
+                    ex,
+                    conn,
                 )
                 conn.close()
         if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:

@@ -12,6 +12,7 @@ connection is being reset or checked has that connection discarded (its state
 is unknown) and replaced. A task that ends while still holding a connection it
 took with ``getconn()`` is reported with a warning on the ``psycopg.pool`` logger.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -98,7 +99,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                     "fastpool.AsyncConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
                 )
             connection_class = cast("type[ACT]", psycopg.AsyncConnection)
-        base.check_pool_arguments(connection_class, open, configure=configure, check=check, reset=reset)
+        base.check_pool_arguments(
+            connection_class, open, configure=configure, check=check, reset=reset
+        )
         super().__init__(
             conninfo,
             kwargs=kwargs,
@@ -120,7 +123,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 "close_returns=True in an async pool needs psycopg >= 3.3"
                 f" (installed: {psycopg.__version__})"
             )
-        self._init_pool(connection_class, configure, check, reset, close_returns, AsyncConnectionPool)
+        self._init_pool(
+            connection_class, configure, check, reset, close_returns, AsyncConnectionPool
+        )
         # Connections being closed by a task nobody awaits (a sync code path
         # had to drop them): kept here so the tasks aren't garbage-collected.
         self._background: set[asyncio.Task[Any]] = set()
@@ -192,7 +197,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             try:
                 await self._close_quietly(conn)
             except BaseException:  # cancelled: the rest are closed in the background
-                for _, other in idle[i + 1:]:
+                for _, other in idle[i + 1 :]:
                     self._close_in_background(other)
                 raise
         # Connections already unreachable (a task dropped one) would never come
@@ -371,7 +376,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 "task %r finished while holding connection %s from pool %r:"
                 " return it with putconn() or use pool.connection()",
                 # str(): the record must not keep the connection alive (orphan scan)
-                task.get_name(), str(conn), self.name,
+                task.get_name(),
+                str(conn),
+                self.name,
             )
 
     # ------------------------------------------------------------------
@@ -429,7 +436,10 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 await conn.rollback()
             except Exception as ex:
                 logger.warning(
-                    "rollback failed: %s: %s. Discarding connection %s", ex.__class__.__name__, ex, conn
+                    "rollback failed: %s: %s. Discarding connection %s",
+                    ex.__class__.__name__,
+                    ex,
+                    conn,
                 )
                 await self._close_quietly(conn)
         if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:
@@ -573,7 +583,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             try:
                 await self._discard(slot, conn)
             except BaseException:  # cancelled: the claimed rest must not stay held
-                for other in expired[i + 1:]:
+                for other in expired[i + 1 :]:
                     self._discard_soon(*other)
                 raise
 
@@ -611,7 +621,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 # rest go back untouched.
                 if self._conns[slot] is conn:
                     self._discard_soon(slot, conn)
-                for other, _ in idle[i + 1:]:
+                for other, _ in idle[i + 1 :]:
                     self._give_back(other)
                 raise
         self._replace_discarded_to_min()
@@ -648,7 +658,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             try:
                 await self._discard(slot, conn)
             except BaseException:  # cancelled: the rest are replaced all the same
-                for other in idle[i + 1:]:
+                for other in idle[i + 1 :]:
                     self._discard_soon(*other)
                 raise
 

@@ -20,6 +20,7 @@ of both ``psycopg2.pool.PoolError`` and ``fastpool.PoolTimeout``
 Other ``pool_*`` keywords (``pool_max_lifetime``, ``pool_pre_ping``, ...) pass
 the options of ``fastpool.Pool``; everything else goes to ``psycopg2.connect``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -47,8 +48,9 @@ class PoolExhausted(psycopg2.pool.PoolError, PoolTimeout):  # type: ignore[misc]
 class ThreadedConnectionPool:
     """A thread-safe psycopg2 pool that waits, rather than fails, when exhausted."""
 
-    def __init__(self, minconn: int, maxconn: int, *args: Any, pool_timeout: float = 30.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, minconn: int, maxconn: int, *args: Any, pool_timeout: float = 30.0, **kwargs: Any
+    ) -> None:
         pool_options = {k[5:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("pool_")}
         self.minconn = minconn
         self.maxconn = maxconn
@@ -57,7 +59,9 @@ class ThreadedConnectionPool:
         self._keyed: dict[Hashable, connection] = {}  # key -> raw connection (getconn(key))
         # id(raw) -> (checkout, key)
         self._out: dict[int, tuple[PooledConnection[connection], Hashable | None]] = {}
-        self._pool = Pool.filled(self._connect, minconn, maxconn, timeout=pool_timeout, **pool_options)
+        self._pool = Pool.filled(
+            self._connect, minconn, maxconn, timeout=pool_timeout, **pool_options
+        )
 
     def _connect(self) -> connection:
         return psycopg2.connect(*self._args, **self._kwargs)

@@ -27,6 +27,7 @@ against the new overflow instead of forgetting them; the pool holds at most
 ``pool_size``: past that, a checkout waits for a returned connection (up to
 ``timeout``) as with any other limit, and never opens one more.
 """
+
 from __future__ import annotations
 
 import threading
@@ -42,6 +43,7 @@ from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 
 if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry
+
     # What QueuePool's creator is declared as: a connect function, with or without the record.
     from sqlalchemy.pool.base import _CreatorFnType, _CreatorWRecFnType
 
@@ -54,16 +56,25 @@ UNLIMITED_CAP = 4096
 class FastQueuePool(Pool):
     """A drop-in for ``sqlalchemy.pool.QueuePool`` (``poolclass=FastQueuePool``)."""
 
-    def __init__(self, creator: _CreatorFnType | _CreatorWRecFnType, pool_size: int = 5,
-                 max_overflow: int = 10, timeout: float = 30.0, use_lifo: bool = False, **kw: Any) -> None:
+    def __init__(
+        self,
+        creator: _CreatorFnType | _CreatorWRecFnType,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        timeout: float = 30.0,
+        use_lifo: bool = False,
+        **kw: Any,
+    ) -> None:
         for name, value, low in (("pool_size", pool_size, 0), ("max_overflow", max_overflow, -1)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
         if use_lifo:
-            raise ValueError("FastQueuePool hands out idle connections oldest first: use_lifo=True "
-                             "is not supported (use sqlalchemy's QueuePool for LIFO)")
+            raise ValueError(
+                "FastQueuePool hands out idle connections oldest first: use_lifo=True "
+                "is not supported (use sqlalchemy's QueuePool for LIFO)"
+            )
         self._timeout = check_timeout(timeout, "timeout")
         # pool_size=0 is "no size limit" (QueuePool then ignores max_overflow);
         # an unlimited overflow stops where the ring does.
@@ -83,8 +94,8 @@ class FastQueuePool(Pool):
         self._unlimited = unlimited
         # Returns close overflow connections ("queue full") unless pool_size is 0.
         self._closes_overflow = pool_size > 0
-        self._overflow = 0 - pool_size          # QueuePool's meaning: connections beyond pool_size
-        self._connecting = 0                    # places taken by connects not in the ring yet
+        self._overflow = 0 - pool_size  # QueuePool's meaning: connections beyond pool_size
+        self._connecting = 0  # places taken by connects not in the ring yet
         self._capacity = max(1, capacity)
         self._ring = SlotRing(self._capacity)
         # A record per slot; None only in retired slots, which are never read.
@@ -107,7 +118,7 @@ class FastQueuePool(Pool):
             slot = -1 if self._waiting else self._ring.try_acquire()
             if slot < 0:
                 if self._overflow < self._overflow_limit:
-                    self._overflow += 1      # a place for a new connection (in the ring), ours
+                    self._overflow += 1  # a place for a new connection (in the ring), ours
                     self._connecting += 1
                 else:
                     w = thread_waiter()
@@ -138,11 +149,16 @@ class FastQueuePool(Pool):
             raise
         release_waiter(w)
         if slot == -1:
-            cap = (" (FastQueuePool caps an unlimited overflow at %d connections)" % UNLIMITED_CAP
-                   if self._unlimited else "")
+            cap = (
+                " (FastQueuePool caps an unlimited overflow at %d connections)" % UNLIMITED_CAP
+                if self._unlimited
+                else ""
+            )
             raise exc.TimeoutError(
                 "QueuePool limit of size %d overflow %d reached, connection timed out, timeout %0.2f%s"
-                % (self.size(), self.overflow(), self._timeout, cap), code="3o7r")
+                % (self.size(), self.overflow(), self._timeout, cap),
+                code="3o7r",
+            )
         return slot
 
     def _give_unclaimed(self, slot: int) -> None:
@@ -185,8 +201,11 @@ class FastQueuePool(Pool):
                 if self._waiting:
                     self._waiting.popleft().serve(slot)
                     return
-                if (self._closes_overflow and self._overflow > 0
-                        and self._ring.idle_count() >= self._pool_size):
+                if (
+                    self._closes_overflow
+                    and self._overflow > 0
+                    and self._ring.idle_count() >= self._pool_size
+                ):
                     # QueuePool's "queue full": an overflow connection is closed
                     self._ring.retire(slot)
                     self._records[slot] = None  # type: ignore[call-overload]  # retired
@@ -212,10 +231,17 @@ class FastQueuePool(Pool):
     def recreate(self) -> "FastQueuePool":
         self.logger.info("Pool recreating")
         return self.__class__(
-            self._creator, pool_size=self._pool_size, max_overflow=self._max_overflow,
-            pre_ping=self._pre_ping, timeout=self._timeout, recycle=self._recycle, echo=self.echo,
-            logging_name=self._orig_logging_name, reset_on_return=self._reset_on_return,
-            _dispatch=self.dispatch, dialect=self._dialect,
+            self._creator,
+            pool_size=self._pool_size,
+            max_overflow=self._max_overflow,
+            pre_ping=self._pre_ping,
+            timeout=self._timeout,
+            recycle=self._recycle,
+            echo=self.echo,
+            logging_name=self._orig_logging_name,
+            reset_on_return=self._reset_on_return,
+            _dispatch=self.dispatch,
+            dialect=self._dialect,
         )
 
     def dispose(self) -> None:
@@ -235,9 +261,11 @@ class FastQueuePool(Pool):
         self.logger.info("Pool disposed. %s", self.status())
 
     def status(self) -> str:
-        return ("Pool size: %d  Connections in pool: %d Current Overflow: %d "
-                "Current Checked out connections: %d"
-                % (self.size(), self.checkedin(), self.overflow(), self.checkedout()))
+        return (
+            "Pool size: %d  Connections in pool: %d Current Overflow: %d "
+            "Current Checked out connections: %d"
+            % (self.size(), self.checkedin(), self.overflow(), self.checkedout())
+        )
 
     def size(self) -> int:
         return self._pool_size

@@ -7,6 +7,7 @@ pool's lock, so a slot is never handed to a client that has already timed out.
 Only live waiters are in the queue: one that times out removes itself, so
 ``max_waiting`` and ``requests_waiting`` count real clients.
 """
+
 from __future__ import annotations
 
 import threading

@@ -6,6 +6,7 @@ Tasks are ``(function, args)`` where ``function(pool, *args)`` is called with
 the pool dereferenced from a weak reference: a forgotten pool can still be
 garbage-collected (and then its threads stop), as with psycopg_pool.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -34,11 +35,17 @@ _MAX_SLEEP = 600.0
 def log_task_failure(task: Task, ex: BaseException) -> None:
     """A maintenance task raised: log it and keep the worker going."""
     if isinstance(ex, Exception):
-        logger.warning("task run %s failed: %s: %s", getattr(task, "__name__", task),
-                       ex.__class__.__name__, ex)
+        logger.warning(
+            "task run %s failed: %s: %s", getattr(task, "__name__", task), ex.__class__.__name__, ex
+        )
     else:  # SystemExit and the like: unexpected in a pool task, worth a traceback
-        logger.error("task run %s raised %s: %s (the pool's worker goes on)",
-                     getattr(task, "__name__", task), ex.__class__.__name__, ex, exc_info=ex)
+        logger.error(
+            "task run %s raised %s: %s (the pool's worker goes on)",
+            getattr(task, "__name__", task),
+            ex.__class__.__name__,
+            ex,
+            exc_info=ex,
+        )
 
 
 class Workers:
@@ -58,7 +65,9 @@ class Workers:
             for i in range(num_workers)
         ]
         self.threads.append(
-            threading.Thread(target=self._schedule_loop, name=f"{self._name}-scheduler", daemon=True)
+            threading.Thread(
+                target=self._schedule_loop, name=f"{self._name}-scheduler", daemon=True
+            )
         )
 
     def start(self) -> None:

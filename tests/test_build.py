@@ -1,5 +1,6 @@
 """The build lists every compiled module, FASTPOOL_IMPL picks the core loudly,
 and the typing artefacts ship."""
+
 from __future__ import annotations
 
 import ast
@@ -35,8 +36,9 @@ def _impl_in_subprocess(env_value: str | None, prelude: str = "") -> subprocess.
     if env_value is not None:
         env["FASTPOOL_IMPL"] = env_value
     code = prelude + "import fastpool; print(fastpool.__impl__)"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def _compiled_available() -> bool:
@@ -89,7 +91,9 @@ sys.meta_path.insert(0, _Block())
 def test_impl_c_never_falls_back_silently() -> None:
     proc = _impl_in_subprocess("c", prelude=BLOCK_EXTENSION)
     assert proc.returncode != 0
-    assert "FASTPOOL_IMPL=c but the compiled core fastpool._fastpool can't be imported" in proc.stderr
+    assert (
+        "FASTPOOL_IMPL=c but the compiled core fastpool._fastpool can't be imported" in proc.stderr
+    )
 
 
 def test_unset_impl_falls_back_to_the_twin_when_the_extension_is_missing() -> None:
@@ -113,17 +117,24 @@ def test_stub_declares_every_public_name_of_the_extension() -> None:
     for node in stub.body:
         if isinstance(node, ast.ClassDef):
             declared[node.name] = {
-                n.name for n in node.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("__")
+                n.name
+                for n in node.body
+                if isinstance(n, ast.FunctionDef) and not n.name.startswith("__")
             }
         elif isinstance(node, ast.FunctionDef):
             declared[node.name] = set()
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             declared[node.target.id] = set()
     public = {n for n in dir(compiled) if not n.startswith("__")}
-    assert public - {"DEBUG", "MAX_CAPACITY"} <= set(declared) | {"DEBUG", "MAX_CAPACITY"}, public - set(declared)
+    assert public - {"DEBUG", "MAX_CAPACITY"} <= set(declared) | {"DEBUG", "MAX_CAPACITY"}, (
+        public - set(declared)
+    )
     for cls_name in ("SlotRing", "Counters", "PoolFastPath", "PoolHotPath", "ConnectionContext"):
         methods = {n for n in dir(getattr(compiled, cls_name)) if not n.startswith("_")}
-        assert methods <= declared[cls_name] | {"capacity", "n"}, (cls_name, methods - declared[cls_name])
+        assert methods <= declared[cls_name] | {"capacity", "n"}, (
+            cls_name,
+            methods - declared[cls_name],
+        )
 
 
 def test_fast_paths_bump_the_right_stat_counters() -> None:
@@ -172,8 +183,10 @@ def test_fastpool_never_imports_psycopg_pool() -> None:
     # psycopg_pool is installed beside us (the benchmark compares against it):
     # a drop-in replacement must not lean on the package it replaces.
     pytest.importorskip("psycopg_pool")
-    code = ("import sys, fastpool, fastpool.pool, fastpool.null_pool, fastpool.testing.postgres; "
-            "print('psycopg_pool' in sys.modules)")
+    code = (
+        "import sys, fastpool, fastpool.pool, fastpool.null_pool, fastpool.testing.postgres; "
+        "print('psycopg_pool' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"

@@ -3,6 +3,7 @@ its operation counters balance after a native-thread stress run.
 
 Built into a temporary directory from the sources, so the installed build is
 left alone. Skipped only when there is no compiler toolchain (Cython missing)."""
+
 from __future__ import annotations
 
 import os
@@ -27,14 +28,20 @@ def _run(work: Path, code: str) -> str:
     env = dict(os.environ, FASTPOOL_IMPL="c", PYTHONPATH=str(work))
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc.stdout
 
 
 def test_debug_build_reports_itself_and_counts_every_operation(debug_build: Path) -> None:
-    out = _run(debug_build, """
+    out = _run(
+        debug_build,
+        """
         import fastpool, fastpool._fastpool as C
         assert fastpool.__file__.startswith(%r), fastpool.__file__
         assert C.DEBUG is True and fastpool.__debug_core__ is True
@@ -48,5 +55,7 @@ def test_debug_build_reports_itself_and_counts_every_operation(debug_build: Path
         assert counts == {"acquires": 200_000, "releases": 200_000, "adds": 9, "retires": 1}, counts
         ring.check_invariants()
         print("ok")
-    """ % str(debug_build))
+    """
+        % str(debug_build),
+    )
     assert out.strip() == "ok"

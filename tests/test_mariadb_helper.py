@@ -1,4 +1,5 @@
 """The MariaDB helper finds the local server or starts a private one."""
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,9 @@ def test_private_server_starts_answers_and_is_removed():
 
 
 def test_repr_never_shows_the_password():
-    server = mariadb.MariaDBServer("env", mariadb._from_url("mysql://app:s3cret@db.example:3307/shop"))
+    server = mariadb.MariaDBServer(
+        "env", mariadb._from_url("mysql://app:s3cret@db.example:3307/shop")
+    )
     assert server.connect_args["port"] == 3307 and server.connect_args["database"] == "shop"
     assert "s3cret" not in repr(server)
 

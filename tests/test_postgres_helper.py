@@ -1,4 +1,5 @@
 """The PostgreSQL helper behind tests and benchmarks finds or starts a real server."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ The core is built with FASTPOOL_SANITIZE=thread into a temporary directory and
 imported into the (uninstrumented) interpreter with the TSan runtime preloaded;
 only the core's own memory accesses are instrumented, so what TSan reports is
 about the ring. Skipped where GCC's libtsan is not installed."""
+
 from __future__ import annotations
 
 import glob
@@ -19,8 +20,15 @@ import pytest
 
 pytestmark = pytest.mark.c_extension
 
-LIBTSAN = next(iter(sorted(glob.glob("/usr/lib/x86_64-linux-gnu/libtsan.so.*")
-                          + glob.glob("/usr/lib/*/libtsan.so.*"))), None)
+LIBTSAN = next(
+    iter(
+        sorted(
+            glob.glob("/usr/lib/x86_64-linux-gnu/libtsan.so.*")
+            + glob.glob("/usr/lib/*/libtsan.so.*")
+        )
+    ),
+    None,
+)
 RACE_EXIT = 66
 
 
@@ -32,21 +40,38 @@ def tsan_build(build_core_variant) -> Path:
 
 
 def run_under_tsan(work: Path, code: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, FASTPOOL_IMPL="c", PYTHONPATH=str(work), LD_PRELOAD=LIBTSAN,
-               TSAN_OPTIONS=f"halt_on_error=1 exitcode={RACE_EXIT} report_signal_unsafe=0")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        FASTPOOL_IMPL="c",
+        PYTHONPATH=str(work),
+        LD_PRELOAD=LIBTSAN,
+        TSAN_OPTIONS=f"halt_on_error=1 exitcode={RACE_EXIT} report_signal_unsafe=0",
+    )
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
-@pytest.mark.parametrize("threads,capacity,slots,iterations,hold", [
-    (8, 4, 4, 20_000, 4),
-    (8, 1, 1, 20_000, 2),
-    (4, 100, 10, 20_000, 8),
-    (16, 2, 2, 5_000, 0),
-])
-def test_native_stress_is_race_free_under_tsan(tsan_build: Path, threads, capacity, slots,
-                                               iterations, hold) -> None:
-    proc = run_under_tsan(tsan_build, f"""
+@pytest.mark.parametrize(
+    "threads,capacity,slots,iterations,hold",
+    [
+        (8, 4, 4, 20_000, 4),
+        (8, 1, 1, 20_000, 2),
+        (4, 100, 10, 20_000, 8),
+        (16, 2, 2, 5_000, 0),
+    ],
+)
+def test_native_stress_is_race_free_under_tsan(
+    tsan_build: Path, threads, capacity, slots, iterations, hold
+) -> None:
+    proc = run_under_tsan(
+        tsan_build,
+        f"""
         import fastpool._fastpool as C
         assert C.__file__.startswith({str(tsan_build)!r}), C.__file__
         ring = C.SlotRing({capacity})
@@ -56,7 +81,8 @@ def test_native_stress_is_race_free_under_tsan(tsan_build: Path, threads, capaci
         assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), res
         ring.check_invariants()
         print("clean", res["cycles"])
-    """)
+    """,
+    )
     assert "ThreadSanitizer" not in proc.stderr, proc.stderr[-4000:]
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.split() == ["clean", str(threads * iterations)]
@@ -66,7 +92,9 @@ def test_tsan_reports_a_real_race(tsan_build: Path) -> None:
     # SlotRing.idle() reads the cells with plain loads: documented as meaningful
     # only when no other thread uses the ring. Calling it while native threads
     # push and pop is a genuine data race, which TSan must catch.
-    proc = run_under_tsan(tsan_build, """
+    proc = run_under_tsan(
+        tsan_build,
+        """
         import threading
         import fastpool._fastpool as C
         ring = C.SlotRing(4)
@@ -77,6 +105,7 @@ def test_tsan_reports_a_real_race(tsan_build: Path) -> None:
         while t.is_alive():
             ring.idle()
         t.join()
-    """)
+    """,
+    )
     assert proc.returncode == RACE_EXIT, (proc.returncode, proc.stderr[-2000:])
     assert "WARNING: ThreadSanitizer: data race" in proc.stderr

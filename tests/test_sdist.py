@@ -3,6 +3,7 @@ isolation): compiled where a C compiler works, the pure-Python core with a
 warning where none does (CC=false), and the core tests pass against the
 installed package in both cases. Runs once, in the compiled-core run of
 scripts/test (it builds its own installs, whatever FASTPOOL_IMPL says)."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.skipif(
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
     return proc.stdout + proc.stderr
 
 
@@ -39,10 +42,21 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sdist_holds_what_the_test_suite_needs(sdist: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for needed in ("LICENSE", "conftest.py", "pyproject.toml", "setup.py", "src/_fastpool.pyx",
-                   "src/_pool_hotpath.pxi", "src/fp_atomic.h", "fastpool/py.typed",
-                   "fastpool/_fastpool.pyi", "tests/core/test_slotring.py", "scripts/test",
-                   "tests/typing/user_program.py", "tests/typing/stubtest_allowlist.txt"):
+    for needed in (
+        "LICENSE",
+        "conftest.py",
+        "pyproject.toml",
+        "setup.py",
+        "src/_fastpool.pyx",
+        "src/_pool_hotpath.pxi",
+        "src/fp_atomic.h",
+        "fastpool/py.typed",
+        "fastpool/_fastpool.pyi",
+        "tests/core/test_slotring.py",
+        "scripts/test",
+        "tests/typing/user_program.py",
+        "tests/typing/stubtest_allowlist.txt",
+    ):
         assert needed in names, needed
 
 
@@ -51,8 +65,11 @@ def test_sdist_installs_in_a_fresh_virtualenv(sdist: Path, tmp_path: Path, compi
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = str(env_dir / "bin" / "python")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FASTPOOL_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FASTPOOL_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
     if compiler == "without a compiler":
         env["CC"] = "false"  # every compile fails, as where none is installed
     pip = [python, "-m", "pip", "--disable-pip-version-check"]
@@ -60,8 +77,11 @@ def test_sdist_installs_in_a_fresh_virtualenv(sdist: Path, tmp_path: Path, compi
     expected = "c" if compiler == "with a compiler" else "python"
     if expected == "python":
         assert log.count("fastpool could not compile its C core") == 1, log[-3000:]
-    impl = _run([python, "-c", "import fastpool; print(fastpool.__impl__, fastpool.__file__)"],
-                cwd=tmp_path, env=env).split()
+    impl = _run(
+        [python, "-c", "import fastpool; print(fastpool.__impl__, fastpool.__file__)"],
+        cwd=tmp_path,
+        env=env,
+    ).split()
     assert impl[0] == expected
     assert str(env_dir) in impl[1]  # the installed package, not a source tree
 
@@ -72,11 +92,25 @@ def test_sdist_installs_in_a_fresh_virtualenv(sdist: Path, tmp_path: Path, compi
         else:  # Python < 3.12 without the backported filter
             tar.extractall(tmp_path / "src")
     (unpacked,) = (tmp_path / "src").iterdir()
-    _run([*pip, "install", "-q", "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
-         cwd=tmp_path, env=env)
+    _run(
+        [*pip, "install", "-q", "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+        cwd=tmp_path,
+        env=env,
+    )
     # Run from outside the unpacked tree so `fastpool` can only be the installed one.
-    out = _run([str(env_dir / "bin" / "pytest"), "-p", "no:cacheprovider",
-                "--rootdir", str(unpacked), "-c", str(unpacked / "pyproject.toml"),
-                str(unpacked / "tests" / "core")], cwd=tmp_path, env=env)
+    out = _run(
+        [
+            str(env_dir / "bin" / "pytest"),
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(unpacked),
+            "-c",
+            str(unpacked / "pyproject.toml"),
+            str(unpacked / "tests" / "core"),
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     assert f"core implementation {expected!r}" in out
     assert " passed" in out and " failed" not in out

@@ -29,6 +29,7 @@ out + connecting = ``pool_size`` = the server's count of the pool's backends
 (``pg_stat_activity`` rows with the pool's ``application_name``), nothing held
 by nobody, and a fresh checkout works.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,20 +67,52 @@ def is_pool_code(filename: str) -> bool:
     return filename.startswith(_PACKAGE) and not filename.startswith(_LEFT_OUT)
 
 
-ATOMIC = frozenset({
-    # _pool_logic / _null_pool_logic / pools: slot and waiter bookkeeping under the lock
-    "_forget_slot", "_give_back", "_hand_to_oldest_locked", "_serve_waiters",
-    "_serve_waiters_locked", "_take_all_idle_locked", "_slot_or_wait_locked",
-    "_slot_or_waiter_locked", "_queue_locked", "_enqueue_locked", "_stop_waiting",
-    "_install", "_install_connected", "_install_or_none", "_grow_locked",
-    "_grow_for_waiters_locked", "_replace_discarded", "_reserve_or_wait_locked",
-    "_reserve_or_enqueue_locked", "_free_connection_slot", "_hand_over", "_retire_returned",
-    "_attempt_ended_locked", "_begin_close_locked", "_take_expired_idle", "_shrink_candidate",
-    "_note_checkout", "_note_return", "_take_idle_into", "_give_back_held",
-    "_may_connect_locked", "_grow_ring_locked", "_grow_slot_state",
-    # waiting.py
-    "serve", "fail", "wake", "clear", "thread_waiter", "release_waiter", "remove_waiter",
-})
+ATOMIC = frozenset(
+    {
+        # _pool_logic / _null_pool_logic / pools: slot and waiter bookkeeping under the lock
+        "_forget_slot",
+        "_give_back",
+        "_hand_to_oldest_locked",
+        "_serve_waiters",
+        "_serve_waiters_locked",
+        "_take_all_idle_locked",
+        "_slot_or_wait_locked",
+        "_slot_or_waiter_locked",
+        "_queue_locked",
+        "_enqueue_locked",
+        "_stop_waiting",
+        "_install",
+        "_install_connected",
+        "_install_or_none",
+        "_grow_locked",
+        "_grow_for_waiters_locked",
+        "_replace_discarded",
+        "_reserve_or_wait_locked",
+        "_reserve_or_enqueue_locked",
+        "_free_connection_slot",
+        "_hand_over",
+        "_retire_returned",
+        "_attempt_ended_locked",
+        "_begin_close_locked",
+        "_take_expired_idle",
+        "_shrink_candidate",
+        "_note_checkout",
+        "_note_return",
+        "_take_idle_into",
+        "_give_back_held",
+        "_may_connect_locked",
+        "_grow_ring_locked",
+        "_grow_slot_state",
+        # waiting.py
+        "serve",
+        "fail",
+        "wake",
+        "clear",
+        "thread_waiter",
+        "release_waiter",
+        "remove_waiter",
+    }
+)
 
 _with_exits: dict[CodeType, frozenset[int]] = {}
 
@@ -103,14 +136,18 @@ def with_exit_offsets(code: CodeType) -> frozenset[int]:
         ins = list(dis.get_instructions(code))
         exits = {i.offset for i in ins if i.opname == "NOP"}
         for i in range(len(ins) - 4):
-            a, b, c, d, e = ins[i:i + 5]
-            if (a.opname == b.opname == c.opname == "LOAD_CONST" and a.argval is None
-                    and b.argval is None and c.argval is None and d.opname == "PRECALL"
-                    and e.opname == "CALL"):
+            a, b, c, d, e = ins[i : i + 5]
+            if (
+                a.opname == b.opname == c.opname == "LOAD_CONST"
+                and a.argval is None
+                and b.argval is None
+                and c.argval is None
+                and d.opname == "PRECALL"
+                and e.opname == "CALL"
+            ):
                 exits.add(a.offset)
         found = _with_exits[code] = frozenset(exits)
     return found
-
 
 
 class Injector:
@@ -164,15 +201,23 @@ class Injector:
                     if first[0]:
                         first[0] = False  # the call itself: see the module docstring
                     elif frame.f_lasti not in exits:
-                        self._point(f"{os.path.basename(code.co_filename)}:{frame.f_lineno} {code.co_name}")
+                        self._point(
+                            f"{os.path.basename(code.co_filename)}:{frame.f_lineno} {code.co_name}"
+                        )
                 return local
 
             return local
         back = frame.f_back
-        if (back is not None and is_pool_code(back.f_code.co_filename) and event == "call"
-                and back.f_code.co_name not in ATOMIC):
-            self._point(f"call {code.co_name} ({os.path.basename(code.co_filename)})"
-                        f" from {back.f_code.co_name}:{back.f_lineno}")
+        if (
+            back is not None
+            and is_pool_code(back.f_code.co_filename)
+            and event == "call"
+            and back.f_code.co_name not in ATOMIC
+        ):
+            self._point(
+                f"call {code.co_name} ({os.path.basename(code.co_filename)})"
+                f" from {back.f_code.co_name}:{back.f_lineno}"
+            )
         return None
 
     def __enter__(self) -> "Injector":
@@ -194,8 +239,12 @@ class Injector:
         sys.settrace(None)
 
 
-def run_points(operation: Callable[[Injector], object], *, excs: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit),
-               after: Callable[[int, Injector], object]) -> int:
+def run_points(
+    operation: Callable[[Injector], object],
+    *,
+    excs: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit),
+    after: Callable[[int, Injector], object],
+) -> int:
     """Count the points of ``operation`` (a clean run), then run it once per
     point with an exception delivered there (cycling through ``excs``), calling
     ``after(n, injector)`` after each. Returns the number of points."""
@@ -220,10 +269,10 @@ def run_points(operation: Callable[[Injector], object], *, excs: tuple[type[Base
 
 @dataclass
 class PoolBooks:
-    size: int          # pool_size: connections in the pool + being connected
+    size: int  # pool_size: connections in the pool + being connected
     idle: int
-    checked_out: int   # held by a caller (returned to it by getconn)
-    held: int          # in use but by nobody's caller: in the middle of an operation, or lost
+    checked_out: int  # held by a caller (returned to it by getconn)
+    held: int  # in use but by nobody's caller: in the middle of an operation, or lost
     connecting: int
 
     @property
@@ -241,8 +290,13 @@ def pool_books(pool: _AnyPool) -> PoolBooks:
         in_use = pool._ring.in_use()
         idle = pool._ring.idle_count()
         out = sum(1 for s in in_use if _owner(pool._conns[s]) is pool)
-        return PoolBooks(size=pool._nconns, idle=idle, checked_out=out, held=len(in_use) - out,
-                         connecting=pool._connecting)
+        return PoolBooks(
+            size=pool._nconns,
+            idle=idle,
+            checked_out=out,
+            held=len(in_use) - out,
+            connecting=pool._connecting,
+        )
 
 
 def server_backends(admin: psycopg.Connection[Any], app: str) -> int:
@@ -251,8 +305,16 @@ def server_backends(admin: psycopg.Connection[Any], app: str) -> int:
     ).fetchone()[0]
 
 
-def assert_conserved(pool: _AnyPool, admin: psycopg.Connection[Any], app: str, *, size: int | None = None,
-                     checked_out: int = 0, timeout: float = 15.0, context: str = "") -> PoolBooks:
+def assert_conserved(
+    pool: _AnyPool,
+    admin: psycopg.Connection[Any],
+    app: str,
+    *,
+    size: int | None = None,
+    checked_out: int = 0,
+    timeout: float = 15.0,
+    context: str = "",
+) -> PoolBooks:
     """Wait (up to ``timeout``) for the pool to settle, then require: books
     balanced with nothing held by nobody, ``checked_out`` connections with
     callers, ``pool_size`` equal to ``size`` (if given: replacements made) and
@@ -261,16 +323,23 @@ def assert_conserved(pool: _AnyPool, admin: psycopg.Connection[Any], app: str, *
     while True:
         books = pool_books(pool)
         backends = server_backends(admin, app)
-        ok = (books.balanced and books.held == 0 and books.connecting == 0
-              and books.checked_out == checked_out and backends == books.size
-              and (size is None or books.size == size))
+        ok = (
+            books.balanced
+            and books.held == 0
+            and books.connecting == 0
+            and books.checked_out == checked_out
+            and backends == books.size
+            and (size is None or books.size == size)
+        )
         if ok:
             pool._ring.check_invariants()
             return books
         if time.monotonic() > deadline:
-            raise AssertionError(f"{context}: books {books} (balanced: {books.balanced}),"
-                                 f" server backends {backends}, expected size {size},"
-                                 f" checked out {checked_out}, waiting {len(pool._waiting)}")
+            raise AssertionError(
+                f"{context}: books {books} (balanced: {books.balanced}),"
+                f" server backends {backends}, expected size {size},"
+                f" checked out {checked_out}, waiting {len(pool._waiting)}"
+            )
         time.sleep(0.01)
 
 
@@ -281,6 +350,7 @@ def async_exc(thread: threading.Thread, exc: type[BaseException]) -> None:
 
     n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread.ident),  # type: ignore[arg-type]  # a started thread has an ident
-        ctypes.py_object(exc))
+        ctypes.py_object(exc),
+    )
     if n != 1:
         raise RuntimeError(f"PyThreadState_SetAsyncExc reached {n} threads")

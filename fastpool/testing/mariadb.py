@@ -11,6 +11,7 @@ Order of preference:
 ``FASTPOOL_TEST_MYSQL_PRIVATE=1`` skips 1–2. ``connect_args`` are keyword
 arguments every MySQL driver understands (host, port, user, password, database).
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,9 @@ def _connects(args: dict[str, Any], create_db: bool = False) -> bool:
     import pymysql
 
     try:
-        conn = pymysql.connect(**{k: v for k, v in args.items() if k != "database"}, connect_timeout=3)
+        conn = pymysql.connect(
+            **{k: v for k, v in args.items() if k != "database"}, connect_timeout=3
+        )
     except pymysql.Error:
         return False
     try:
@@ -75,7 +78,9 @@ def _connects(args: dict[str, Any], create_db: bool = False) -> bool:
 def _from_url(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb") or not parts.hostname:
-        raise ValueError("FASTPOOL_TEST_MYSQL must look like mysql://user[:password]@host[:port]/database")
+        raise ValueError(
+            "FASTPOOL_TEST_MYSQL must look like mysql://user[:password]@host[:port]/database"
+        )
     return {
         "host": parts.hostname,
         "port": parts.port or 3306,
@@ -92,7 +97,9 @@ def find_server() -> Optional[MariaDBServer]:
     if url:
         args = _from_url(url)
         if not _connects(args):
-            raise RuntimeError(f"FASTPOOL_TEST_MYSQL is set but the server doesn't answer: {args['host']}")
+            raise RuntimeError(
+                f"FASTPOOL_TEST_MYSQL is set but the server doesn't answer: {args['host']}"
+            )
         return MariaDBServer("env", args)
     args = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
     if not _port_open("127.0.0.1", 3306):
@@ -117,16 +124,34 @@ def start_private_server(timeout: float = 60.0) -> Optional[MariaDBServer]:
     datadir = tempfile.mkdtemp(prefix="fastpool-mariadb-")
     user = ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(
-        [install_db, "--no-defaults", f"--datadir={datadir}/data", "--auth-root-authentication-method=normal",
-         "--skip-test-db", *user],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            install_db,
+            "--no-defaults",
+            f"--datadir={datadir}/data",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *user,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     port = _free_port()
     proc = subprocess.Popen(
-        [server, "--no-defaults", f"--datadir={datadir}/data", f"--port={port}", "--bind-address=127.0.0.1",
-         f"--socket={datadir}/mysqld.sock", f"--pid-file={datadir}/mysqld.pid", "--skip-log-bin",
-         f"--log-error={datadir}/error.log", *user],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            server,
+            "--no-defaults",
+            f"--datadir={datadir}/data",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={datadir}/mysqld.sock",
+            f"--pid-file={datadir}/mysqld.pid",
+            "--skip-log-bin",
+            f"--log-error={datadir}/error.log",
+            *user,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     args = {"host": "127.0.0.1", "port": port, "user": "root", "password": "", "database": "test"}
     srv = MariaDBServer("private", args, process=proc, datadir=datadir)

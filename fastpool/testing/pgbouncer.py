@@ -7,6 +7,7 @@ goes through it, and stops it afterwards. Clients need no password
 (``auth_type = any``); the server login of the given DSN is used for the
 server side, password included. Transaction pooling by default.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,8 @@ from .postgres import _ensure_os_user, _free_port, can_connect
 
 def find_pgbouncer() -> Optional[str]:
     return shutil.which("pgbouncer") or next(
-        (p for p in ("/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer") if os.path.exists(p)), None)
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer") if os.path.exists(p)), None
+    )
 
 
 def _quote(value: str) -> str:
@@ -31,8 +33,9 @@ def _quote(value: str) -> str:
 
 
 @contextmanager
-def pgbouncer_in_front_of(dsn: str, *, pool_mode: str = "transaction",
-                          pool_size: int = 5) -> Iterator[str]:
+def pgbouncer_in_front_of(
+    dsn: str, *, pool_mode: str = "transaction", pool_size: int = 5
+) -> Iterator[str]:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     binary = find_pgbouncer()
@@ -40,8 +43,9 @@ def pgbouncer_in_front_of(dsn: str, *, pool_mode: str = "transaction",
         raise RuntimeError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
     params = conninfo_to_dict(dsn)
     dbname = str(params.get("dbname") or params.get("user") or "postgres")
-    server = {k: str(v) for k, v in params.items()
-              if k in ("host", "port", "user", "password", "dbname")}
+    server = {
+        k: str(v) for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")
+    }
     server.setdefault("host", "127.0.0.1")
     tmp = tempfile.mkdtemp(prefix="fastpool-pgbouncer-")
     owner = None

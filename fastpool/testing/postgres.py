@@ -12,6 +12,7 @@ Order of preference:
 
 ``FASTPOOL_TEST_PRIVATE=1`` skips 1–3. Nothing here ever prints a password.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -73,7 +74,9 @@ class PostgresServer:
 
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         if self.kind != "private" or self.bindir is None or self.datadir is None:
-            raise RuntimeError("only a private server started by this module can be stopped/started")
+            raise RuntimeError(
+                "only a private server started by this module can be stopped/started"
+            )
         cmd = [os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, *args]
         return _run_as(self._owner, cmd, check=check)
 
@@ -104,7 +107,9 @@ class PostgresServer:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
-def _run_as(user: Optional[str], cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run_as(
+    user: Optional[str], cmd: list[str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
     if user is not None:
         cmd = ["runuser", "-u", user, "--", *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -171,8 +176,12 @@ def _ensure_os_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", name],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
 
 def start_private_server() -> PostgresServer:
@@ -193,13 +202,30 @@ def start_private_server() -> PostgresServer:
     os.chmod(tmpdir, 0o755)
     datadir = os.path.join(tmpdir, "data")
     try:
-        _run_as(owner, [os.path.join(bindir, "initdb"), "-D", datadir, "-A", "trust",
-                        "-U", "postgres", "-E", "UTF8", "--no-sync"])
+        _run_as(
+            owner,
+            [
+                os.path.join(bindir, "initdb"),
+                "-D",
+                datadir,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )
         port = _free_port()
         server = PostgresServer(
             dsn=f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
-            kind="private", datadir=datadir, port=port, bindir=bindir,
-            _tmpdir=tmpdir, _owner=owner,
+            kind="private",
+            datadir=datadir,
+            port=port,
+            bindir=bindir,
+            _tmpdir=tmpdir,
+            _owner=owner,
         )
         server.start()
     except BaseException:

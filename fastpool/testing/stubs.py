@@ -1,6 +1,7 @@
 """Stub connections for scheduling tests: no database, controllable connect
 latency and failures, and a record of how many connects overlapped; and an
 asyncio twin for the async pools."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,7 @@ class StubConnection:
     """Just enough of psycopg.Connection for the pool."""
 
     connect_delay: ClassVar[float] = 0.0
-    fail_connects: ClassVar[int] = 0          # the next N connects raise
+    fail_connects: ClassVar[int] = 0  # the next N connects raise
     _lock = threading.Lock()
     _ids = itertools.count(1)
     connects: ClassVar[int] = 0

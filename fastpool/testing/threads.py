@@ -1,4 +1,5 @@
 """Run a function in many threads for concurrency tests, failing loudly."""
+
 from __future__ import annotations
 
 import sys
@@ -23,7 +24,9 @@ class ReraiseThread(threading.Thread):
             raise self.exc
 
 
-def run_threads(target: Callable[[int], Any], count: int, *, switch_interval: float | None = None) -> None:
+def run_threads(
+    target: Callable[[int], Any], count: int, *, switch_interval: float | None = None
+) -> None:
     """Call ``target(i)`` for i in range(count), each in its own thread, and join
     them all; re-raise the first worker exception. ``switch_interval`` shortens
     the GIL switch interval meanwhile, to force more interleavings."""

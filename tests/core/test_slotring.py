@@ -1,4 +1,5 @@
 """Unit tests of SlotRing, each run against the compiled core and the twin."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """SlotRing against a simple model, as a hypothesis state machine, and the
 compiled core against the twin on the same random operation sequences."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ once, none is lost, and the books balance afterwards.
   switch interval to force interleavings, including pool-style churn (retire a
   held slot, add a new one).
 """
+
 from __future__ import annotations
 
 import threading
@@ -43,7 +44,9 @@ NATIVE_SHAPES = [
 
 @pytest.mark.c_extension
 @pytest.mark.parametrize("threads,capacity,slots,iterations,hold", NATIVE_SHAPES)
-def test_native_threads_never_share_or_lose_a_slot(c_core, threads, capacity, slots, iterations, hold):
+def test_native_threads_never_share_or_lose_a_slot(
+    c_core, threads, capacity, slots, iterations, hold
+):
     ring = full_ring(c_core, capacity, slots)
     res = c_core._stress_native(ring, threads, iterations, hold)
     assert res["duplicates"] == 0, res
@@ -58,8 +61,8 @@ def test_native_threads_never_share_or_lose_a_slot(c_core, threads, capacity, sl
 @pytest.mark.parametrize(
     "enq_seen,deq_seen,mask,full",
     [
-        (10, 6, 7, False),   # 4 queued in an 8-cell ring
-        (14, 6, 7, True),    # 8 queued: more than the ring holds
+        (10, 6, 7, False),  # 4 queued in an 8-cell ring
+        (14, 6, 7, True),  # 8 queued: more than the ring holds
         # The push path reads the enqueue cursor, may be preempted, then reads the
         # dequeue cursor, which other threads may have moved past the value seen.
         # Unsigned, 10 - 12 wrapped and reported full; a release then failed and
@@ -68,7 +71,9 @@ def test_native_threads_never_share_or_lose_a_slot(c_core, threads, capacity, sl
         (2**64 - 1, 3, 7, False),  # the same across the 64-bit wrap of the cursors
     ],
 )
-def test_push_full_check_is_not_fooled_by_a_stale_cursor_pair(c_core, enq_seen, deq_seen, mask, full):
+def test_push_full_check_is_not_fooled_by_a_stale_cursor_pair(
+    c_core, enq_seen, deq_seen, mask, full
+):
     assert c_core._ring_looks_full_for_test(enq_seen, deq_seen, mask) is full
 
 
@@ -78,7 +83,9 @@ def test_push_full_check_is_not_fooled_by_a_stale_cursor_pair(c_core, enq_seen, 
 def test_native_threads_long(c_core, threads, capacity, slots, iterations, hold):
     ring = full_ring(c_core, capacity, slots)
     res = c_core._stress_native(ring, threads, iterations * 20, hold)
-    assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), res
+    assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), (
+        res
+    )
     assert_all_idle(ring, slots)
 
 

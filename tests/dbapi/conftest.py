@@ -4,6 +4,7 @@ MariaDB) and sqlite3 on a file.
 
 A ``Driver`` knows how to connect, how its server names a session (to tell
 connections apart and kill them), and its parameter style."""
+
 from __future__ import annotations
 
 import importlib
@@ -26,9 +27,9 @@ DRIVERS = [
 class Driver:
     name: str
     connect: Callable[[], Any]
-    session_id: Callable[[Any], Any]          # raw connection -> server session id
-    kill: Optional[Callable[[Any], None]]     # kill a session from outside
-    table: str                                # a table made for this test
+    session_id: Callable[[Any], Any]  # raw connection -> server session id
+    kill: Optional[Callable[[Any], None]]  # kill a session from outside
+    table: str  # a table made for this test
 
     @property
     def module(self) -> Any:

@@ -1,5 +1,6 @@
 """fastpool.Pool: wrong arguments and misuse give clear errors and leave the
 pool consistent (sqlite3 connections: no server needed)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -21,7 +22,12 @@ def connect() -> sqlite3.Connection:
         (("sqlite3",), {}, TypeError, "connect must be a callable"),
         ((connect,), {"open": "yes"}, TypeError, "open must be True or False"),
         ((connect,), {"pre_ping": 1}, TypeError, "pre_ping must be True or False"),
-        ((connect,), {"pre_ping": True, "check": Pool.check_connection}, ValueError, "either check or pre_ping"),
+        (
+            (connect,),
+            {"pre_ping": True, "check": Pool.check_connection},
+            ValueError,
+            "either check or pre_ping",
+        ),
         ((connect,), {"reset_on_return": "yes"}, ValueError, "reset_on_return must be"),
         ((connect,), {"configure": 3}, TypeError, "configure must be callable"),
         ((connect,), {"check": "ping"}, TypeError, "check must be callable"),
@@ -123,8 +129,12 @@ def test_a_raising_reset_discards_the_connection(caplog):
 def test_use_after_return_and_after_pool_close(pool):
     conn = pool.getconn()
     conn.close()
-    for use in (lambda: conn.cursor(), lambda: conn.raw, lambda: conn.execute("SELECT 1"),
-                lambda: setattr(conn, "isolation_level", None)):
+    for use in (
+        lambda: conn.cursor(),
+        lambda: conn.raw,
+        lambda: conn.execute("SELECT 1"),
+        lambda: setattr(conn, "isolation_level", None),
+    ):
         with pytest.raises(ConnectionReturned):
             use()
     assert "returned" in repr(conn)

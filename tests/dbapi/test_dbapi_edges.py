@@ -9,6 +9,7 @@
   default) can't be shared between threads: the pool says so at once, and
   how to fix it, instead of failing every use and reconnecting.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,12 +73,15 @@ def test_a_pool_timeout_of_zero_never_waits() -> None:
         p.getconn().close()
 
 
-@pytest.mark.parametrize("bad,exc,msg", [
-    (-1, ValueError, "timeout must be >= 0, got -1"),
-    (-0.001, ValueError, "timeout must be >= 0"),
-    (float("nan"), ValueError, "timeout must be a number of seconds, got nan"),
-    ("1", TypeError, "timeout must be a number of seconds, got str"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,msg",
+    [
+        (-1, ValueError, "timeout must be >= 0, got -1"),
+        (-0.001, ValueError, "timeout must be >= 0"),
+        (float("nan"), ValueError, "timeout must be a number of seconds, got nan"),
+        ("1", TypeError, "timeout must be a number of seconds, got str"),
+    ],
+)
 def test_what_is_not_a_wait_is_an_error(one, bad, exc, msg) -> None:
     with pytest.raises(exc, match=msg):
         one.getconn(timeout=bad)
@@ -86,10 +90,21 @@ def test_what_is_not_a_wait_is_an_error(one, bad, exc, msg) -> None:
     assert one.get_stats()["pool_available"] == 1
 
 
-@pytest.mark.parametrize("timeout", [math.inf, 1e10, 10**19, 10**400], ids=["inf", "1e10", "10**19", "10**400"])
+@pytest.mark.parametrize(
+    "timeout", [math.inf, 1e10, 10**19, 10**400], ids=["inf", "1e10", "10**19", "10**400"]
+)
 def test_huge_timeouts_wait_for_a_returned_connection(timeout) -> None:
     kwargs = dict.fromkeys(
-        ("timeout", "max_lifetime", "max_idle", "reconnect_timeout", "leak_threshold", "check_bypass"), timeout)
+        (
+            "timeout",
+            "max_lifetime",
+            "max_idle",
+            "reconnect_timeout",
+            "leak_threshold",
+            "check_bypass",
+        ),
+        timeout,
+    )
     with Pool(shareable(), min_size=1, max_size=1, **kwargs) as p:
         p.open(wait=True, timeout=timeout)
         held = p.getconn(timeout=timeout)
@@ -106,13 +121,16 @@ def test_huge_timeouts_wait_for_a_returned_connection(timeout) -> None:
         p.close(timeout=timeout)
 
 
-@pytest.mark.parametrize("kwargs,name", [({"max_size": 2**20 + 1}, "max_size"), ({"min_size": 2**20 + 1}, "min_size")])
+@pytest.mark.parametrize(
+    "kwargs,name", [({"max_size": 2**20 + 1}, "max_size"), ({"min_size": 2**20 + 1}, "min_size")]
+)
 def test_sizes_past_the_capacity_name_the_argument(kwargs, name) -> None:
     with pytest.raises(ValueError, match=f"{name} must be at most 1048576"):
         Pool(shareable(), open=False, **kwargs)
 
 
 # -- sqlite3 and check_same_thread ------------------------------------------------
+
 
 def test_a_thread_bound_sqlite3_connection_is_refused_with_the_fix(tmp_path, monkeypatch) -> None:
     # No reconnection attempt during the test: every connection made is one a

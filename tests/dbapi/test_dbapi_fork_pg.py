@@ -1,6 +1,7 @@
 """fastpool.Pool(fork_safe=True): a forked child makes its own connections,
 and a connection checked out before the fork is dropped, not closed, when the
 child returns it (the parent keeps using its socket)."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ def test_child_never_uses_or_closes_the_parents_connections(pg_dsn):
     psycopg2 = pytest.importorskip("psycopg2")
     from fastpool import Pool
 
-    with Pool(lambda: psycopg2.connect(pg_dsn), min_size=1, max_size=2, fork_safe=True, timeout=10) as pool:
+    with Pool(
+        lambda: psycopg2.connect(pg_dsn), min_size=1, max_size=2, fork_safe=True, timeout=10
+    ) as pool:
         out = pool.getconn()
         parent_pid = backend_pid(out)
         r, w = os.pipe()

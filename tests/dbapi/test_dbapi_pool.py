@@ -1,6 +1,7 @@
 """fastpool.Pool with each real DB-API driver: transactions on return, waiting,
 pre-ping after a killed session, lifetime, stats, and threads that never share
 a connection."""
+
 from __future__ import annotations
 
 import threading
@@ -104,11 +105,15 @@ def test_pre_ping_replaces_a_killed_session(driver, make_dbapi_pool):
 
 
 @pytest.mark.parametrize("give_back", ["with", "close"])
-def test_a_killed_session_without_pre_ping_is_discarded_on_return(driver, make_dbapi_pool, give_back):
+def test_a_killed_session_without_pre_ping_is_discarded_on_return(
+    driver, make_dbapi_pool, give_back
+):
     if driver.kill is None:
         pytest.skip("sqlite3 has no server session to kill")
     if give_back == "close" and driver.name == "mysql.connector":
-        pytest.skip("MySQL Connector doesn't tell a broken connection without a ping: use with or pre_ping")
+        pytest.skip(
+            "MySQL Connector doesn't tell a broken connection without a ping: use with or pre_ping"
+        )
     pool = make_dbapi_pool(min_size=1, max_size=1)
     conn = pool.getconn()
     old = driver.session_id(conn)

@@ -5,6 +5,7 @@ the driver saying it is closed, invalidated, after a block that raised),
 double returns and use after return; after every step the books must balance:
 every driver connection is idle or held by exactly one PooledConnection, none
 closed is kept, and pool_size never exceeds max_size."""
+
 from __future__ import annotations
 
 import itertools
@@ -137,5 +138,7 @@ class GenericPoolMachine(RuleBasedStateMachine):
         p._ring.check_invariants()
 
 
-GenericPoolMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+GenericPoolMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None
+)
 TestGenericPoolMachine = GenericPoolMachine.TestCase

@@ -3,6 +3,7 @@
 errors and messages (checked side by side with mariadb's pool where they
 should match), connections reset or rolled back on return, validation only
 after the interval, and exhaustion that waits (FIFO) instead of failing."""
+
 from __future__ import annotations
 
 import threading
@@ -130,7 +131,9 @@ class Counting(mariadb.Connection):
 # ---------------------------------------------------------------------------
 
 
-BOTH = pytest.mark.parametrize("impl", [mariadb.ConnectionPool, ConnectionPool], ids=["mariadb", "fastpool"])
+BOTH = pytest.mark.parametrize(
+    "impl", [mariadb.ConnectionPool, ConnectionPool], ids=["mariadb", "fastpool"]
+)
 
 
 @BOTH
@@ -138,8 +141,16 @@ BOTH = pytest.mark.parametrize("impl", [mariadb.ConnectionPool, ConnectionPool],
     "kwargs,exc,match",
     [
         ({}, mariadb.ProgrammingError, "^No pool name specified$"),
-        ({"pool_name": "p", "pool_size": 0}, mariadb.ProgrammingError, "^Pool size must be in range of 1 and 64$"),
-        ({"pool_name": "p", "pool_size": 65}, mariadb.ProgrammingError, "^Pool size must be in range of 1 and 64$"),
+        (
+            {"pool_name": "p", "pool_size": 0},
+            mariadb.ProgrammingError,
+            "^Pool size must be in range of 1 and 64$",
+        ),
+        (
+            {"pool_name": "p", "pool_size": 65},
+            mariadb.ProgrammingError,
+            "^Pool size must be in range of 1 and 64$",
+        ),
         ({"pool_name": "p", "pool_size": "many"}, ValueError, "invalid literal"),
     ],
 )
@@ -150,7 +161,9 @@ def test_constructor_errors_are_mariadbs(impl, kwargs, exc, match):
 
 def test_interval_errors():
     with pytest.raises(mariadb.ProgrammingError, match="not both"):
-        ConnectionPool(pool_name=new_name(), pool_validation_interval=1, pool_invalidation_interval=1)
+        ConnectionPool(
+            pool_name=new_name(), pool_validation_interval=1, pool_invalidation_interval=1
+        )
     with pytest.raises(mariadb.ProgrammingError, match="pool_validation_interval must be 0"):
         ConnectionPool(pool_name=new_name(), pool_validation_interval=-1)
 
@@ -177,7 +190,9 @@ def test_constructor_fills_the_pool(make, args):
     assert (pool.pool_size, pool.max_size, pool.connection_count) == (3, 64, 3)
     assert pool.pool.get_stats()["pool_available"] == 3, "all made in the constructor, idle"
     conns = [pool.get_connection() for _ in range(3)]
-    assert all(isinstance(c, PooledConnection) and isinstance(c.raw, mariadb.Connection) for c in conns)
+    assert all(
+        isinstance(c, PooledConnection) and isinstance(c.raw, mariadb.Connection) for c in conns
+    )
     assert len({session_id(c) for c in conns}) == 3
     for c in conns:
         c.close()
@@ -198,7 +213,9 @@ def test_empty_pool_set_config_and_add_connection(impl, make, args):
     added = pool.add_connection()
     assert isinstance(added, mariadb.Connection)
     assert pool.connection_count == 1
-    with pytest.raises(mariadb.ProgrammingError, match="^Passed parameter is not a connection object$"):
+    with pytest.raises(
+        mariadb.ProgrammingError, match="^Passed parameter is not a connection object$"
+    ):
         pool.add_connection("not a connection")
     mine = mariadb.connect(**args)
     pool.add_connection(mine)
@@ -215,7 +232,10 @@ def test_add_connection_when_full_is_refused(impl, make, args):
     pool = make(impl, pool_size=1, **args)
     stranger = mariadb.connect(**args)
     try:
-        with pytest.raises(mariadb.PoolError, match="^Can't add connection to pool .*: No free slot available \\(1\\)\\.$"):
+        with pytest.raises(
+            mariadb.PoolError,
+            match="^Can't add connection to pool .*: No free slot available \\(1\\)\\.$",
+        ):
             pool.add_connection(stranger)
         with pytest.raises(mariadb.PoolError, match="No free slot available"):
             pool.add_connection()
@@ -282,7 +302,9 @@ def test_without_reset_only_the_transaction_is_rolled_back(make, args, table):
     assert count(args, table) == 0, "the open transaction is rolled back"
     again = pool.get_connection()
     assert scalar(again, "SELECT @fastpool_x") == 42, "the session is kept"
-    assert scalar(again, "SELECT COUNT(*) FROM fp_tmp") == 0, "temporary table kept, its insert rolled back"
+    assert scalar(again, "SELECT COUNT(*) FROM fp_tmp") == 0, (
+        "temporary table kept, its insert rolled back"
+    )
     again.close()
 
 
@@ -355,7 +377,9 @@ def test_pings_per_checkout(make, args, interval, pings):
     Counting.pings = 0  # (that checkout and return don't count)
     for _ in range(3):
         pool.get_connection().close()
-    assert Counting.pings == pings, "interval 0: a ping on each checkout; else none (and none on return)"
+    assert Counting.pings == pings, (
+        "interval 0: a ping on each checkout; else none (and none on return)"
+    )
 
 
 # ---------------------------------------------------------------------------

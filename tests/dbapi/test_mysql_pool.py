@@ -1,5 +1,6 @@
 """fastpool.mysql_pool.MySQLConnectionPool against MySQL Connector's API, on a
 real MariaDB: same calls, sessions reset on return, exhaustion waits."""
+
 from __future__ import annotations
 
 import threading
@@ -44,7 +45,9 @@ def user_variable(cnx) -> object:
 def test_close_returns_and_the_session_is_reset(mpool):
     pool = mpool(pool_name="web", pool_size=1)
     assert (pool.pool_name, pool.pool_size) == ("web", 1)
-    assert pool.pool.get_stats()["pool_size"] == 1, "pool_size connections are made in the constructor"
+    assert pool.pool.get_stats()["pool_size"] == 1, (
+        "pool_size connections are made in the constructor"
+    )
     cnx = pool.get_connection()
     raw = cnx.raw
     cur = cnx.cursor()
@@ -108,7 +111,9 @@ def test_bad_arguments_fail_in_the_constructor(mariadb_server):
     with pytest.raises(AttributeError, match="pool_size"):
         MySQLConnectionPool(pool_size=0, **server_args(mariadb_server))
     with pytest.raises(mysql.connector.Error):
-        MySQLConnectionPool(pool_size=1, **dict(server_args(mariadb_server), database="fastpool_no_such_db"))
+        MySQLConnectionPool(
+            pool_size=1, **dict(server_args(mariadb_server), database="fastpool_no_such_db")
+        )
 
 
 def test_closed_pool_raises_pool_error(mpool):

@@ -1,5 +1,6 @@
 """fastpool.psycopg2_pool.ThreadedConnectionPool against psycopg2's own API,
 on a real PostgreSQL: same calls, but exhaustion waits instead of failing."""
+
 from __future__ import annotations
 
 import threading
@@ -32,7 +33,9 @@ def tpool(pg_dsn):
 
 def test_hands_out_psycopg2_connections_and_takes_them_back(tpool):
     pool = tpool(minconn=2, maxconn=3)
-    assert pool.pool.get_stats()["pool_size"] == 2, "minconn connections are made in the constructor"
+    assert pool.pool.get_stats()["pool_size"] == 2, (
+        "minconn connections are made in the constructor"
+    )
     conn = pool.getconn()
     assert type(conn) is psycopg2.extensions.connection
     with conn.cursor() as cur:
@@ -178,5 +181,8 @@ def test_simple_connection_pool_code_runs_unchanged(pg_dsn):
     from fastpool.psycopg2_pool import SimpleConnectionPool
 
     expected = simple_pool_session(psycopg2.pool.SimpleConnectionPool, pg_dsn)
-    assert expected[-1] == ("after closeall", "connection pool is closed")  # the script got to the end
+    assert expected[-1] == (
+        "after closeall",
+        "connection pool is closed",
+    )  # the script got to the end
     assert simple_pool_session(SimpleConnectionPool, pg_dsn) == expected

@@ -1,4 +1,5 @@
 """Fixtures for pool tests against a real PostgreSQL."""
+
 from __future__ import annotations
 
 import logging
@@ -32,4 +33,6 @@ def kill_backend(admin: psycopg.Connection, pid: int) -> None:
 
 
 def pool_records(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "psycopg.pool" and r.levelno >= level]
+    return [
+        r.getMessage() for r in caplog.records if r.name == "psycopg.pool" and r.levelno >= level
+    ]

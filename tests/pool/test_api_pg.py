@@ -1,5 +1,6 @@
 """ConnectionPool's psycopg_pool API against a real PostgreSQL: construction,
 open/close, wait, getconn/putconn, connection(), resize, check, drain."""
+
 from __future__ import annotations
 
 import threading
@@ -130,8 +131,10 @@ def test_configure_leaving_a_transaction_discards_the_connection(make_pool, capl
     p = make_pool(configure=configure, min_size=1)
     time.sleep(0.5)
     assert p.get_stats()["pool_available"] == 0
-    assert any("left in status INTRANS by configure function" in m for m in
-               [r.getMessage() for r in caplog.records])
+    assert any(
+        "left in status INTRANS by configure function" in m
+        for m in [r.getMessage() for r in caplog.records]
+    )
 
 
 def test_idle_connections_are_used_round_robin(make_pool) -> None:
@@ -249,7 +252,13 @@ def test_timeout_zero_means_no_time_left(make_pool) -> None:
 
 
 def test_public_names(pg_dsn: str) -> None:
-    for name in ("ConnectionPool", "NullConnectionPool", "PoolTimeout", "PoolClosed", "TooManyRequests"):
+    for name in (
+        "ConnectionPool",
+        "NullConnectionPool",
+        "PoolTimeout",
+        "PoolClosed",
+        "TooManyRequests",
+    ):
         assert hasattr(fastpool, name)
     assert isinstance(fastpool.__version__, str)
 

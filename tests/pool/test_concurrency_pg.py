@@ -1,4 +1,5 @@
 """Many threads, few real connections: nobody shares a backend, nothing leaks."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """ENGINE = "fastpool.django": a minimal Django project (settings configured in
 a fresh interpreter) running queries and transactions from threads through a
 fastpool.ConnectionPool, against a real PostgreSQL."""
+
 from __future__ import annotations
 
 import json
@@ -71,11 +72,19 @@ def test_django_threads_through_fastpool(pg_dsn: str) -> None:
     from psycopg.conninfo import conninfo_to_dict
 
     info = conninfo_to_dict(pg_dsn)
-    db = {"NAME": info.get("dbname", ""), "USER": info.get("user", ""),
-          "PASSWORD": info.get("password", ""), "HOST": info.get("host", ""),
-          "PORT": str(info.get("port", ""))}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(PROJECT), json.dumps(db)],
-                          capture_output=True, text=True, timeout=300)
+    db = {
+        "NAME": info.get("dbname", ""),
+        "USER": info.get("user", ""),
+        "PASSWORD": info.get("password", ""),
+        "HOST": info.get("host", ""),
+        "PORT": str(info.get("port", "")),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PROJECT), json.dumps(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["errors"] == []

@@ -3,6 +3,7 @@
 typed connection classes, what usage_ms measures, drain() keeping the size,
 one with-block per connection() object, and two-phase transactions left
 prepared in a block."""
+
 from __future__ import annotations
 
 import threading
@@ -43,8 +44,13 @@ class RowCountingConnection(psycopg.Connection[R]):
 )
 def test_parametrised_connection_class_is_accepted(make_pool, cls, connection_class) -> None:
     before = RowCountingConnection.opened
-    p = make_pool(cls, min_size=0, max_size=2, connection_class=connection_class,
-                  kwargs={"row_factory": dict_row})
+    p = make_pool(
+        cls,
+        min_size=0,
+        max_size=2,
+        connection_class=connection_class,
+        kwargs={"row_factory": dict_row},
+    )
     assert p.connection_class is connection_class  # kept as given, like psycopg_pool
     with p.connection() as conn:
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
@@ -71,7 +77,11 @@ def test_usage_ms_counts_from_hand_out_not_from_the_request(make_pool, cls) -> N
     # One connection, held with getconn() (which adds no usage) while a
     # with-block queues for it; the block itself does nothing. psycopg_pool
     # counts usage from hand-out to return, so the wait must not show up.
-    p = make_pool(cls, min_size=0, max_size=1) if cls is NullConnectionPool else make_pool(cls, min_size=1)
+    p = (
+        make_pool(cls, min_size=0, max_size=1)
+        if cls is NullConnectionPool
+        else make_pool(cls, min_size=1)
+    )
     held = p.getconn()
     p.pop_stats()
     done = threading.Event()
@@ -144,6 +154,7 @@ def test_a_connection_context_shared_with_another_thread_is_refused(make_pool, c
     ctx = p.connection()
     errors: list[BaseException] = []
     with ctx as conn:
+
         def other() -> None:
             try:
                 with ctx:
@@ -194,29 +205,37 @@ def test_prepared_two_phase_transaction_in_a_block_is_reported_and_never_reused(
     # rollback() would now always fail, is closed rather than handed out again.
     gid = f"fastpool-{uuid.uuid4().hex}"
     kwargs = {"min_size": 0, "max_size": 1} if cls is NullConnectionPool else {"min_size": 1}
-    with cls(tpc_dsn, open=True, timeout=5, **kwargs) as p, \
-            psycopg.connect(tpc_dsn, autocommit=True) as admin:
+    with (
+        cls(tpc_dsn, open=True, timeout=5, **kwargs) as p,
+        psycopg.connect(tpc_dsn, autocommit=True) as admin,
+    ):
         try:
             with pytest.raises(psycopg.ProgrammingError, match="two-phase"):
                 _prepare_in_block(p, gid)
             assert admin.execute(
-                "SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", [gid]).fetchone() == (1,)
+                "SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", [gid]
+            ).fetchone() == (1,)
             for _ in range(3):
                 with p.connection() as conn:
                     conn.execute("SELECT 1")  # a transaction that commits normally
             stats = p.get_stats()
             assert stats["pool_size"] <= 1
             if cls is ConnectionPool:  # (a null pool closes every returned connection anyway)
-                assert any("two-phase" in r.getMessage() for r in caplog.records
-                           if r.name == "psycopg.pool")
+                assert any(
+                    "two-phase" in r.getMessage()
+                    for r in caplog.records
+                    if r.name == "psycopg.pool"
+                )
         finally:
             admin.execute(f"ROLLBACK PREPARED '{gid}'")
 
 
 def test_prepared_two_phase_transaction_returned_with_putconn_is_closed(tpc_dsn: str) -> None:
     gid = f"fastpool-{uuid.uuid4().hex}"
-    with ConnectionPool(tpc_dsn, min_size=1, open=True, timeout=5) as p, \
-            psycopg.connect(tpc_dsn, autocommit=True) as admin:
+    with (
+        ConnectionPool(tpc_dsn, min_size=1, open=True, timeout=5) as p,
+        psycopg.connect(tpc_dsn, autocommit=True) as admin,
+    ):
         try:
             conn = p.getconn()
             conn.tpc_begin(gid)

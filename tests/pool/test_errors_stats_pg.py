@@ -1,4 +1,5 @@
 """Exceptions, bad arguments, max_waiting, statistics, NullConnectionPool."""
+
 from __future__ import annotations
 
 import threading
@@ -21,7 +22,11 @@ def test_exceptions_are_psycopg_operational_errors(cls) -> None:
 BAD_ARGS = [
     ({"min_size": -1}, ValueError, "min_size cannot be negative"),
     ({"min_size": 4, "max_size": 2}, ValueError, "max_size must be greater or equal than min_size"),
-    ({"min_size": 0, "max_size": 0}, ValueError, "max_size must be greater than 0 when min_size is 0"),
+    (
+        {"min_size": 0, "max_size": 0},
+        ValueError,
+        "max_size must be greater than 0 when min_size is 0",
+    ),
     ({"min_size": "4"}, TypeError, "min_size must be an int, got str"),
     ({"max_size": 2.5}, TypeError, "max_size must be an int or None, got float"),
     ({"num_workers": 0}, ValueError, "num_workers must be at least 1"),
@@ -38,17 +43,29 @@ BAD_ARGS = [
     ({"check_bypass": -0.1}, ValueError, "check_bypass must be >= 0"),
     ({"name": 42}, TypeError, "name must be a str or None, got int"),
     ({"conninfo": 42}, TypeError, "conninfo must be a str or a callable returning one, got int"),
-    ({"kwargs": ["autocommit"]}, TypeError, "kwargs must be a dict, a callable returning one, or None"),
+    (
+        {"kwargs": ["autocommit"]},
+        TypeError,
+        "kwargs must be a dict, a callable returning one, or None",
+    ),
     ({"configure": "setup"}, TypeError, "configure must be callable or None, got str"),
     ({"check": 1}, TypeError, "check must be callable or None, got int"),
     ({"reset": object()}, TypeError, "reset must be callable or None, got object"),
     ({"reconnect_failed": "x"}, TypeError, "reconnect_failed must be callable or None"),
-    ({"connection_class": "psycopg.Connection"}, TypeError, "connection_class must be a connection class"),
+    (
+        {"connection_class": "psycopg.Connection"},
+        TypeError,
+        "connection_class must be a connection class",
+    ),
     ({"open": "yes"}, TypeError, "open must be True, False or None, got str"),
 ]
 
 
-@pytest.mark.parametrize("kwargs,exc,msg", BAD_ARGS, ids=[next(iter(a[0])) + "-" + str(i) for i, a in enumerate(BAD_ARGS)])
+@pytest.mark.parametrize(
+    "kwargs,exc,msg",
+    BAD_ARGS,
+    ids=[next(iter(a[0])) + "-" + str(i) for i, a in enumerate(BAD_ARGS)],
+)
 def test_bad_constructor_arguments_get_clear_errors(pg_dsn, kwargs, exc, msg) -> None:
     kwargs = dict(kwargs)
     conninfo = kwargs.pop("conninfo", pg_dsn)
@@ -58,7 +75,9 @@ def test_bad_constructor_arguments_get_clear_errors(pg_dsn, kwargs, exc, msg) ->
 
 
 @pytest.mark.parametrize("timeout,exc", [("1", TypeError), (float("nan"), ValueError)])
-def test_bad_getconn_timeout_is_rejected_even_with_idle_connections(make_pool, timeout, exc) -> None:
+def test_bad_getconn_timeout_is_rejected_even_with_idle_connections(
+    make_pool, timeout, exc
+) -> None:
     p = make_pool(min_size=1)
     p.wait()
     with pytest.raises(exc, match="timeout must be"):
@@ -97,8 +116,10 @@ def test_stats_keys_and_counters(make_pool) -> None:
     p = make_pool(min_size=2, max_size=2)
     p.wait()
     stats = p.get_stats()
-    assert {k: stats[k] for k in ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting")} == {
-        "pool_min": 2, "pool_max": 2, "pool_size": 2, "pool_available": 2, "requests_waiting": 0}
+    assert {
+        k: stats[k]
+        for k in ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting")
+    } == {"pool_min": 2, "pool_max": 2, "pool_size": 2, "pool_available": 2, "requests_waiting": 0}
     assert "requests_num" not in stats  # counters appear once non-zero
     assert stats["connections_num"] == 2 and "connections_errors" not in stats
     with p.connection():

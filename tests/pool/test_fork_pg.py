@@ -1,5 +1,6 @@
 """fork_safe=True: a forked child never uses the parent's connections and
 doesn't close their sockets (gunicorn --preload, multiprocessing)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Connection lifetime, idle shrinking, broken backends, reconnection, checks."""
+
 from __future__ import annotations
 
 import logging
@@ -179,7 +180,9 @@ def fast_backoff(monkeypatch):
     monkeypatch.setattr(base.AttemptWithBackoff, "DELAY_JITTER", 0.0)
 
 
-def test_reconnects_with_backoff_after_the_server_refused(make_pool, pg_dsn, fast_backoff, caplog) -> None:
+def test_reconnects_with_backoff_after_the_server_refused(
+    make_pool, pg_dsn, fast_backoff, caplog
+) -> None:
     refused = f"host=127.0.0.1 port={_closed_port()} connect_timeout=1"
     attempts = []
 
@@ -196,7 +199,9 @@ def test_reconnects_with_backoff_after_the_server_refused(make_pool, pg_dsn, fas
     assert sum("error connecting in" in m for m in pool_records(caplog)) == 4
 
 
-def test_gives_up_calls_reconnect_failed_then_refills_by_itself(make_pool, pg_dsn, fast_backoff) -> None:
+def test_gives_up_calls_reconnect_failed_then_refills_by_itself(
+    make_pool, pg_dsn, fast_backoff
+) -> None:
     refused = f"host=127.0.0.1 port={_closed_port()} connect_timeout=1"
     server_up = []
     failed = []

@@ -3,6 +3,7 @@ fastpool, must leave the same WARNING records (logger, level, text) on the
 ``psycopg`` loggers, so log-based alerts and tests written for psycopg_pool
 keep working after the import swap. Sync pools here; the async twin is
 tests/pool_async/test_async_log_parity_pg.py."""
+
 from __future__ import annotations
 
 import time
@@ -65,9 +66,12 @@ def rollback_fails_on_return(p: Any, admin: psycopg.Connection) -> None:
     conn = p.getconn()
     conn.execute("SELECT 1")
     kill_backend(admin, conn.info.backend_pid)
-    wait_until(lambda: admin.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [conn.info.backend_pid]
-    ).fetchone() == (0,))
+    wait_until(
+        lambda: admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [conn.info.backend_pid]
+        ).fetchone()
+        == (0,)
+    )
     p.putconn(conn)
     settled(p)
 
@@ -76,8 +80,12 @@ def check_finds_a_dead_connection(p: Any, admin: psycopg.Connection) -> None:
     with p.connection() as conn:
         pid = conn.info.backend_pid
     kill_backend(admin, pid)
-    wait_until(lambda: admin.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() == (0,))
+    wait_until(
+        lambda: admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone()
+        == (0,)
+    )
     p.check()
     settled(p)
 
@@ -104,13 +112,16 @@ SCENARIOS = [
     pytest.param(rollback_fails_on_return, {}, id="rollback-fails-on-return"),
     pytest.param(check_finds_a_dead_connection, {}, id="check-finds-a-dead-connection"),
     pytest.param(reset_fails, {"reset": failing_reset}, id="reset-raises"),
-    pytest.param(reset_fails, {"reset": reset_leaving_a_transaction}, id="reset-leaves-a-transaction"),
+    pytest.param(
+        reset_fails, {"reset": reset_leaving_a_transaction}, id="reset-leaves-a-transaction"
+    ),
 ]
 
 
 @pytest.mark.parametrize("scenario, pool_kwargs", SCENARIOS)
-def test_same_warning_records_as_psycopg_pool(pg_dsn: str, admin, caplog, psycopg_warnings,
-                                              scenario, pool_kwargs) -> None:
+def test_same_warning_records_as_psycopg_pool(
+    pg_dsn: str, admin, caplog, psycopg_warnings, scenario, pool_kwargs
+) -> None:
     seen = {}
     for cls in (psycopg_pool.ConnectionPool, fastpool.ConnectionPool):
         caplog.clear()
@@ -134,5 +145,8 @@ def test_same_record_when_configure_fails(pg_dsn: str, caplog, psycopg_warnings)
             wait_until(lambda: p.get_stats().get("connections_num", 0) >= 1)
             wait_until(lambda: bool(psycopg_warnings()))
         seen[cls.__module__.split(".")[0]] = psycopg_warnings()[:1]
-    assert seen["fastpool"] == seen["psycopg_pool"] == [
-        ("psycopg.pool", "WARNING", "error connecting in 'parity': configure refused")]
+    assert (
+        seen["fastpool"]
+        == seen["psycopg_pool"]
+        == [("psycopg.pool", "WARNING", "error connecting in 'parity': configure refused")]
+    )

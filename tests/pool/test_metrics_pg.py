@@ -2,6 +2,7 @@
 report the same db.client.connection.* metrics with the same values, under the
 names OpenTelemetry's Prometheus mapping gives them; histograms with chosen
 buckets; what counts as a timeout. Real pools after real traffic, sync and async."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,11 @@ from typing import Any, Callable
 import pytest
 
 from fastpool import (
-    AsyncConnectionPool, AsyncNullConnectionPool, ConnectionPool, NullConnectionPool, PoolTimeout,
+    AsyncConnectionPool,
+    AsyncNullConnectionPool,
+    ConnectionPool,
+    NullConnectionPool,
+    PoolTimeout,
     TooManyRequests,
 )
 from fastpool._core import MAX_CAPACITY
@@ -27,12 +32,20 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 POOL = "db_client_connection_pool_name"
 STATE = "db_client_connection_state"
-HISTOGRAMS = {"db_client_connection_create_time_seconds", "db_client_connection_wait_time_seconds",
-              "db_client_connection_use_time_seconds"}
+HISTOGRAMS = {
+    "db_client_connection_create_time_seconds",
+    "db_client_connection_wait_time_seconds",
+    "db_client_connection_use_time_seconds",
+}
 # Every family PoolCollector exposes (Prometheus adds _total to a counter's samples).
-FAMILIES = {"db_client_connection_count", "db_client_connection_idle_max",
-            "db_client_connection_idle_min", "db_client_connection_max",
-            "db_client_connection_pending_requests", "db_client_connection_timeouts"} | HISTOGRAMS
+FAMILIES = {
+    "db_client_connection_count",
+    "db_client_connection_idle_max",
+    "db_client_connection_idle_min",
+    "db_client_connection_max",
+    "db_client_connection_pending_requests",
+    "db_client_connection_timeouts",
+} | HISTOGRAMS
 
 
 def scrape(*pools: Any, **kwargs: Any) -> Samples:
@@ -109,7 +122,9 @@ def otel_points(*pools: Any) -> Samples:
                 name = prometheus_name(metric.name, metric.unit or "", monotonic)
                 for p in metric.data.data_points:
                     assert set(p.attributes) == attributes
-                    labels = tuple(sorted((prometheus_label(k), str(v)) for k, v in p.attributes.items()))
+                    labels = tuple(
+                        sorted((prometheus_label(k), str(v)) for k, v in p.attributes.items())
+                    )
                     out[(name, labels)] = p.value
     provider.shutdown()
     assert set(seen) == set(SEMCONV)
@@ -125,7 +140,9 @@ def both_exporters(*pools: Any) -> Samples:
     otel_names = {n for n, _ in otel}
     shared = {k: v for k, v in prom.items() if k[0] in otel_names}
     assert shared == otel  # the same names, labels and values
-    assert {re.sub("_(bucket|count|sum)$", "", n) for n, _ in prom.keys() - shared.keys()} == HISTOGRAMS
+    assert {
+        re.sub("_(bucket|count|sum)$", "", n) for n, _ in prom.keys() - shared.keys()
+    } == HISTOGRAMS
     return otel
 
 
@@ -136,8 +153,17 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
         time.sleep(0.001)
 
 
-def expected(name: str, *, idle: int, used: int, idle_max: int, idle_min: int, max: int,
-             pending: int, timeouts: int) -> Samples:
+def expected(
+    name: str,
+    *,
+    idle: int,
+    used: int,
+    idle_max: int,
+    idle_min: int,
+    max: int,
+    pending: int,
+    timeouts: int,
+) -> Samples:
     pool = ((POOL, name),)
     return {
         ("db_client_connection_count", pool + ((STATE, "idle"),)): idle,
@@ -151,6 +177,7 @@ def expected(name: str, *, idle: int, used: int, idle_max: int, idle_min: int, m
 
 
 # The same pool through both exporters ---------------------------------------
+
 
 def test_both_exporters_report_a_sync_pool_alike(pg_dsn: str) -> None:
     with ConnectionPool(pg_dsn, min_size=2, max_size=3, name="web", timeout=5) as pool:
@@ -167,13 +194,16 @@ def test_both_exporters_report_a_sync_pool_alike(pg_dsn: str) -> None:
             for conn in held:
                 pool.putconn(conn)
             waiter.join()
-    assert values == expected("web", idle=0, used=3, idle_max=3, idle_min=2, max=3, pending=1, timeouts=1)
+    assert values == expected(
+        "web", idle=0, used=3, idle_max=3, idle_min=2, max=3, pending=1, timeouts=1
+    )
 
 
 def test_both_exporters_report_an_async_pool_alike(pg_dsn: str) -> None:
     async def main() -> Samples:
-        async with AsyncConnectionPool(pg_dsn, min_size=2, max_size=3, name="api", timeout=5,
-                                       open=False) as pool:
+        async with AsyncConnectionPool(
+            pg_dsn, min_size=2, max_size=3, name="api", timeout=5, open=False
+        ) as pool:
             await pool.wait()
             held = [await pool.getconn() for _ in range(3)]
             with pytest.raises(PoolTimeout):
@@ -192,7 +222,9 @@ def test_both_exporters_report_an_async_pool_alike(pg_dsn: str) -> None:
             return values
 
     values = asyncio.run(main())
-    assert values == expected("api", idle=0, used=3, idle_max=3, idle_min=2, max=3, pending=1, timeouts=1)
+    assert values == expected(
+        "api", idle=0, used=3, idle_max=3, idle_min=2, max=3, pending=1, timeouts=1
+    )
 
 
 def test_both_exporters_report_many_pools_and_null_pools(pg_dsn: str) -> None:
@@ -202,8 +234,10 @@ def test_both_exporters_report_many_pools_and_null_pools(pg_dsn: str) -> None:
         async with AsyncNullConnectionPool(pg_dsn, max_size=2, name="anull", open=False) as apool:
             await apool.wait()
             conn = await apool.getconn()
-            with NullConnectionPool(pg_dsn, name="null") as spool, \
-                    ConnectionPool(pg_dsn, min_size=1, name="plain") as plain:
+            with (
+                NullConnectionPool(pg_dsn, name="null") as spool,
+                ConnectionPool(pg_dsn, min_size=1, name="plain") as plain,
+            ):
                 plain.wait()
                 with spool.connection():
                     values = both_exporters(apool, spool, plain)
@@ -213,8 +247,9 @@ def test_both_exporters_report_many_pools_and_null_pools(pg_dsn: str) -> None:
     values = asyncio.run(main())
     assert values == {
         **expected("anull", idle=0, used=1, idle_max=0, idle_min=0, max=2, pending=0, timeouts=0),
-        **expected("null", idle=0, used=1, idle_max=0, idle_min=0, max=MAX_CAPACITY, pending=0,
-                   timeouts=0),
+        **expected(
+            "null", idle=0, used=1, idle_max=0, idle_min=0, max=MAX_CAPACITY, pending=0, timeouts=0
+        ),
         **expected("plain", idle=1, used=0, idle_max=1, idle_min=1, max=1, pending=0, timeouts=0),
     }
 
@@ -227,9 +262,12 @@ def test_prometheus_names_are_opentelemetrys_mapped() -> None:
     families = {f.name: f for f in registry.collect()}
     assert set(families) == FAMILIES
     assert {n: f.type for n, f in families.items() if f.type != "gauge"} == {
-        "db_client_connection_timeouts": "counter", **{h: "histogram" for h in HISTOGRAMS}}
+        "db_client_connection_timeouts": "counter",
+        **{h: "histogram" for h in HISTOGRAMS},
+    }
     assert {s.name for s in families["db_client_connection_timeouts"].samples} == {
-        "db_client_connection_timeouts_total"}
+        "db_client_connection_timeouts_total"
+    }
     assert {f.unit for n, f in families.items() if n in HISTOGRAMS} == {"seconds"}
     # A second collector would repeat every name: the registry refuses it.
     with pytest.raises(ValueError, match="Duplicated"):
@@ -237,6 +275,7 @@ def test_prometheus_names_are_opentelemetrys_mapped() -> None:
 
 
 # Histograms ----------------------------------------------------------------
+
 
 def check_histograms(pool: Any, fast: int, slow: int) -> None:
     """``fast`` quick blocks and ``slow`` blocks of >= 30 ms went through
@@ -250,7 +289,9 @@ def check_histograms(pool: Any, fast: int, slow: int) -> None:
     use = "db_client_connection_use_time_seconds"
 
     def buckets(samples: Samples, name: str) -> dict[str, float]:
-        return {dict(labels)["le"]: v for (n, labels), v in samples.items() if n == f"{name}_bucket"}
+        return {
+            dict(labels)["le"]: v for (n, labels), v in samples.items() if n == f"{name}_bucket"
+        }
 
     for name in HISTOGRAMS:
         fine = buckets(full, name)
@@ -258,7 +299,9 @@ def check_histograms(pool: Any, fast: int, slow: int) -> None:
         counts = list(fine.values())
         assert counts == sorted(counts)  # cumulative
         # A chosen bucket counts exactly what the fine ones up to its bound count.
-        assert buckets(custom, name) == {le: fine[le] for le in ("0.001", "0.025", "0.075", "1000.0", "+Inf")}
+        assert buckets(custom, name) == {
+            le: fine[le] for le in ("0.001", "0.025", "0.075", "1000.0", "+Inf")
+        }
         assert list(buckets(default, name)) == [*(repr(b) for b in DEFAULT_BUCKETS), "+Inf"]
         for samples in (custom, default):
             for suffix in ("count", "sum"):
@@ -286,7 +329,9 @@ def test_histograms_with_chosen_buckets_sync(pg_dsn: str) -> None:
 
 def test_histograms_with_chosen_buckets_async(pg_dsn: str) -> None:
     async def main() -> None:
-        async with AsyncConnectionPool(pg_dsn, min_size=1, max_size=1, name="ah", open=False) as pool:
+        async with AsyncConnectionPool(
+            pg_dsn, min_size=1, max_size=1, name="ah", open=False
+        ) as pool:
             await pool.wait()
             for sleep in (0, 0.03, 0, 0.03, 0):
                 async with pool.connection() as conn:
@@ -309,23 +354,30 @@ def test_buckets_are_matched_to_the_pools_bounds() -> None:
     assert PoolCollector(pool, buckets=iter(HISTOGRAM_BOUNDS)).buckets == HISTOGRAM_BOUNDS
 
 
-@pytest.mark.parametrize("buckets, error, message", [
-    ([], ValueError, "at least one finite bound"),
-    ([math.inf], ValueError, "at least one finite bound"),
-    ([0.1, 0.05], ValueError, "must increase, without repeats: got 0.1 then 0.05"),
-    ([0.1, 0.1], ValueError, "must increase, without repeats"),
-    ([0, 0.1], ValueError, "positive, finite"),
-    ([-0.1, 0.1], ValueError, "positive, finite"),
-    ([0.1, math.nan], ValueError, "positive, finite"),
-    ([0.1, math.inf, 1.0], ValueError, "positive, finite"),
-    ([0.1, 0.3], ValueError, r"0\.3 s is not one of the bounds .*; nearest bounds: 0\.25, 0\.5$"),
-    ([2000.0], ValueError, r"nearest bounds: 1000\.0$"),
-    ([1e-6], ValueError, r"nearest bounds: 1e-05$"),
-    (["0.1"], TypeError, "numbers of seconds, got '0.1'"),
-    ([True], TypeError, "numbers of seconds"),
-    ("0.1", TypeError, "a sequence of seconds"),
-    (0.1, TypeError, "a sequence of seconds"),
-])
+@pytest.mark.parametrize(
+    "buckets, error, message",
+    [
+        ([], ValueError, "at least one finite bound"),
+        ([math.inf], ValueError, "at least one finite bound"),
+        ([0.1, 0.05], ValueError, "must increase, without repeats: got 0.1 then 0.05"),
+        ([0.1, 0.1], ValueError, "must increase, without repeats"),
+        ([0, 0.1], ValueError, "positive, finite"),
+        ([-0.1, 0.1], ValueError, "positive, finite"),
+        ([0.1, math.nan], ValueError, "positive, finite"),
+        ([0.1, math.inf, 1.0], ValueError, "positive, finite"),
+        (
+            [0.1, 0.3],
+            ValueError,
+            r"0\.3 s is not one of the bounds .*; nearest bounds: 0\.25, 0\.5$",
+        ),
+        ([2000.0], ValueError, r"nearest bounds: 1000\.0$"),
+        ([1e-6], ValueError, r"nearest bounds: 1e-05$"),
+        (["0.1"], TypeError, "numbers of seconds, got '0.1'"),
+        ([True], TypeError, "numbers of seconds"),
+        ("0.1", TypeError, "a sequence of seconds"),
+        (0.1, TypeError, "a sequence of seconds"),
+    ],
+)
 def test_bad_buckets_are_refused(buckets: Any, error: type[Exception], message: str) -> None:
     pool = ConnectionPool("", name="b", open=False)
     with pytest.raises(error, match=message):
@@ -333,6 +385,7 @@ def test_bad_buckets_are_refused(buckets: Any, error: type[Exception], message: 
 
 
 # What counts as a timeout ----------------------------------------------------
+
 
 def timeouts(pool: Any) -> float:
     return scrape(pool)[("db_client_connection_timeouts_total", ((POOL, pool.name),))]
@@ -345,9 +398,9 @@ def test_timeouts_count_pool_timeouts_only_sync(pg_dsn: str, cls: type) -> None:
         pool.wait()
         conn = pool.getconn()
         with pytest.raises(PoolTimeout):
-            pool.getconn(timeout=0.01)   # waited, in vain
+            pool.getconn(timeout=0.01)  # waited, in vain
         with pytest.raises(PoolTimeout):
-            pool.getconn(timeout=0)      # no time to wait at all (psycopg_pool's rule)
+            pool.getconn(timeout=0)  # no time to wait at all (psycopg_pool's rule)
         assert timeouts(pool) == 2
         waiter = threading.Thread(target=lambda: pool.putconn(pool.getconn(timeout=10)))
         waiter.start()
@@ -367,8 +420,9 @@ def test_timeouts_count_pool_timeouts_only_sync(pg_dsn: str, cls: type) -> None:
 def test_timeouts_count_pool_timeouts_only_async(pg_dsn: str, cls: type) -> None:
     async def main() -> None:
         min_size = 1 if cls is AsyncConnectionPool else 0
-        async with cls(pg_dsn, min_size=min_size, max_size=1, max_waiting=1, name="at", timeout=5,
-                       open=False) as pool:
+        async with cls(
+            pg_dsn, min_size=min_size, max_size=1, max_waiting=1, name="at", timeout=5, open=False
+        ) as pool:
             await pool.wait()
             conn = await pool.getconn()
             with pytest.raises(PoolTimeout):
@@ -395,6 +449,7 @@ def test_timeouts_count_pool_timeouts_only_async(pg_dsn: str, cls: type) -> None
 
 # What the exporters accept ----------------------------------------------------
 
+
 def test_exporters_refuse_what_is_not_a_pool_and_repeated_names() -> None:
     pytest.importorskip("opentelemetry")
     from fastpool.metrics import instrument_opentelemetry
@@ -405,5 +460,7 @@ def test_exporters_refuse_what_is_not_a_pool_and_repeated_names() -> None:
             export()
         with pytest.raises(TypeError, match="not a fastpool pool: object"):
             export(object())
-        with pytest.raises(ValueError, match="two pools are named 'same': give each pool its own name="):
+        with pytest.raises(
+            ValueError, match="two pools are named 'same': give each pool its own name="
+        ):
             export(a, b)

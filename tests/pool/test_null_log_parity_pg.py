@@ -4,6 +4,7 @@ records on the ``psycopg`` loggers. A null pool resets (and logs) a returned
 connection only when a client is waiting for it, so every misuse is done with
 one queued; with nobody waiting both close it without a word. The async twin
 is tests/pool_async/test_async_null_log_parity_pg.py."""
+
 from __future__ import annotations
 
 import threading
@@ -84,8 +85,9 @@ def return_misused(p: Any, admin: psycopg.Connection, misuse: Any, waiter: bool)
 
 @pytest.mark.parametrize("misuse, pool_kwargs", MISUSES)
 @pytest.mark.parametrize("waiter", [True, False], ids=["a-client-waits", "nobody-waits"])
-def test_same_warning_records_as_psycopg_pool(pg_dsn: str, admin, caplog, psycopg_warnings,
-                                              misuse, pool_kwargs, waiter: bool) -> None:
+def test_same_warning_records_as_psycopg_pool(
+    pg_dsn: str, admin, caplog, psycopg_warnings, misuse, pool_kwargs, waiter: bool
+) -> None:
     seen = {}
     for cls in (psycopg_pool.NullConnectionPool, fastpool.NullConnectionPool):
         caplog.clear()
@@ -100,8 +102,9 @@ def test_same_warning_records_as_psycopg_pool(pg_dsn: str, admin, caplog, psycop
 
 
 @pytest.mark.parametrize("configure_fault", ["raises", "leaves-a-transaction"])
-def test_same_records_when_wait_fails_in_configure(pg_dsn: str, caplog, psycopg_warnings,
-                                                   configure_fault: str) -> None:
+def test_same_records_when_wait_fails_in_configure(
+    pg_dsn: str, caplog, psycopg_warnings, configure_fault: str
+) -> None:
     def configure(conn: Any) -> None:
         if configure_fault == "raises":
             raise RuntimeError("configure refused")
@@ -112,7 +115,9 @@ def test_same_records_when_wait_fails_in_configure(pg_dsn: str, caplog, psycopg_
         caplog.clear()
         with cls(pg_dsn, name="parity", configure=configure) as p:
             # one attempt within the timeout: the retry would come after ~1 s
-            with pytest.raises(Exception, match=r"^pool initialization incomplete after 0\.5 sec$") as info:
+            with pytest.raises(
+                Exception, match=r"^pool initialization incomplete after 0\.5 sec$"
+            ) as info:
                 p.wait(0.5)
             assert type(info.value).__name__ == "PoolTimeout"
             assert p.closed

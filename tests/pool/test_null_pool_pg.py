@@ -3,6 +3,7 @@ rules: the ``check`` callback, ``max_lifetime`` and ``drain()`` when a returned
 connection would go to a waiter, ``wait()``, what is logged, and the
 connection budget with ``max_size=0``. The async twin is
 tests/pool_async/test_async_null_pg.py."""
+
 from __future__ import annotations
 
 import logging
@@ -69,7 +70,9 @@ def test_check_runs_on_new_and_on_handed_over_connections(make_pool) -> None:
     assert first.closed and p.get_stats()["pool_size"] == 0
 
 
-def test_check_that_always_fails_ends_in_pool_timeout_after_backoff(make_pool, caplog, monkeypatch) -> None:
+def test_check_that_always_fails_ends_in_pool_timeout_after_backoff(
+    make_pool, caplog, monkeypatch
+) -> None:
     caplog.set_level(logging.INFO, logger="psycopg.pool")
     monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.05)
     calls: list[tuple[float, Any]] = []
@@ -91,7 +94,9 @@ def test_check_that_always_fails_ends_in_pool_timeout_after_backoff(make_pool, c
     for i in range(2, len(times)):
         assert times[i] - times[i - 1] >= 0.05 * 2 ** (i - 2) * 0.9, times
     conns = [c for _, c in calls]
-    assert len({id(c) for c in conns}) == len(conns)  # nobody waited: each one closed, a new one made
+    assert len({id(c) for c in conns}) == len(
+        conns
+    )  # nobody waited: each one closed, a new one made
     assert all(c.closed for c in conns)
     assert logged(caplog, logging.INFO) == ["connection failed check: not the primary"] * len(calls)
     assert logged(caplog, logging.WARNING) == []
@@ -259,7 +264,9 @@ def test_wait_retries_a_failing_server_until_its_timeout(make_pool, caplog, monk
     monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.05)
     p = make_pool(cls=NullConnectionPool, conninfo="host=127.0.0.1 port=1", name="nowhere")
     t0 = time.monotonic()
-    with pytest.raises(PoolTimeout, match=r"^pool initialization incomplete after 0\.5 sec$") as info:
+    with pytest.raises(
+        PoolTimeout, match=r"^pool initialization incomplete after 0\.5 sec$"
+    ) as info:
         p.wait(0.5)
     assert time.monotonic() - t0 >= 0.5 and p.closed
     assert isinstance(info.value.__cause__, psycopg.OperationalError)  # what to fix
@@ -268,19 +275,27 @@ def test_wait_retries_a_failing_server_until_its_timeout(make_pool, caplog, monk
     assert all(w.startswith("error connecting in 'nowhere': ") for w in warnings), warnings
 
 
-def test_wait_gives_up_after_reconnect_timeout_but_waits_out_its_timeout(make_pool, caplog,
-                                                                         monkeypatch) -> None:
+def test_wait_gives_up_after_reconnect_timeout_but_waits_out_its_timeout(
+    make_pool, caplog, monkeypatch
+) -> None:
     caplog.set_level(logging.INFO, logger="psycopg.pool")
     monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.05)
     failed: list[Any] = []
-    p = make_pool(cls=NullConnectionPool, conninfo="host=127.0.0.1 port=1", name="gone",
-                  reconnect_timeout=0.2, reconnect_failed=failed.append)
+    p = make_pool(
+        cls=NullConnectionPool,
+        conninfo="host=127.0.0.1 port=1",
+        name="gone",
+        reconnect_timeout=0.2,
+        reconnect_failed=failed.append,
+    )
     t0 = time.monotonic()
     with pytest.raises(PoolTimeout, match="pool initialization incomplete after 0.6 sec"):
         p.wait(0.6)
     assert time.monotonic() - t0 >= 0.6
     assert failed == [p]
-    assert "reconnection attempt in pool 'gone' failed after 0.2 sec" in logged(caplog, logging.WARNING)
+    assert "reconnection attempt in pool 'gone' failed after 0.2 sec" in logged(
+        caplog, logging.WARNING
+    )
 
 
 def test_wait_logs_configure_leaving_a_transaction(make_pool, caplog) -> None:
@@ -296,7 +311,9 @@ def test_wait_logs_configure_leaving_a_transaction(make_pool, caplog) -> None:
         p.wait(0.5)
     warnings = logged(caplog, logging.WARNING)
     assert len(warnings) == 1, warnings  # one attempt: the next would be after ~1 s
-    assert warnings[0].startswith("error connecting in 'badconf': connection left in status INTRANS")
+    assert warnings[0].startswith(
+        "error connecting in 'badconf': connection left in status INTRANS"
+    )
     assert configured[0].closed
 
 
@@ -313,8 +330,12 @@ class RecordingConnection(psycopg.Connection):  # type: ignore[type-arg]
 
 def test_wait_connects_once_without_a_connect_timeout_and_closes(make_pool, monkeypatch) -> None:
     monkeypatch.setattr(RecordingConnection, "connects", [])
-    p = make_pool(cls=NullConnectionPool, connection_class=RecordingConnection,
-                  kwargs={"application_name": "nullwait"}, timeout=3.4)
+    p = make_pool(
+        cls=NullConnectionPool,
+        connection_class=RecordingConnection,
+        kwargs={"application_name": "nullwait"},
+        timeout=3.4,
+    )
     p.wait(2.6)
     assert RecordingConnection.connects == [{"application_name": "nullwait"}]
     assert p.get_stats()["connections_num"] == 1 and p.get_stats()["pool_size"] == 0
@@ -359,7 +380,9 @@ def test_return_with_nobody_waiting_closes_without_logging(make_pool, caplog) ->
     assert "returns_bad" not in p.get_stats() and p.get_stats()["pool_size"] == 0
 
 
-def test_transaction_returned_to_a_waiter_is_rolled_back_with_one_warning(make_pool, caplog) -> None:
+def test_transaction_returned_to_a_waiter_is_rolled_back_with_one_warning(
+    make_pool, caplog
+) -> None:
     caplog.set_level(logging.INFO, logger="psycopg.pool")
     p = make_pool(cls=NullConnectionPool, max_size=1)
     conn = p.getconn()
@@ -418,7 +441,9 @@ def test_closed_connection_returned_to_a_waiter_logs_one_warning(make_pool, capl
 
 
 @pytest.mark.parametrize("fault", ["raises", "leaves a transaction"])
-def test_configure_failing_on_checkout_raises_closes_and_logs_nothing(make_pool, caplog, fault) -> None:
+def test_configure_failing_on_checkout_raises_closes_and_logs_nothing(
+    make_pool, caplog, fault
+) -> None:
     caplog.set_level(logging.INFO, logger="psycopg.pool")
     configured: list[Any] = []
 
@@ -435,7 +460,9 @@ def test_configure_failing_on_checkout_raises_closes_and_logs_nothing(make_pool,
     assert configured[0].closed
     assert logged(caplog, logging.WARNING) == [] and logged(caplog, logging.INFO) == []
     stats = p.get_stats()
-    assert stats["pool_size"] == 0 and "connections_errors" not in stats  # the connect itself worked
+    assert (
+        stats["pool_size"] == 0 and "connections_errors" not in stats
+    )  # the connect itself worked
 
 
 # -- the budget with max_size=0 ("unlimited") ------------------------------------------
@@ -458,9 +485,13 @@ def test_unlimited_pool_grows_its_ring_and_serves_real_connections(pg_dsn, admin
         p.putconn(c)
     assert all(c.closed for c in conns) and p.get_stats()["pool_size"] == 0
     # (a backend exits a moment after its client closed the connection)
-    until(lambda: admin.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'null-unlimited'"
-    ).fetchone() == (0,), "the server has no connection of the pool left")
+    until(
+        lambda: admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'null-unlimited'"
+        ).fetchone()
+        == (0,),
+        "the server has no connection of the pool left",
+    )
 
 
 def test_ring_growth_keeps_every_per_slot_list_in_step() -> None:
@@ -552,6 +583,7 @@ def test_budget_survives_failing_checks_broken_returns_and_timeouts(monkeypatch)
     p = NullConnectionPool(connection_class=Tracked, max_size=3, check=check, open=False)
     p.open()
     try:
+
         def work(i: int) -> None:
             for _ in range(40):
                 try:

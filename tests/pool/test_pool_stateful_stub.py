@@ -4,6 +4,7 @@ Single-threaded sequences of checkouts, returns (clean, in a transaction,
 closed), drains, checks and resizes; after every step the pool's books must
 balance: every connection is either idle or held by exactly one caller, and
 pool_size never exceeds max_size."""
+
 from __future__ import annotations
 
 

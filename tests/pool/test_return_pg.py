@@ -1,4 +1,5 @@
 """What happens to a connection when it comes back: psycopg_pool's rules."""
+
 from __future__ import annotations
 
 import logging
@@ -50,7 +51,9 @@ def test_autocommit_connection_needs_no_commit(make_pool, admin, table) -> None:
 
 
 @pytest.mark.parametrize("status", ["INTRANS", "INERROR"])
-def test_putconn_in_transaction_rolls_back_with_a_warning(make_pool, admin, table, caplog, status) -> None:
+def test_putconn_in_transaction_rolls_back_with_a_warning(
+    make_pool, admin, table, caplog, status
+) -> None:
     p = make_pool(min_size=1)
     conn = p.getconn()
     conn.execute("INSERT INTO fp_ret VALUES (1)")
@@ -149,7 +152,9 @@ def test_putconn_of_another_pools_connection(make_pool) -> None:
     a = make_pool(min_size=1, name="a")
     b = make_pool(min_size=1, name="b")
     conn = a.getconn()
-    with pytest.raises(ValueError, match="can't return connection to pool 'b', it comes from pool 'a'"):
+    with pytest.raises(
+        ValueError, match="can't return connection to pool 'b', it comes from pool 'a'"
+    ):
         b.putconn(conn)
     a.putconn(conn)
 
@@ -198,5 +203,7 @@ def test_close_returns_on_psycopg_without_pool_support(make_pool, monkeypatch) -
     class Custom(psycopg.Connection):
         pass
 
-    with pytest.raises(TypeError, match="close_returns=True with a custom connection_class needs psycopg >= 3.3"):
+    with pytest.raises(
+        TypeError, match="close_returns=True with a custom connection_class needs psycopg >= 3.3"
+    ):
         ConnectionPool("", connection_class=Custom, close_returns=True, open=False)

@@ -1,5 +1,6 @@
 """Scheduling behaviour on stub connections (no database): FIFO hand-off, no
 barging, timeouts, close, parallel growth, conservation under many threads."""
+
 from __future__ import annotations
 
 import threading

@@ -1,6 +1,7 @@
 """FastQueuePool as SQLAlchemy's poolclass, with real engines against
 PostgreSQL: pool_size/max_overflow/pool_timeout, status(), pool_pre_ping,
 pool_recycle, pool events, dispose, threads."""
+
 from __future__ import annotations
 
 import threading
@@ -26,8 +27,12 @@ def make_engine(pg_dsn: str):
         kw.setdefault("pool_size", 2)
         kw.setdefault("max_overflow", 1)
         kw.setdefault("pool_timeout", 5)
-        engine = create_engine("postgresql+psycopg://", poolclass=FastQueuePool,
-                               creator=lambda: psycopg.connect(pg_dsn), **kw)
+        engine = create_engine(
+            "postgresql+psycopg://",
+            poolclass=FastQueuePool,
+            creator=lambda: psycopg.connect(pg_dsn),
+            **kw,
+        )
         engines.append(engine)
         return engine
 
@@ -72,8 +77,10 @@ def test_overflow_timeout_and_status(make_engine) -> None:
     pool = engine.pool
     held = [engine.connect() for _ in range(3)]
     assert pool.checkedout() == 3 and pool.overflow() == 1
-    assert pool.status() == ("Pool size: 2  Connections in pool: 0 Current Overflow: 1 "
-                             "Current Checked out connections: 3")
+    assert pool.status() == (
+        "Pool size: 2  Connections in pool: 0 Current Overflow: 1 "
+        "Current Checked out connections: 3"
+    )
     t0 = time.monotonic()
     with pytest.raises(exc.TimeoutError, match="QueuePool limit of size 2 overflow 1 reached"):
         engine.connect()
@@ -136,23 +143,34 @@ def test_dispose_and_recreate(make_engine) -> None:
     assert isinstance(fresh, FastQueuePool) and fresh.size() == 2 and fresh.timeout() == 5
 
 
-@pytest.mark.parametrize("kw,exc_type,msg", [
-    ({"pool_size": -1}, ValueError, "pool_size must be >= 0"),
-    ({"max_overflow": -2}, ValueError, "max_overflow must be >= -1"),
-    ({"pool_size": "5"}, TypeError, "pool_size must be an int, got str"),
-    ({"timeout": -1}, ValueError, "timeout must be >= 0"),
-    ({"timeout": float("nan")}, ValueError, "timeout must be a number of seconds, got nan"),
-    ({"pool_size": 2**20, "max_overflow": 1}, ValueError,
-     r"pool_size \+ max_overflow must be at most 1048576, got pool_size=1048576, max_overflow=1$"),
-    ({"pool_size": 2**20, "max_overflow": -1}, ValueError, r"max_overflow=-1 \(-1 counts as 4096\)"),
-    ({"use_lifo": True}, ValueError, "use_lifo=True is not supported"),
-])
+@pytest.mark.parametrize(
+    "kw,exc_type,msg",
+    [
+        ({"pool_size": -1}, ValueError, "pool_size must be >= 0"),
+        ({"max_overflow": -2}, ValueError, "max_overflow must be >= -1"),
+        ({"pool_size": "5"}, TypeError, "pool_size must be an int, got str"),
+        ({"timeout": -1}, ValueError, "timeout must be >= 0"),
+        ({"timeout": float("nan")}, ValueError, "timeout must be a number of seconds, got nan"),
+        (
+            {"pool_size": 2**20, "max_overflow": 1},
+            ValueError,
+            r"pool_size \+ max_overflow must be at most 1048576, got pool_size=1048576, max_overflow=1$",
+        ),
+        (
+            {"pool_size": 2**20, "max_overflow": -1},
+            ValueError,
+            r"max_overflow=-1 \(-1 counts as 4096\)",
+        ),
+        ({"use_lifo": True}, ValueError, "use_lifo=True is not supported"),
+    ],
+)
 def test_bad_arguments(kw, exc_type, msg) -> None:
     with pytest.raises(exc_type, match=msg):
         FastQueuePool(lambda: None, **kw)
 
 
 # -- no size limit, and the cap on an unlimited overflow --------------------------
+
 
 @pytest.fixture
 def make_any_engine(pg_dsn: str):
@@ -207,7 +225,9 @@ def test_pool_size_zero_means_no_size_limit(make_any_engine, poolclass) -> None:
     assert len(engine.opened) == 6
 
 
-def test_an_unlimited_overflow_waits_at_the_cap_instead_of_leaking(make_any_engine, monkeypatch) -> None:
+def test_an_unlimited_overflow_waits_at_the_cap_instead_of_leaking(
+    make_any_engine, monkeypatch
+) -> None:
     from fastpool import sqlalchemy_pool
 
     monkeypatch.setattr(sqlalchemy_pool, "UNLIMITED_CAP", 2)  # room for 1 + 2 connections
@@ -234,13 +254,15 @@ def test_an_unlimited_overflow_waits_at_the_cap_instead_of_leaking(make_any_engi
 
 
 @pytest.mark.parametrize("pool_size,max_overflow", [(1, -1), (0, 10)])
-def test_the_cap_times_out_like_any_limit_and_says_why(make_any_engine, monkeypatch, pool_size,
-                                                       max_overflow) -> None:
+def test_the_cap_times_out_like_any_limit_and_says_why(
+    make_any_engine, monkeypatch, pool_size, max_overflow
+) -> None:
     from fastpool import sqlalchemy_pool
 
     monkeypatch.setattr(sqlalchemy_pool, "UNLIMITED_CAP", 2)
-    engine = make_any_engine(FastQueuePool, pool_size=pool_size, max_overflow=max_overflow,
-                             pool_timeout=0)
+    engine = make_any_engine(
+        FastQueuePool, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=0
+    )
     held = [engine.connect() for _ in range(pool_size + 2)]
     with pytest.raises(exc.TimeoutError, match="caps an unlimited overflow at 2 connections"):
         engine.connect()
@@ -299,8 +321,14 @@ def test_dispose_keeps_the_place_of_a_connect_in_flight(pg_dsn) -> None:
             release.wait(10)
         return psycopg.connect(pg_dsn)
 
-    engine = create_engine("postgresql+psycopg://", poolclass=FastQueuePool, creator=creator,
-                           pool_size=1, max_overflow=0, pool_timeout=0.1)
+    engine = create_engine(
+        "postgresql+psycopg://",
+        poolclass=FastQueuePool,
+        creator=creator,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.1,
+    )
     try:
         pool = engine.pool
         first: list = []
@@ -322,7 +350,9 @@ def test_dispose_keeps_the_place_of_a_connect_in_flight(pg_dsn) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("timeout", [float("inf"), 1e10, 10**19, 10**400], ids=["inf", "1e10", "10**19", "10**400"])
+@pytest.mark.parametrize(
+    "timeout", [float("inf"), 1e10, 10**19, 10**400], ids=["inf", "1e10", "10**19", "10**400"]
+)
 def test_an_infinite_pool_timeout_waits_for_a_returned_connection(make_engine, timeout) -> None:
     engine = make_engine(pool_size=1, max_overflow=0, pool_timeout=timeout)
     held = engine.connect()

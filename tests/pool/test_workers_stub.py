@@ -1,5 +1,6 @@
 """The pools' background workers (fastpool.workers, fastpool.async_workers) on
 their own: a task's delay or a task's exception never stops them."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,7 +59,9 @@ def test_a_far_off_task_does_not_stop_the_scheduler(workers, delay) -> None:
     assert all(t.is_alive() for t in w.threads)
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("boom"), SystemExit(3), KeyboardInterrupt(), GeneratorExit()])
+@pytest.mark.parametrize(
+    "exc", [RuntimeError("boom"), SystemExit(3), KeyboardInterrupt(), GeneratorExit()]
+)
 def test_a_worker_survives_a_task_that_raises(workers, caplog, exc) -> None:
     w = workers(num_workers=1)
     done: list = []
@@ -129,8 +132,11 @@ def test_async_worker_survives_a_task_that_raises(caplog) -> None:
     assert any("boom" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() tells a task's own "
-                    "CancelledError from the worker's cancellation from 3.11 on")
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="Task.cancelling() tells a task's own "
+    "CancelledError from the worker's cancellation from 3.11 on",
+)
 def test_async_worker_survives_a_task_whose_awaitable_was_cancelled(caplog) -> None:
     async def body(w: AsyncWorkers) -> None:
         ran = asyncio.Event()

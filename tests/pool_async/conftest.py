@@ -1,5 +1,6 @@
 """Fixtures for the async pools: every test runs on asyncio's own loop and,
 where it is installed, on uvloop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,8 @@ except ImportError:  # pragma: no cover - not on Windows / PyPy
 LOOPS = [
     pytest.param("asyncio", id="asyncio"),
     pytest.param(
-        "uvloop", id="uvloop",
+        "uvloop",
+        id="uvloop",
         marks=pytest.mark.skipif(uvloop is None, reason="uvloop is not installed"),
     ),
 ]
@@ -46,8 +48,9 @@ def aio(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], 
 
 
 @contextlib.asynccontextmanager
-async def open_pool(dsn: str, cls: type = fastpool.AsyncConnectionPool, *,
-                    expect_held: int = 0, **kwargs: Any) -> AsyncIterator[Any]:
+async def open_pool(
+    dsn: str, cls: type = fastpool.AsyncConnectionPool, *, expect_held: int = 0, **kwargs: Any
+) -> AsyncIterator[Any]:
     """An open pool that is checked at exit: books balanced, no connection
     still held (beyond ``expect_held``), then closed."""
     kwargs.setdefault("timeout", 5.0)

@@ -1,6 +1,7 @@
 """AsyncConnectionPool's psycopg_pool API against a real PostgreSQL, on asyncio
 and uvloop: open/close rules and warnings, getconn/putconn, connection(),
 waiting and timeouts, async callbacks, resize, check, drain, stats."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ def test_context_manager_opens_and_closes(aio, pg_dsn: str) -> None:
 
 def test_open_true_in_constructor_warns_and_open_none_warns_on_first_use(aio, pg_dsn: str) -> None:
     async def main() -> None:
-        with pytest.warns(RuntimeWarning, match="opening the async pool AsyncConnectionPool in the constructor"):
+        with pytest.warns(
+            RuntimeWarning, match="opening the async pool AsyncConnectionPool in the constructor"
+        ):
             p = AsyncConnectionPool(pg_dsn, min_size=1, open=True)
         await p.close()
         p = AsyncConnectionPool(pg_dsn, min_size=1)  # open=None: no warning yet
@@ -119,7 +122,10 @@ def test_putconn_in_transaction_rolls_back_with_a_warning(aio, pg_dsn: str, capl
 
 def test_putconn_refuses_foreign_and_double_returns(aio, pg_dsn: str) -> None:
     async def main() -> None:
-        async with open_pool(pg_dsn, min_size=1, name="a") as a, open_pool(pg_dsn, min_size=1, name="b") as b:
+        async with (
+            open_pool(pg_dsn, min_size=1, name="a") as a,
+            open_pool(pg_dsn, min_size=1, name="b") as b,
+        ):
             conn = await a.getconn()
             with pytest.raises(ValueError, match="it comes from pool 'a'"):
                 await b.putconn(conn)
@@ -167,7 +173,9 @@ def test_getconn_timeout_and_max_waiting(aio, pg_dsn: str) -> None:
                 await p.getconn(timeout=0)  # no time left: not an error of the pool's
             waiter = asyncio.ensure_future(p.getconn(timeout=5))
             await asyncio.sleep(0.02)
-            with pytest.raises(TooManyRequests, match="the pool 'tight' has already 1 requests waiting"):
+            with pytest.raises(
+                TooManyRequests, match="the pool 'tight' has already 1 requests waiting"
+            ):
                 await p.getconn()
             await p.putconn(held)
             await p.putconn(await waiter)
@@ -324,8 +332,13 @@ def test_reconnect_failed_async_callback(aio, monkeypatch) -> None:
         async def reconnect_failed(pool) -> None:
             done.set()
 
-        p = AsyncConnectionPool("host=127.0.0.1 port=1 connect_timeout=1", min_size=1, open=False,
-                                reconnect_timeout=0.1, reconnect_failed=reconnect_failed)
+        p = AsyncConnectionPool(
+            "host=127.0.0.1 port=1 connect_timeout=1",
+            min_size=1,
+            open=False,
+            reconnect_timeout=0.1,
+            reconnect_failed=reconnect_failed,
+        )
         await p.open()
         await asyncio.wait_for(done.wait(), 10)
         assert p.get_stats()["connections_errors"] >= 1

@@ -4,6 +4,7 @@ ends holding a connection is reported. Real PostgreSQL, asyncio and uvloop.
 Conservation is checked the same way everywhere: after the storm, every slot
 is idle again (none in use, none lost: pool_size connections, all available),
 no waiter is left queued, and the ring's books balance (``open_pool``)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -63,7 +64,7 @@ def test_cancel_racing_the_hand_over_gives_the_connection_back(aio, pg_dsn: str)
             second = asyncio.ensure_future(p.getconn())
             await asyncio.sleep(0.02)
             await p.putconn(held)  # served: first now owns the slot...
-            first.cancel()         # ...but is cancelled before it resumes
+            first.cancel()  # ...but is cancelled before it resumes
             with pytest.raises(asyncio.CancelledError):
                 await first
             conn = await asyncio.wait_for(second, 5)  # handed on to the next waiter
@@ -163,6 +164,7 @@ def test_task_finishing_with_a_connection_is_reported(aio, pg_dsn: str, caplog) 
 
     async def main() -> None:
         async with open_pool(pg_dsn, min_size=2, name="leaky", expect_held=1) as p:
+
             async def leak() -> None:
                 await p.getconn()
 
@@ -186,6 +188,7 @@ def test_many_checkouts_in_one_task_keep_no_callbacks(aio, pg_dsn: str) -> None:
     # pure-Python Task is used because it shows its callback list.
     async def main() -> None:
         async with open_pool(pg_dsn, min_size=1) as p:
+
             async def worker() -> None:
                 callbacks = asyncio.current_task()._callbacks
                 before = len(callbacks)

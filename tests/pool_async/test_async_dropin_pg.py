@@ -1,6 +1,7 @@
 """Async twins of tests/pool/test_dropin_pg.py: typed connection classes, what
 usage_ms measures, drain() keeping the size, one async with-block per
 connection() object, two-phase transactions left prepared in a block."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,13 @@ def _sizes(cls: type) -> dict[str, int]:
 )
 def test_parametrised_connection_class_is_accepted(aio, pg_dsn: str, cls, connection_class) -> None:
     async def main() -> None:
-        async with open_pool(pg_dsn, cls, connection_class=connection_class,
-                             kwargs={"row_factory": dict_row}, **_sizes(cls)) as p:
+        async with open_pool(
+            pg_dsn,
+            cls,
+            connection_class=connection_class,
+            kwargs={"row_factory": dict_row},
+            **_sizes(cls),
+        ) as p:
             assert p.connection_class is connection_class
             async with p.connection() as conn:
                 cur = await conn.execute("SELECT 1 AS one")
@@ -50,7 +56,9 @@ def test_parametrised_connection_class_is_accepted(aio, pg_dsn: str, cls, connec
 
 
 @pytest.mark.parametrize("cls", POOL_CLASSES)
-@pytest.mark.parametrize("bad", [int, list[int], "psycopg.AsyncConnection", psycopg.AsyncConnection.connect])
+@pytest.mark.parametrize(
+    "bad", [int, list[int], "psycopg.AsyncConnection", psycopg.AsyncConnection.connect]
+)
 def test_a_non_connection_class_is_refused_clearly(pg_dsn: str, cls, bad) -> None:
     with pytest.raises(TypeError, match="connection_class must be a connection class"):
         cls(pg_dsn, connection_class=bad, open=False)
@@ -145,8 +153,11 @@ def test_prepared_two_phase_transaction_in_a_block_is_reported_and_never_reused(
                     await conn.execute("SELECT 1")
             assert p.get_stats()["pool_size"] <= 1
             if cls is AsyncConnectionPool:
-                assert any("two-phase" in r.getMessage() for r in caplog.records
-                           if r.name == "psycopg.pool")
+                assert any(
+                    "two-phase" in r.getMessage()
+                    for r in caplog.records
+                    if r.name == "psycopg.pool"
+                )
 
     try:
         aio(main())

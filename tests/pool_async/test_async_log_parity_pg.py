@@ -1,6 +1,7 @@
 """Async twin of tests/pool/test_log_parity_pg.py: the same misuse through
 psycopg_pool's and fastpool's AsyncConnectionPool leaves the same WARNING
 records on the ``psycopg`` loggers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,7 +31,8 @@ async def settled(p: Any) -> None:
 
 def backend_gone(admin: psycopg.Connection, pid: int) -> Callable[[], bool]:
     return lambda: admin.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone() == (0,)
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]
+    ).fetchone() == (0,)
 
 
 async def returned_in_transaction(p: Any, admin: psycopg.Connection) -> None:
@@ -93,14 +95,15 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario, pool_kwargs", SCENARIOS)
-def test_same_warning_records_as_psycopg_pool(aio, pg_dsn: str, admin, caplog, psycopg_warnings,
-                                              scenario,
-                                              pool_kwargs) -> None:
+def test_same_warning_records_as_psycopg_pool(
+    aio, pg_dsn: str, admin, caplog, psycopg_warnings, scenario, pool_kwargs
+) -> None:
     seen = {}
 
     async def run(cls: type) -> None:
-        async with cls(pg_dsn, name="parity", min_size=1, max_size=1, timeout=5, open=False,
-                       **pool_kwargs) as p:
+        async with cls(
+            pg_dsn, name="parity", min_size=1, max_size=1, timeout=5, open=False, **pool_kwargs
+        ) as p:
             await p.wait()
             await scenario(p, admin)
 

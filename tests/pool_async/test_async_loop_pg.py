@@ -2,6 +2,7 @@
 loop after that one has closed (a second ``asyncio.run()``, a test runner's
 fresh loop), it refuses clearly instead of queueing a waiter nobody can wake,
 and it loses nothing: returns, close() and the books all still work."""
+
 from __future__ import annotations
 
 import asyncio

@@ -2,6 +2,7 @@
 through psycopg_pool's and fastpool's AsyncNullConnectionPool leaves the same
 WARNING records on the ``psycopg`` loggers (with a client waiting for the
 returned connection, and with nobody waiting)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -67,10 +68,13 @@ MISUSES = [
 
 @pytest.mark.parametrize("misuse, pool_kwargs", MISUSES)
 @pytest.mark.parametrize("waiter", [True, False], ids=["a-client-waits", "nobody-waits"])
-def test_same_warning_records_as_psycopg_pool(aio, pg_dsn: str, admin, caplog, psycopg_warnings,
-                                              misuse, pool_kwargs, waiter: bool) -> None:
+def test_same_warning_records_as_psycopg_pool(
+    aio, pg_dsn: str, admin, caplog, psycopg_warnings, misuse, pool_kwargs, waiter: bool
+) -> None:
     async def run(cls: type) -> None:
-        async with cls(pg_dsn, name="parity", max_size=1, timeout=5, open=False, **pool_kwargs) as p:
+        async with cls(
+            pg_dsn, name="parity", max_size=1, timeout=5, open=False, **pool_kwargs
+        ) as p:
             conn = await p.getconn()
             got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             release = asyncio.Event()
@@ -104,8 +108,9 @@ def test_same_warning_records_as_psycopg_pool(aio, pg_dsn: str, admin, caplog, p
 
 
 @pytest.mark.parametrize("configure_fault", ["raises", "leaves-a-transaction"])
-def test_same_records_when_wait_fails_in_configure(aio, pg_dsn: str, caplog, psycopg_warnings,
-                                                   configure_fault: str) -> None:
+def test_same_records_when_wait_fails_in_configure(
+    aio, pg_dsn: str, caplog, psycopg_warnings, configure_fault: str
+) -> None:
     async def configure(conn: Any) -> None:
         if configure_fault == "raises":
             raise RuntimeError("configure refused")
@@ -114,7 +119,9 @@ def test_same_records_when_wait_fails_in_configure(aio, pg_dsn: str, caplog, psy
     async def run(cls: type) -> None:
         async with cls(pg_dsn, name="parity", configure=configure, open=False) as p:
             # one attempt within the timeout: the retry would come after ~1 s
-            with pytest.raises(Exception, match=r"^pool initialization incomplete after 0\.5 sec$") as info:
+            with pytest.raises(
+                Exception, match=r"^pool initialization incomplete after 0\.5 sec$"
+            ) as info:
                 await p.wait(0.5)
             assert type(info.value).__name__ == "PoolTimeout" and p.closed
 

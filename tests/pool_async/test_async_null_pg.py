@@ -1,4 +1,5 @@
 """AsyncNullConnectionPool against a real PostgreSQL, asyncio and uvloop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -156,8 +157,9 @@ def test_check_runs_on_new_and_on_handed_over_connections(aio, pg_dsn: str) -> N
     aio(main())
 
 
-def test_check_that_always_fails_ends_in_pool_timeout_after_backoff(aio, pg_dsn: str, caplog,
-                                                                    monkeypatch) -> None:
+def test_check_that_always_fails_ends_in_pool_timeout_after_backoff(
+    aio, pg_dsn: str, caplog, monkeypatch
+) -> None:
     monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.05)
 
     async def main() -> None:
@@ -183,7 +185,9 @@ def test_check_that_always_fails_ends_in_pool_timeout_after_backoff(aio, pg_dsn:
                 assert times[i] - times[i - 1] >= 0.05 * 2 ** (i - 2) * 0.9, times
             conns = [c for _, c in calls]
             assert len({id(c) for c in conns}) == len(conns) and all(c.closed for c in conns)
-            assert logged(caplog, logging.INFO) == ["connection failed check: not the primary"] * len(calls)
+            assert logged(caplog, logging.INFO) == [
+                "connection failed check: not the primary"
+            ] * len(calls)
             assert logged(caplog, logging.WARNING) == []
             stats = p.get_stats()
             assert stats["connections_num"] == len(calls) and stats["pool_size"] == 0
@@ -196,7 +200,9 @@ def test_check_that_always_fails_ends_in_pool_timeout_after_backoff(aio, pg_dsn:
     aio(main())
 
 
-def test_check_failing_on_a_broken_connection_counts_it_lost(aio, pg_dsn: str, admin, caplog) -> None:
+def test_check_failing_on_a_broken_connection_counts_it_lost(
+    aio, pg_dsn: str, admin, caplog
+) -> None:
     async def main() -> None:
         caplog.clear()
         caplog.set_level(logging.INFO, logger="psycopg.pool")
@@ -222,7 +228,9 @@ def test_check_failing_on_a_broken_connection_counts_it_lost(aio, pg_dsn: str, a
     aio(main())
 
 
-def test_check_failing_on_a_handed_over_connection_passes_it_to_the_next_waiter(aio, pg_dsn: str) -> None:
+def test_check_failing_on_a_handed_over_connection_passes_it_to_the_next_waiter(
+    aio, pg_dsn: str
+) -> None:
     rejected_by: list[str] = []
 
     async def check(conn: Any) -> None:
@@ -313,7 +321,9 @@ def test_connection_out_during_drain_is_closed_not_handed_over(aio, pg_dsn: str)
     aio(main())
 
 
-def test_wait_raises_at_its_timeout_while_the_connection_is_still_being_made(aio, pg_dsn: str) -> None:
+def test_wait_raises_at_its_timeout_while_the_connection_is_still_being_made(
+    aio, pg_dsn: str
+) -> None:
     async def main() -> None:
         configured: list[Any] = []
 
@@ -342,7 +352,9 @@ def test_wait_retries_a_failing_server_until_its_timeout(aio, caplog, monkeypatc
         p = AsyncNullConnectionPool("host=127.0.0.1 port=1", name="nowhere", open=False)
         await p.open()
         t0 = time.monotonic()
-        with pytest.raises(PoolTimeout, match=r"^pool initialization incomplete after 0\.5 sec$") as info:
+        with pytest.raises(
+            PoolTimeout, match=r"^pool initialization incomplete after 0\.5 sec$"
+        ) as info:
             await p.wait(0.5)
         assert time.monotonic() - t0 >= 0.5 and p.closed
         assert isinstance(info.value.__cause__, psycopg.OperationalError)
@@ -353,7 +365,9 @@ def test_wait_retries_a_failing_server_until_its_timeout(aio, caplog, monkeypatc
     aio(main())
 
 
-def test_wait_gives_up_after_reconnect_timeout_but_waits_out_its_timeout(aio, caplog, monkeypatch) -> None:
+def test_wait_gives_up_after_reconnect_timeout_but_waits_out_its_timeout(
+    aio, caplog, monkeypatch
+) -> None:
     monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.05)
 
     async def main() -> None:
@@ -364,15 +378,22 @@ def test_wait_gives_up_after_reconnect_timeout_but_waits_out_its_timeout(aio, ca
         async def reconnect_failed(pool: Any) -> None:
             failed.append(pool)
 
-        p = AsyncNullConnectionPool("host=127.0.0.1 port=1", name="gone", reconnect_timeout=0.2,
-                                    reconnect_failed=reconnect_failed, open=False)
+        p = AsyncNullConnectionPool(
+            "host=127.0.0.1 port=1",
+            name="gone",
+            reconnect_timeout=0.2,
+            reconnect_failed=reconnect_failed,
+            open=False,
+        )
         await p.open()
         t0 = time.monotonic()
         with pytest.raises(PoolTimeout, match="pool initialization incomplete after 0.6 sec"):
             await p.wait(0.6)
         assert time.monotonic() - t0 >= 0.6
         assert failed == [p]
-        assert "reconnection attempt in pool 'gone' failed after 0.2 sec" in logged(caplog, logging.WARNING)
+        assert "reconnection attempt in pool 'gone' failed after 0.2 sec" in logged(
+            caplog, logging.WARNING
+        )
 
     aio(main())
 
@@ -393,7 +414,9 @@ def test_wait_logs_configure_leaving_a_transaction(aio, pg_dsn: str, caplog) -> 
             await p.wait(0.5)
         warnings = logged(caplog, logging.WARNING)
         assert len(warnings) == 1, warnings
-        assert warnings[0].startswith("error connecting in 'badconf': connection left in status INTRANS")
+        assert warnings[0].startswith(
+            "error connecting in 'badconf': connection left in status INTRANS"
+        )
         assert configured[0].closed
 
     aio(main())
@@ -410,12 +433,19 @@ class RecordingAsyncConnection(psycopg.AsyncConnection):  # type: ignore[type-ar
         return await super().connect(conninfo, **kwargs)
 
 
-def test_wait_connects_once_without_a_connect_timeout_and_closes(aio, pg_dsn: str, monkeypatch) -> None:
+def test_wait_connects_once_without_a_connect_timeout_and_closes(
+    aio, pg_dsn: str, monkeypatch
+) -> None:
     monkeypatch.setattr(RecordingAsyncConnection, "connects", [])
 
     async def main() -> None:
-        async with open_pool(pg_dsn, AsyncNullConnectionPool, connection_class=RecordingAsyncConnection,
-                             kwargs={"application_name": "nullwait"}, timeout=3.4) as p:
+        async with open_pool(
+            pg_dsn,
+            AsyncNullConnectionPool,
+            connection_class=RecordingAsyncConnection,
+            kwargs={"application_name": "nullwait"},
+            timeout=3.4,
+        ) as p:
             await p.wait(2.6)
             assert RecordingAsyncConnection.connects == [{"application_name": "nullwait"}]
             assert p.get_stats()["connections_num"] == 1 and p.get_stats()["pool_size"] == 0
@@ -439,7 +469,9 @@ def test_active_connection_returned_to_a_waiter_logs_two_warnings(aio, pg_dsn: s
             new = await h.got
             warnings = logged(caplog, logging.WARNING)
             assert len(warnings) == 2, warnings
-            assert warnings[0].startswith("closing returned connection: ") and "ACTIVE" in warnings[0]
+            assert (
+                warnings[0].startswith("closing returned connection: ") and "ACTIVE" in warnings[0]
+            )
             assert warnings[1].startswith("discarding closed connection: ") and "BAD" in warnings[1]
             assert new is not conn and conn.closed and p.get_stats()["returns_bad"] == 1
             await h.release()
@@ -464,7 +496,9 @@ def test_return_with_nobody_waiting_closes_without_logging(aio, pg_dsn: str, cap
     aio(main())
 
 
-def test_transaction_returned_to_a_waiter_is_rolled_back_with_one_warning(aio, pg_dsn: str, caplog) -> None:
+def test_transaction_returned_to_a_waiter_is_rolled_back_with_one_warning(
+    aio, pg_dsn: str, caplog
+) -> None:
     async def main() -> None:
         caplog.clear()
         caplog.set_level(logging.INFO, logger="psycopg.pool")
@@ -475,7 +509,9 @@ def test_transaction_returned_to_a_waiter_is_rolled_back_with_one_warning(aio, p
             await p.putconn(conn)
             assert await h.got is conn
             warnings = logged(caplog, logging.WARNING)
-            assert len(warnings) == 1 and warnings[0].startswith("rolling back returned connection: ")
+            assert len(warnings) == 1 and warnings[0].startswith(
+                "rolling back returned connection: "
+            )
             assert "INTRANS" in warnings[0]
             cur = await conn.execute("SELECT to_regclass('pg_temp.null_pool_rollback')")
             assert await cur.fetchone() == (None,)
@@ -485,7 +521,9 @@ def test_transaction_returned_to_a_waiter_is_rolled_back_with_one_warning(aio, p
     aio(main())
 
 
-def test_failed_rollback_for_a_waiter_logs_three_warnings(aio, pg_dsn: str, caplog, monkeypatch) -> None:
+def test_failed_rollback_for_a_waiter_logs_three_warnings(
+    aio, pg_dsn: str, caplog, monkeypatch
+) -> None:
     async def main() -> None:
         caplog.clear()
         caplog.set_level(logging.INFO, logger="psycopg.pool")
@@ -505,7 +543,10 @@ def test_failed_rollback_for_a_waiter_logs_three_warnings(aio, pg_dsn: str, capl
             new = await h.got
             warnings = logged(caplog, logging.WARNING)
             assert len(warnings) == 3, warnings
-            assert warnings[0].startswith("rolling back returned connection: ") and "INERROR" in warnings[0]
+            assert (
+                warnings[0].startswith("rolling back returned connection: ")
+                and "INERROR" in warnings[0]
+            )
             assert warnings[1].startswith("rollback failed: OperationalError: ")
             assert warnings[2].startswith("discarding closed connection: ") and "BAD" in warnings[2]
             assert new is not conn
@@ -533,8 +574,9 @@ def test_closed_connection_returned_to_a_waiter_logs_one_warning(aio, pg_dsn: st
 
 
 @pytest.mark.parametrize("fault", ["raises", "leaves a transaction"])
-def test_configure_failing_on_checkout_raises_closes_and_logs_nothing(aio, pg_dsn: str, caplog,
-                                                                      fault: str) -> None:
+def test_configure_failing_on_checkout_raises_closes_and_logs_nothing(
+    aio, pg_dsn: str, caplog, fault: str
+) -> None:
     async def main() -> None:
         caplog.clear()
         caplog.set_level(logging.INFO, logger="psycopg.pool")
@@ -564,8 +606,9 @@ class SmallRingAsyncPool(AsyncNullConnectionPool):  # type: ignore[type-arg]
 
 def test_unlimited_pool_grows_its_ring_and_serves_real_connections(aio, pg_dsn: str, admin) -> None:
     async def main() -> None:
-        async with open_pool(pg_dsn, SmallRingAsyncPool, max_size=0,
-                             kwargs={"application_name": "anull-unlimited"}) as p:
+        async with open_pool(
+            pg_dsn, SmallRingAsyncPool, max_size=0, kwargs={"application_name": "anull-unlimited"}
+        ) as p:
             assert p._ring.capacity == 2
             conns = await asyncio.gather(*(p.getconn() for _ in range(7)))
             assert len({c.info.backend_pid for c in conns}) == 7
@@ -574,9 +617,13 @@ def test_unlimited_pool_grows_its_ring_and_serves_real_connections(aio, pg_dsn: 
             for c in conns:
                 await p.putconn(c)
             assert all(c.closed for c in conns) and p.get_stats()["pool_size"] == 0
-        await until(lambda: admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'anull-unlimited'"
-        ).fetchone() == (0,), "the server has no connection of the pool left")
+        await until(
+            lambda: admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'anull-unlimited'"
+            ).fetchone()
+            == (0,),
+            "the server has no connection of the pool left",
+        )
 
     aio(main())
 
@@ -635,8 +682,10 @@ def test_budget_survives_failing_checks_cancellations_and_timeouts(aio, monkeypa
             await asyncio.sleep(0.001)
 
     async def main() -> None:
-        async with open_pool("", AsyncNullConnectionPool, connection_class=Tracked, max_size=3,
-                             check=check) as p:
+        async with open_pool(
+            "", AsyncNullConnectionPool, connection_class=Tracked, max_size=3, check=check
+        ) as p:
+
             async def work() -> None:
                 for _ in range(40):
                     try:

@@ -4,6 +4,7 @@ waiting tasks (before and after they were handed a connection), returns
 (clean, in a transaction, closed), drains, checks and resizes. After every
 step the books must balance: each connection is idle, or held by exactly one
 caller, or on its way to a waiting task; none is lost or handed out twice."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,11 @@ class AsyncPoolMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.pool = AsyncConnectionPool(
-            "", connection_class=AsyncStubConnection, min_size=1, max_size=2, open=False,
+            "",
+            connection_class=AsyncStubConnection,
+            min_size=1,
+            max_size=2,
+            open=False,
             num_workers=2,
         )
         self.run(self.pool.open(wait=True, timeout=5))
@@ -187,5 +192,7 @@ class AsyncPoolMachine(RuleBasedStateMachine):
         p._ring.check_invariants()
 
 
-AsyncPoolMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+AsyncPoolMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None
+)
 TestAsyncPoolMachine = AsyncPoolMachine.TestCase

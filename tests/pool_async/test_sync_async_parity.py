@@ -1,13 +1,19 @@
 """The sync and async pools must not drift apart: same public names, same
 parameters and defaults; in the async pools every method is a coroutine
 except the ones psycopg_pool keeps sync."""
+
 from __future__ import annotations
 
 import inspect
 
 import pytest
 
-from fastpool import AsyncConnectionPool, AsyncNullConnectionPool, ConnectionPool, NullConnectionPool
+from fastpool import (
+    AsyncConnectionPool,
+    AsyncNullConnectionPool,
+    ConnectionPool,
+    NullConnectionPool,
+)
 
 # psycopg_pool's async pools keep these sync (connection() is an async
 # context manager, the others do no I/O).
@@ -18,15 +24,19 @@ SYNC_ONLY_PARAMS = {"fork_safe"}
 
 def public_methods(cls: type) -> dict[str, object]:
     return {
-        name: member for name, member in inspect.getmembers(cls)
+        name: member
+        for name, member in inspect.getmembers(cls)
         if not name.startswith("_") and callable(member) and not isinstance(member, type)
     }
 
 
-@pytest.mark.parametrize("sync_cls,async_cls", [
-    (ConnectionPool, AsyncConnectionPool),
-    (NullConnectionPool, AsyncNullConnectionPool),
-])
+@pytest.mark.parametrize(
+    "sync_cls,async_cls",
+    [
+        (ConnectionPool, AsyncConnectionPool),
+        (NullConnectionPool, AsyncNullConnectionPool),
+    ],
+)
 def test_same_public_methods_and_signatures(sync_cls, async_cls) -> None:
     sync_methods, async_methods = public_methods(sync_cls), public_methods(async_cls)
     assert set(sync_methods) == set(async_methods)
@@ -35,7 +45,9 @@ def test_same_public_methods_and_signatures(sync_cls, async_cls) -> None:
         if name in SYNC_IN_ASYNC:
             assert not inspect.iscoroutinefunction(async_m), name
         else:
-            assert inspect.iscoroutinefunction(async_m), f"{async_cls.__name__}.{name} should be async"
+            assert inspect.iscoroutinefunction(async_m), (
+                f"{async_cls.__name__}.{name} should be async"
+            )
         try:
             sync_sig, async_sig = inspect.signature(sync_m), inspect.signature(async_m)
         except ValueError:  # a compiled method without a signature

@@ -8,6 +8,7 @@ and its books balance.
 The fast variant runs a few seconds in the default suite; ``-m slow`` runs a
 minute. Each prints its figures (kills, errors seen by callers, connections
 replaced) for the README's reliability section."""
+
 from __future__ import annotations
 
 import random
@@ -27,14 +28,23 @@ THREADS = 64
 SIZE = 10
 
 
-@pytest.mark.parametrize("seconds", [
-    pytest.param(3.0, id="fast"),
-    pytest.param(60.0, id="long", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "seconds",
+    [
+        pytest.param(3.0, id="fast"),
+        pytest.param(60.0, id="long", marks=pytest.mark.slow),
+    ],
+)
 def test_backend_kills_under_load(pg_dsn: str, admin, seconds: float) -> None:
-    pool = ConnectionPool(pg_dsn, min_size=SIZE, max_size=SIZE, open=True, timeout=30,
-                          check=ConnectionPool.check_connection,
-                          kwargs={"autocommit": True, "application_name": APP})
+    pool = ConnectionPool(
+        pg_dsn,
+        min_size=SIZE,
+        max_size=SIZE,
+        open=True,
+        timeout=30,
+        check=ConnectionPool.check_connection,
+        kwargs={"autocommit": True, "application_name": APP},
+    )
     try:
         pool.wait(30)
         stop = threading.Event()
@@ -58,8 +68,12 @@ def test_backend_kills_under_load(pg_dsn: str, admin, seconds: float) -> None:
             nonlocal kills
             rnd = random.Random(42)
             while not stop.wait(0.02):
-                pids = [r[0] for r in admin.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [APP])]
+                pids = [
+                    r[0]
+                    for r in admin.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [APP]
+                    )
+                ]
                 if pids:
                     admin.execute("SELECT pg_terminate_backend(%s)", [rnd.choice(pids)])
                     kills += 1
@@ -75,10 +89,12 @@ def test_backend_kills_under_load(pg_dsn: str, admin, seconds: float) -> None:
         assert not any(t.is_alive() for t in threads), "a thread hung"
 
         stats = pool.get_stats()
-        print(f"\nbackend kills, {THREADS} threads, {seconds:.0f} s: {kills} kills, "
-              f"{sum(ops)} queries, {sum(errors.values())} errors seen by callers {dict(errors)}, "
-              f"{stats.get('connections_lost', 0)} dead connections caught by check, "
-              f"{stats.get('returns_bad', 0)} bad returns, {stats.get('connections_num', 0)} connects")
+        print(
+            f"\nbackend kills, {THREADS} threads, {seconds:.0f} s: {kills} kills, "
+            f"{sum(ops)} queries, {sum(errors.values())} errors seen by callers {dict(errors)}, "
+            f"{stats.get('connections_lost', 0)} dead connections caught by check, "
+            f"{stats.get('returns_bad', 0)} bad returns, {stats.get('connections_num', 0)} connects"
+        )
         assert unexpected == []
         assert kills > 0 and sum(ops) > 0
         assert sum(errors.values()) <= kills, (errors, kills)
@@ -91,7 +107,8 @@ def test_backend_kills_under_load(pg_dsn: str, admin, seconds: float) -> None:
         assert (stats["pool_available"], stats["pool_size"]) == (SIZE, SIZE), stats
         pool._ring.check_invariants()
         live = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP]).fetchone()[0]
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP]
+        ).fetchone()[0]
         assert live == SIZE  # no leaked server connection
     finally:
         pool.close()

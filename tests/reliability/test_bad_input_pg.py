@@ -3,6 +3,7 @@ a method gets an error whose type and message say what to fix, and leaves the
 pool as it was (same connections, all idle, books balanced). Also: use after
 close, callbacks that raise, and no DSN password in any repr, log line,
 statistic or exception. (Constructor arguments: tests/pool/test_errors_stats_pg.py.)"""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,11 @@ import psycopg
 import pytest
 
 from fastpool import (
-    AsyncConnectionPool, AsyncNullConnectionPool, ConnectionPool, NullConnectionPool, PoolClosed,
+    AsyncConnectionPool,
+    AsyncNullConnectionPool,
+    ConnectionPool,
+    NullConnectionPool,
+    PoolClosed,
     PoolTimeout,
 )
 
@@ -43,13 +48,18 @@ BAD_CALLS = [
 
 def assert_unchanged(pool, size: int) -> None:
     stats = pool.get_stats()
-    assert (stats["pool_size"], stats["pool_available"], stats["requests_waiting"]) == (size, size, 0), stats
+    assert (stats["pool_size"], stats["pool_available"], stats["requests_waiting"]) == (
+        size,
+        size,
+        0,
+    ), stats
     assert not pool.closed
     pool._ring.check_invariants()
 
 
-@pytest.mark.parametrize("method,args,exc,msg", BAD_CALLS,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+@pytest.mark.parametrize(
+    "method,args,exc,msg", BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)]
+)
 def test_sync_bad_call(pg_dsn: str, method: str, args, exc, msg) -> None:
     with ConnectionPool(pg_dsn, min_size=2, max_size=4) as pool:
         pool.wait()
@@ -61,8 +71,9 @@ def test_sync_bad_call(pg_dsn: str, method: str, args, exc, msg) -> None:
         assert_unchanged(pool, 2)
 
 
-@pytest.mark.parametrize("method,args,exc,msg", BAD_CALLS,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)])
+@pytest.mark.parametrize(
+    "method,args,exc,msg", BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(BAD_CALLS)]
+)
 def test_async_bad_call(pg_dsn: str, method: str, args, exc, msg) -> None:
     async def main() -> None:
         async with AsyncConnectionPool(pg_dsn, min_size=2, max_size=4, open=False) as pool:
@@ -79,21 +90,27 @@ def test_async_bad_call(pg_dsn: str, method: str, args, exc, msg) -> None:
 
 
 @pytest.mark.parametrize("cls", [NullConnectionPool, AsyncNullConnectionPool])
-@pytest.mark.parametrize("kwargs,exc,msg", [
-    ({"min_size": 1}, ValueError, "null pools must have min_size = 0"),
-    ({"max_size": -1}, ValueError, "max_size cannot be negative"),
-    ({"max_size": "4"}, TypeError, "max_size must be an int or None, got str"),
-    ({"timeout": -1}, ValueError, "timeout must be > 0"),
-    ({"timeout": 0}, ValueError, "every getconn.. would raise PoolTimeout"),
-    ({"max_size": 2**20 + 1}, ValueError, "max_size must be at most 1048576"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,msg",
+    [
+        ({"min_size": 1}, ValueError, "null pools must have min_size = 0"),
+        ({"max_size": -1}, ValueError, "max_size cannot be negative"),
+        ({"max_size": "4"}, TypeError, "max_size must be an int or None, got str"),
+        ({"timeout": -1}, ValueError, "timeout must be > 0"),
+        ({"timeout": 0}, ValueError, "every getconn.. would raise PoolTimeout"),
+        ({"max_size": 2**20 + 1}, ValueError, "max_size must be at most 1048576"),
+    ],
+)
 def test_null_pool_bad_arguments(pg_dsn: str, cls, kwargs, exc, msg) -> None:
     with pytest.raises(exc, match=msg):
         cls(pg_dsn, open=False, **kwargs)
 
 
 def test_double_and_foreign_putconn_leave_the_pool_consistent(pg_dsn: str) -> None:
-    with ConnectionPool(pg_dsn, min_size=2, name="a") as a, ConnectionPool(pg_dsn, min_size=1, name="b") as b:
+    with (
+        ConnectionPool(pg_dsn, min_size=2, name="a") as a,
+        ConnectionPool(pg_dsn, min_size=1, name="b") as b,
+    ):
         a.wait()
         b.wait()
         conn = a.getconn()
@@ -116,9 +133,9 @@ def test_every_method_after_close(pg_dsn: str) -> None:
             call()
     with pytest.raises(PoolClosed, match="cannot be reused"):
         pool.open()
-    pool.check()   # no-op on a closed pool
-    pool.drain()   # no-op
-    pool.close()   # idempotent
+    pool.check()  # no-op on a closed pool
+    pool.drain()  # no-op
+    pool.close()  # idempotent
     pool.putconn(held)  # accepted, and closed
     assert held.closed
     assert pool.get_stats()["pool_size"] == 0
@@ -130,8 +147,14 @@ def test_callbacks_that_raise(pg_dsn: str, caplog) -> None:
     def configure(conn) -> None:
         raise RuntimeError("configure exploded")
 
-    pool = ConnectionPool(pg_dsn, min_size=1, configure=configure, reconnect_timeout=0.5,
-                          reconnect_failed=lambda p: 1 / 0, open=True)
+    pool = ConnectionPool(
+        pg_dsn,
+        min_size=1,
+        configure=configure,
+        reconnect_timeout=0.5,
+        reconnect_failed=lambda p: 1 / 0,
+        open=True,
+    )
     with pytest.raises(PoolTimeout, match="pool initialization incomplete"):
         pool.wait(timeout=1.0)
     assert pool.closed

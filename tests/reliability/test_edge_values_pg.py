@@ -8,6 +8,7 @@
   psycopg_pool: PoolTimeout, even with a connection idle, counted in
   requests_num but not in requests_errors (psycopg_pool's stats).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,11 @@ import time
 import pytest
 
 from fastpool import (
-    AsyncConnectionPool, AsyncNullConnectionPool, ConnectionPool, NullConnectionPool, PoolClosed,
+    AsyncConnectionPool,
+    AsyncNullConnectionPool,
+    ConnectionPool,
+    NullConnectionPool,
+    PoolClosed,
     PoolTimeout,
 )
 from fastpool.base import AttemptWithBackoff
@@ -29,8 +34,15 @@ pytestmark = pytest.mark.postgres
 HUGE = [math.inf, 1e10, 10**19, 10**400]
 HUGE_IDS = ["inf", "1e10", "10**19", "10**400"]
 # (timeout, how the PoolTimeout message shows it)
-NO_TIME_LEFT = [(0, "0.00"), (0.0, "0.00"), (-0.0, "-0.00"), (-1e-9, "-0.00"), (-2.5, "-2.50"),
-                (-math.inf, "-inf"), (-10**400, "-inf")]
+NO_TIME_LEFT = [
+    (0, "0.00"),
+    (0.0, "0.00"),
+    (-0.0, "-0.00"),
+    (-1e-9, "-0.00"),
+    (-2.5, "-2.50"),
+    (-math.inf, "-inf"),
+    (-(10**400), "-inf"),
+]
 
 
 def eventually(predicate, what: str, timeout: float = 20.0) -> None:
@@ -53,6 +65,7 @@ def counted(pool) -> tuple[int, int]:
 
 
 # -- getconn() with no time left ---------------------------------------------
+
 
 @pytest.mark.parametrize("timeout,shown", NO_TIME_LEFT, ids=[s for _, s in NO_TIME_LEFT])
 @pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool])
@@ -77,7 +90,9 @@ def test_no_time_left_is_a_timeout_even_with_a_connection_idle(pg_dsn, timeout, 
 
 @pytest.mark.parametrize("timeout,shown", NO_TIME_LEFT, ids=[s for _, s in NO_TIME_LEFT])
 @pytest.mark.parametrize("cls", [AsyncConnectionPool, AsyncNullConnectionPool])
-def test_async_no_time_left_is_a_timeout_even_with_a_connection_idle(pg_dsn, timeout, shown, cls) -> None:
+def test_async_no_time_left_is_a_timeout_even_with_a_connection_idle(
+    pg_dsn, timeout, shown, cls
+) -> None:
     async def main() -> None:
         sized = {"min_size": 1} if cls is AsyncConnectionPool else {"max_size": 2}
         async with cls(pg_dsn, open=False, **sized) as pool:
@@ -99,7 +114,9 @@ def test_async_no_time_left_is_a_timeout_even_with_a_connection_idle(pg_dsn, tim
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool, AsyncConnectionPool, AsyncNullConnectionPool])
+@pytest.mark.parametrize(
+    "cls", [ConnectionPool, NullConnectionPool, AsyncConnectionPool, AsyncNullConnectionPool]
+)
 def test_a_closed_pool_says_closed_before_no_time_left(pg_dsn, cls) -> None:
     # psycopg_pool's order: the pool's state first, then the caller's time.
     pool = cls(pg_dsn, open=False, name="shut", min_size=0, max_size=1)
@@ -111,10 +128,13 @@ def test_a_closed_pool_says_closed_before_no_time_left(pg_dsn, cls) -> None:
     assert counted(pool) == (1, 0)
 
 
-@pytest.mark.parametrize("bad,exc,msg", [
-    (float("nan"), ValueError, "timeout must be a number of seconds, got nan"),
-    ("0", TypeError, "timeout must be a number of seconds, got str"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,msg",
+    [
+        (float("nan"), ValueError, "timeout must be a number of seconds, got nan"),
+        ("0", TypeError, "timeout must be a number of seconds, got str"),
+    ],
+)
 @pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool])
 def test_what_is_not_a_number_of_seconds_is_still_an_error(pg_dsn, bad, exc, msg, cls) -> None:
     with cls(pg_dsn, open=True, **({"min_size": 1} if cls is ConnectionPool else {})) as pool:
@@ -126,16 +146,21 @@ def test_what_is_not_a_number_of_seconds_is_still_an_error(pg_dsn, bad, exc, msg
 def test_the_pool_timeout_must_leave_time_to_wait(pg_dsn) -> None:
     for cls in (ConnectionPool, NullConnectionPool, AsyncConnectionPool, AsyncNullConnectionPool):
         for value in (0, 0.0, -1):
-            with pytest.raises(ValueError, match="timeout must be > 0.*every getconn.. would raise PoolTimeout"):
+            with pytest.raises(
+                ValueError, match="timeout must be > 0.*every getconn.. would raise PoolTimeout"
+            ):
                 cls(pg_dsn, open=False, timeout=value)
 
 
 # -- infinite and huge waits ------------------------------------------------------
 
+
 @pytest.mark.parametrize("timeout", HUGE, ids=HUGE_IDS)
 @pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool])
 def test_huge_getconn_timeout_waits_for_a_returned_connection(pg_dsn, timeout, cls) -> None:
-    with cls(pg_dsn, open=True, **({"min_size": 1} if cls is ConnectionPool else {"max_size": 1})) as pool:
+    with cls(
+        pg_dsn, open=True, **({"min_size": 1} if cls is ConnectionPool else {"max_size": 1})
+    ) as pool:
         pool.wait(timeout=timeout)
         held = pool.getconn(timeout=timeout)  # idle (or connected: the null pool) at once
         got: list = []
@@ -160,7 +185,9 @@ def test_async_huge_getconn_timeout_waits_for_a_returned_connection(pg_dsn, time
             await pool.wait(timeout=timeout)
             held = await pool.getconn(timeout=timeout)
             waiter = asyncio.ensure_future(pool.getconn(timeout=timeout))
-            await async_eventually(lambda: pool.get_stats()["requests_waiting"] == 1, "the waiter to queue")
+            await async_eventually(
+                lambda: pool.get_stats()["requests_waiting"] == 1, "the waiter to queue"
+            )
             await pool.putconn(held)
             got = await asyncio.wait_for(waiter, 10)
             assert got is held
@@ -184,7 +211,9 @@ def test_huge_open_wait_and_close_timeouts(pg_dsn, timeout) -> None:
 
     async def main() -> None:
         for cls in (AsyncConnectionPool, AsyncNullConnectionPool):
-            pool = cls(pg_dsn, open=False, **({"min_size": 1} if cls is AsyncConnectionPool else {}))
+            pool = cls(
+                pg_dsn, open=False, **({"min_size": 1} if cls is AsyncConnectionPool else {})
+            )
             await pool.open(wait=True, timeout=timeout)
             await pool.wait(timeout=timeout)
             await pool.close(timeout=timeout)
@@ -193,7 +222,14 @@ def test_huge_open_wait_and_close_timeouts(pg_dsn, timeout) -> None:
     asyncio.run(main())
 
 
-NO_LIMIT = ("timeout", "max_lifetime", "max_idle", "reconnect_timeout", "check_bypass", "leak_threshold")
+NO_LIMIT = (
+    "timeout",
+    "max_lifetime",
+    "max_idle",
+    "reconnect_timeout",
+    "check_bypass",
+    "leak_threshold",
+)
 
 
 @pytest.mark.parametrize("value", HUGE, ids=HUGE_IDS)
@@ -234,20 +270,24 @@ def test_every_time_argument_takes_no_limit(pg_dsn, value) -> None:
 
 # -- maintenance goes on when one of its periods is infinite ---------------------
 
+
 @pytest.mark.parametrize("max_idle", [math.inf, 1e300, 10**19], ids=["inf", "1e300", "10**19"])
 def test_expiry_goes_on_with_a_far_off_max_idle(pg_dsn, max_idle) -> None:
     # The shrink task is due "never": the scheduler must still run the expiry
     # sweep, again and again (each sweep replaces the idle, expired connection).
     with ConnectionPool(pg_dsn, min_size=1, max_lifetime=0.2, max_idle=max_idle, open=True) as pool:
         pool.wait()
-        eventually(lambda: pool.get_stats().get("connections_num", 0) >= 4, "expired connections replaced")
+        eventually(
+            lambda: pool.get_stats().get("connections_num", 0) >= 4, "expired connections replaced"
+        )
         assert all(t.is_alive() for t in pool._workers.threads)
 
 
 @pytest.mark.parametrize("max_lifetime", [math.inf, 1e300], ids=["inf", "1e300"])
 def test_shrinking_goes_on_with_an_infinite_lifetime(pg_dsn, max_lifetime) -> None:
-    with ConnectionPool(pg_dsn, min_size=1, max_size=2, max_idle=0.2, max_lifetime=max_lifetime,
-                        open=True) as pool:
+    with ConnectionPool(
+        pg_dsn, min_size=1, max_size=2, max_idle=0.2, max_lifetime=max_lifetime, open=True
+    ) as pool:
         pool.wait()
         a = pool.getconn()
         b = pool.getconn(timeout=10)  # grows to 2
@@ -260,19 +300,25 @@ def test_shrinking_goes_on_with_an_infinite_lifetime(pg_dsn, max_lifetime) -> No
 
 def test_async_expiry_and_shrinking_go_on_with_infinite_periods(pg_dsn) -> None:
     async def main() -> None:
-        async with AsyncConnectionPool(pg_dsn, min_size=1, max_lifetime=0.2, max_idle=math.inf,
-                                       open=False) as pool:
+        async with AsyncConnectionPool(
+            pg_dsn, min_size=1, max_lifetime=0.2, max_idle=math.inf, open=False
+        ) as pool:
             await pool.wait()
-            await async_eventually(lambda: pool.get_stats().get("connections_num", 0) >= 4,
-                                   "expired connections replaced")
-        async with AsyncConnectionPool(pg_dsn, min_size=1, max_size=2, max_idle=0.2,
-                                       max_lifetime=math.inf, open=False) as pool:
+            await async_eventually(
+                lambda: pool.get_stats().get("connections_num", 0) >= 4,
+                "expired connections replaced",
+            )
+        async with AsyncConnectionPool(
+            pg_dsn, min_size=1, max_size=2, max_idle=0.2, max_lifetime=math.inf, open=False
+        ) as pool:
             await pool.wait()
             a = await pool.getconn()
             b = await pool.getconn(timeout=10)
             await pool.putconn(a)
             await pool.putconn(b)
-            await async_eventually(lambda: pool.get_stats()["pool_size"] == 1, "the unused connection closed")
+            await async_eventually(
+                lambda: pool.get_stats()["pool_size"] == 1, "the unused connection closed"
+            )
 
     asyncio.run(main())
 
@@ -288,15 +334,24 @@ def test_reconnection_goes_on_without_a_time_limit(pg_dsn, monkeypatch) -> None:
             failures.pop()
             raise RuntimeError("not yet")
 
-    with ConnectionPool(pg_dsn, min_size=1, reconnect_timeout=math.inf, configure=configure,
-                        reconnect_failed=gave_up.append, open=True) as pool:
+    with ConnectionPool(
+        pg_dsn,
+        min_size=1,
+        reconnect_timeout=math.inf,
+        configure=configure,
+        reconnect_failed=gave_up.append,
+        open=True,
+    ) as pool:
         pool.wait(timeout=20)
         assert not failures and gave_up == []
 
 
 # -- a task that raises doesn't stop the pool's workers --------------------------
 
-def test_a_callback_raising_systemexit_in_a_worker_does_not_stop_the_pool(pg_dsn, monkeypatch, caplog) -> None:
+
+def test_a_callback_raising_systemexit_in_a_worker_does_not_stop_the_pool(
+    pg_dsn, monkeypatch, caplog
+) -> None:
     monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.01)
     calls: list = []
 
@@ -311,11 +366,15 @@ def test_a_callback_raising_systemexit_in_a_worker_does_not_stop_the_pool(pg_dsn
         assert all(t.is_alive() for t in pool._workers.threads)
         stats = pool.get_stats()
         assert (stats["pool_size"], stats["pool_available"]) == (1, 1)
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "SystemExit" in r.getMessage()]
+    errors = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and "SystemExit" in r.getMessage()
+    ]
     assert len(errors) == 1
 
 
-def test_async_configure_raising_cancelled_error_does_not_stop_the_pool(pg_dsn, monkeypatch, caplog) -> None:
+def test_async_configure_raising_cancelled_error_does_not_stop_the_pool(
+    pg_dsn, monkeypatch, caplog
+) -> None:
     import sys
 
     if sys.version_info < (3, 11):
@@ -329,8 +388,9 @@ def test_async_configure_raising_cancelled_error_does_not_stop_the_pool(pg_dsn, 
             raise asyncio.CancelledError()  # not a cancellation of the worker
 
     async def main() -> None:
-        async with AsyncConnectionPool(pg_dsn, min_size=1, num_workers=1, configure=configure,
-                                       open=False) as pool:
+        async with AsyncConnectionPool(
+            pg_dsn, min_size=1, num_workers=1, configure=configure, open=False
+        ) as pool:
             await pool.wait(timeout=20)
             assert len(calls) == 2
             assert not any(t.done() for t in pool._workers.tasks)
@@ -343,11 +403,15 @@ def test_async_configure_raising_cancelled_error_does_not_stop_the_pool(pg_dsn, 
 
 # -- sizes past the ring's capacity ---------------------------------------------
 
-@pytest.mark.parametrize("kwargs,name", [
-    ({"min_size": 0, "max_size": 2**20 + 1}, "max_size"),
-    ({"min_size": 2**20 + 1}, "min_size"),
-    ({"min_size": 1, "max_size": 10**30}, "max_size"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"min_size": 0, "max_size": 2**20 + 1}, "max_size"),
+        ({"min_size": 2**20 + 1}, "min_size"),
+        ({"min_size": 1, "max_size": 10**30}, "max_size"),
+    ],
+)
 def test_sizes_past_the_capacity_name_the_argument(pg_dsn, kwargs, name) -> None:
     for cls in (ConnectionPool, AsyncConnectionPool):
         with pytest.raises(ValueError, match=f"^{name} must be at most 1048576, got"):

@@ -9,6 +9,7 @@ there, on the same pool; after every run the books must balance against the
 server (pool_size = idle + checked out + connecting = the pool's backends in
 pg_stat_activity) and a fresh checkout must work. The figures (points, runs)
 are printed for the README's reliability section."""
+
 from __future__ import annotations
 
 import itertools
@@ -23,7 +24,13 @@ import pytest
 
 import fastpool
 from fastpool import ConnectionPool, NullConnectionPool
-from fastpool.testing.interrupts import Injector, assert_conserved, async_exc, pool_books, run_points
+from fastpool.testing.interrupts import (
+    Injector,
+    assert_conserved,
+    async_exc,
+    pool_books,
+    run_points,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -156,6 +163,7 @@ def test_check_and_drain(make, admin) -> None:
 def _serve_when_queued(pool: Any, conn: Any, done: threading.Event) -> threading.Thread:
     """Another thread returns ``conn`` as soon as somebody is queued (or the
     operation ended without queueing)."""
+
     def run() -> None:
         while not done.is_set() and pool.get_stats()["requests_waiting"] == 0:
             time.sleep(0.0005)
@@ -189,7 +197,10 @@ def test_handover_to_waiting_thread(make, admin, cls) -> None:
             with Injector.paused():
                 t.join()
 
-    n = run_points(op, after=check_after(pool, admin, app, h, 1 if sized else None, f"{cls.__name__} hand-over"))
+    n = run_points(
+        op,
+        after=check_after(pool, admin, app, h, 1 if sized else None, f"{cls.__name__} hand-over"),
+    )
     report(f"{cls.__name__}: hand-over to a waiting thread", n)
 
 
@@ -383,8 +394,13 @@ def test_driver_and_callbacks_raise_in_connection_block(make, admin, where, exc)
         if e:
             raise e("injected in check")
 
-    pool, app = make(min_size=2, max_size=2, connection_class=_raising_connection_class(plan),
-                     reset=reset, check=check)
+    pool, app = make(
+        min_size=2,
+        max_size=2,
+        connection_class=_raising_connection_class(plan),
+        reset=reset,
+        check=check,
+    )
     for _ in range(3):
         plan[where] = exc
         with pytest.raises(exc, match="injected"):
@@ -420,7 +436,8 @@ async def _async_conserved(pool: Any, admin: Any, app: str, size: int | None, co
     import asyncio
 
     await asyncio.get_running_loop().run_in_executor(
-        None, lambda: assert_conserved(pool, admin, app, size=size, context=context))
+        None, lambda: assert_conserved(pool, admin, app, size=size, context=context)
+    )
 
 
 @pytest.mark.parametrize("cls", ["pool", "null"])
@@ -436,8 +453,11 @@ def test_async_return_paths(pg_dsn: str, admin, cls: str, where: str, exc_name: 
 
     if cls == "null" and where in ("reset", "check", "drain", "pool-check"):
         pytest.skip("a null pool has no idle connections to reset, check or drain")
-    exc = {"CancelledError": asyncio.CancelledError, "KeyboardInterrupt": KeyboardInterrupt,
-           "SystemExit": SystemExit}[exc_name]
+    exc = {
+        "CancelledError": asyncio.CancelledError,
+        "KeyboardInterrupt": KeyboardInterrupt,
+        "SystemExit": SystemExit,
+    }[exc_name]
     plan: dict[str, Any] = {}
     app = app_name("async")
 
@@ -455,10 +475,17 @@ def test_async_return_paths(pg_dsn: str, admin, cls: str, where: str, exc_name: 
     async def main() -> None:
         klass = fastpool.AsyncConnectionPool if cls == "pool" else fastpool.AsyncNullConnectionPool
         sized = cls == "pool"
-        pool = klass(pg_dsn, open=False, min_size=3 if sized else 0, max_size=3, timeout=10,
-                     connection_class=_async_raising_connection_class(plan), reset=reset,
-                     check=check if where == "check" else None,
-                     kwargs={"application_name": app})
+        pool = klass(
+            pg_dsn,
+            open=False,
+            min_size=3 if sized else 0,
+            max_size=3,
+            timeout=10,
+            connection_class=_async_raising_connection_class(plan),
+            reset=reset,
+            check=check if where == "check" else None,
+            kwargs={"application_name": app},
+        )
         await pool.open(wait=sized)
         try:
             for _ in range(3):
@@ -493,10 +520,14 @@ def test_async_return_paths(pg_dsn: str, admin, cls: str, where: str, exc_name: 
                             if where == "rollback":
                                 raise ZeroDivisionError
                 assert not plan
-                await _async_conserved(pool, admin, app, 3 if sized else None, f"{where} {exc_name}")
+                await _async_conserved(
+                    pool, admin, app, 3 if sized else None, f"{where} {exc_name}"
+                )
                 async with pool.connection() as conn:
                     await conn.execute("SELECT 1")
-                await _async_conserved(pool, admin, app, 3 if sized else None, f"{where} {exc_name} after")
+                await _async_conserved(
+                    pool, admin, app, 3 if sized else None, f"{where} {exc_name} after"
+                )
         finally:
             await pool.close()
 
@@ -512,7 +543,9 @@ def test_dbapi_pool_block_and_return(pg_dsn: str, admin, closing_pools: list) ->
     psycopg2 = pytest.importorskip("psycopg2")
     app = app_name("dbapi")
     dsn = psycopg.conninfo.make_conninfo(pg_dsn, application_name=app)
-    pool = fastpool.Pool(lambda: psycopg2.connect(dsn), min_size=2, max_size=2, pre_ping=True, timeout=10)
+    pool = fastpool.Pool(
+        lambda: psycopg2.connect(dsn), min_size=2, max_size=2, pre_ping=True, timeout=10
+    )
     closing_pools.append(pool)
     pool.wait(10)
     h = Holder(pool)
@@ -620,5 +653,7 @@ def test_random_interrupts_under_load(make, admin, cls, monkeypatch) -> None:
     assert_conserved(pool, admin, app, size=3 if sized else None, context="random interrupts")
     with pool.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
-    print(f"\n{cls.__name__}: {sent} asynchronous exceptions sent to 8 threads in 2 s,"
-          f" {landed[0]} caught by the workers; books balanced ({died} threads joined)")
+    print(
+        f"\n{cls.__name__}: {sent} asynchronous exceptions sent to 8 threads in 2 s,"
+        f" {landed[0]} caught by the workers; books balanced ({died} threads joined)"
+    )

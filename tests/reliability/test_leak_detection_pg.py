@@ -2,6 +2,7 @@
 reported once per checkout with the stack of the code that checked it out,
 and counted in ``connections_leaked``; returned connections are never
 reported; off by default. Sync and async pools, real PostgreSQL."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,12 @@ import time
 
 import pytest
 
-from fastpool import AsyncConnectionPool, AsyncNullConnectionPool, ConnectionPool, NullConnectionPool
+from fastpool import (
+    AsyncConnectionPool,
+    AsyncNullConnectionPool,
+    ConnectionPool,
+    NullConnectionPool,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -71,8 +77,9 @@ def test_leak_detection_is_off_by_default(pg_dsn: str, caplog) -> None:
     assert leak_reports(caplog) == []
 
 
-@pytest.mark.parametrize("cls,size", [(AsyncConnectionPool, {"min_size": 1}),
-                                      (AsyncNullConnectionPool, {"max_size": 2})])
+@pytest.mark.parametrize(
+    "cls,size", [(AsyncConnectionPool, {"min_size": 1}), (AsyncNullConnectionPool, {"max_size": 2})]
+)
 def test_async_leak_is_reported(aio_loop, pg_dsn: str, caplog, cls, size) -> None:
     caplog.set_level(logging.WARNING, logger="psycopg.pool")
 
@@ -91,11 +98,14 @@ def test_async_leak_is_reported(aio_loop, pg_dsn: str, caplog, cls, size) -> Non
     assert len(reports) == 1 and "test_leak_detection_pg.py" in reports[0], reports
 
 
-@pytest.mark.parametrize("kwargs,exc,msg", [
-    ({"leak_threshold": 0}, ValueError, "leak_threshold must be > 0"),
-    ({"leak_threshold": -1}, ValueError, "leak_threshold must be > 0"),
-    ({"leak_threshold": "5"}, TypeError, "leak_threshold must be a number of seconds"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,msg",
+    [
+        ({"leak_threshold": 0}, ValueError, "leak_threshold must be > 0"),
+        ({"leak_threshold": -1}, ValueError, "leak_threshold must be > 0"),
+        ({"leak_threshold": "5"}, TypeError, "leak_threshold must be a number of seconds"),
+    ],
+)
 def test_bad_leak_threshold(pg_dsn: str, kwargs, exc, msg) -> None:
     with pytest.raises(exc, match=msg):
         ConnectionPool(pg_dsn, open=False, **kwargs)
@@ -126,8 +136,12 @@ def test_generic_pool_leak_is_reported(tmp_path, caplog) -> None:
 
     caplog.set_level(logging.WARNING, logger="psycopg.pool")
     path = str(tmp_path / "db.sqlite")
-    with Pool(lambda: sqlite3.connect(path, check_same_thread=False), min_size=1,
-              leak_threshold=0.1, name="dbapi-leaky") as pool:
+    with Pool(
+        lambda: sqlite3.connect(path, check_same_thread=False),
+        min_size=1,
+        leak_threshold=0.1,
+        name="dbapi-leaky",
+    ) as pool:
         conn = hold_a_connection_too_long(pool)
         wait_for(lambda: pool.get_stats().get("connections_leaked", 0) == 1)
         conn.close()

@@ -2,6 +2,7 @@
 the code dropped them — are closed (their server session ends, its locks are
 released) and replaced, in every pool family; connections still referenced
 from anywhere (even only through a cursor) are never touched."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,8 +35,9 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) 
 
 
 def backends(admin: psycopg.Connection, app: str) -> int:
-    return admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                         [app]).fetchone()[0]
+    return admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]
+    ).fetchone()[0]
 
 
 @pytest.fixture
@@ -67,10 +69,12 @@ def row_lock_free(pg_dsn: str, table: str) -> bool:
 
 
 @pytest.mark.parametrize("cls", [fastpool.ConnectionPool, fastpool.NullConnectionPool])
-def test_a_thread_that_dies_holding_a_connection_in_a_transaction(pg_dsn, admin, app, locked_table,
-                                                                  caplog, cls) -> None:
+def test_a_thread_that_dies_holding_a_connection_in_a_transaction(
+    pg_dsn, admin, app, locked_table, caplog, cls
+) -> None:
     sizes = {"min_size": 1} if cls is fastpool.ConnectionPool else {"max_size": 1}
     with cls(pg_dsn, open=True, timeout=10, kwargs={"application_name": app}, **sizes) as p:
+
         def worker() -> None:
             conn = p.getconn()
             conn.execute(f"SELECT * FROM {locked_table} WHERE id = 1 FOR UPDATE")  # holds a lock
@@ -84,13 +88,20 @@ def test_a_thread_that_dies_holding_a_connection_in_a_transaction(pg_dsn, admin,
         with p.connection(timeout=10) as conn:  # its place is usable again
             conn.execute("SELECT 1")
         if cls is fastpool.ConnectionPool:
-            wait_until(lambda: p.get_stats()["pool_size"] == p.get_stats()["pool_available"] == 1,
-                       "the pool back at its size")
+            wait_until(
+                lambda: p.get_stats()["pool_size"] == p.get_stats()["pool_available"] == 1,
+                "the pool back at its size",
+            )
         else:
             assert p.get_stats()["pool_size"] == 0
-        wait_until(lambda: backends(admin, app) == p.get_stats()["pool_size"], "server sessions = pool")
-    assert any("never returned" in r.getMessage() for r in caplog.records
-               if r.name == "psycopg.pool" and r.levelno == logging.WARNING)
+        wait_until(
+            lambda: backends(admin, app) == p.get_stats()["pool_size"], "server sessions = pool"
+        )
+    assert any(
+        "never returned" in r.getMessage()
+        for r in caplog.records
+        if r.name == "psycopg.pool" and r.levelno == logging.WARNING
+    )
 
 
 def test_an_orphan_is_closed_by_close_even_before_a_scan(pg_dsn, admin, app, monkeypatch) -> None:
@@ -112,11 +123,12 @@ def test_an_orphan_is_closed_by_close_even_before_a_scan(pg_dsn, admin, app, mon
 def test_referenced_connections_are_never_reclaimed(pg_dsn, admin, app) -> None:
     # Heavy churn with scans every 20 ms, and connections kept alive only
     # through a cursor or a list: none may be taken for an orphan.
-    with fastpool.ConnectionPool(pg_dsn, min_size=4, max_size=4, open=True, timeout=10,
-                                 kwargs={"application_name": app}) as p:
+    with fastpool.ConnectionPool(
+        pg_dsn, min_size=4, max_size=4, open=True, timeout=10, kwargs={"application_name": app}
+    ) as p:
         p.wait()
-        cur = p.getconn().cursor()       # the connection lives on in cur.connection
-        kept = [p.getconn()]             # and this one in a list
+        cur = p.getconn().cursor()  # the connection lives on in cur.connection
+        kept = [p.getconn()]  # and this one in a list
         stop = time.monotonic() + 1.5
         errors: list[BaseException] = []
 
@@ -142,8 +154,9 @@ def test_referenced_connections_are_never_reclaimed(pg_dsn, admin, app) -> None:
 
 def test_async_task_that_ends_holding_a_connection(pg_dsn, admin, app) -> None:
     async def main() -> None:
-        async with fastpool.AsyncConnectionPool(pg_dsn, min_size=1, open=False, timeout=10,
-                                                kwargs={"application_name": app}) as p:
+        async with fastpool.AsyncConnectionPool(
+            pg_dsn, min_size=1, open=False, timeout=10, kwargs={"application_name": app}
+        ) as p:
             await p.wait()
 
             async def forgetful() -> None:
@@ -153,7 +166,10 @@ def test_async_task_that_ends_holding_a_connection(pg_dsn, admin, app) -> None:
             await asyncio.create_task(forgetful())
             gc.collect()
             for _ in range(1500):
-                if p.get_stats().get("connections_lost") == 1 and p.get_stats()["pool_available"] == 1:
+                if (
+                    p.get_stats().get("connections_lost") == 1
+                    and p.get_stats()["pool_available"] == 1
+                ):
                     break
                 await asyncio.sleep(0.01)
             assert p.get_stats().get("connections_lost") == 1
@@ -166,8 +182,10 @@ def test_async_task_that_ends_holding_a_connection(pg_dsn, admin, app) -> None:
 
 def test_async_null_pool_orphan_frees_its_place(pg_dsn, admin, app) -> None:
     async def main() -> None:
-        async with fastpool.AsyncNullConnectionPool(pg_dsn, max_size=1, open=False, timeout=10,
-                                                    kwargs={"application_name": app}) as p:
+        async with fastpool.AsyncNullConnectionPool(
+            pg_dsn, max_size=1, open=False, timeout=10, kwargs={"application_name": app}
+        ) as p:
+
             async def forgetful() -> None:
                 await (await p.getconn()).execute("SELECT 1")
 
@@ -180,13 +198,20 @@ def test_async_null_pool_orphan_frees_its_place(pg_dsn, admin, app) -> None:
 
 
 def test_generic_pool_dropped_connection(pg_dsn, admin, app, locked_table) -> None:
-    p = fastpool.Pool(lambda: psycopg.connect(pg_dsn, application_name=app), min_size=1,
-                      max_size=1, open=True, timeout=10)
+    p = fastpool.Pool(
+        lambda: psycopg.connect(pg_dsn, application_name=app),
+        min_size=1,
+        max_size=1,
+        open=True,
+        timeout=10,
+    )
     try:
         conn = p.getconn()
         conn.cursor().execute(f"SELECT * FROM {locked_table} WHERE id = 1 FOR UPDATE")
         del conn  # dropped, never closed nor returned
-        wait_until(lambda: row_lock_free(pg_dsn, locked_table), "the dropped connection's lock released")
+        wait_until(
+            lambda: row_lock_free(pg_dsn, locked_table), "the dropped connection's lock released"
+        )
         with p.connection() as again:
             again.cursor().execute("SELECT 1")
         assert p.get_stats().get("connections_lost") == 1
@@ -196,8 +221,10 @@ def test_generic_pool_dropped_connection(pg_dsn, admin, app, locked_table) -> No
 
 def test_leak_detection_still_reports_it_first(pg_dsn, app, caplog, monkeypatch) -> None:
     monkeypatch.setattr(PoolLogic, "_orphan_scan_period", 0.5)
-    with fastpool.ConnectionPool(pg_dsn, min_size=1, open=True, leak_threshold=0.05,
-                                 kwargs={"application_name": app}) as p:
+    with fastpool.ConnectionPool(
+        pg_dsn, min_size=1, open=True, leak_threshold=0.05, kwargs={"application_name": app}
+    ) as p:
+
         def worker() -> None:
             p.getconn()
 

@@ -3,6 +3,7 @@ started for the test in front of the test server): prepared statements off,
 no session state relied on. A client pool of 20 shares PgBouncer's 5 server
 connections among 32 threads; every transaction commits exactly once, the
 server never sees more than PgBouncer's pool, and ``check`` works through it."""
+
 from __future__ import annotations
 
 import threading
@@ -16,14 +17,18 @@ from fastpool.testing.pgbouncer import find_pgbouncer, pgbouncer_in_front_of
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.skipif(find_pgbouncer() is None,
-                       reason="pgbouncer not installed (scripts/test installs it as root)"),
+    pytest.mark.skipif(
+        find_pgbouncer() is None,
+        reason="pgbouncer not installed (scripts/test installs it as root)",
+    ),
 ]
 
 BOUNCER_POOL = 5
 THREADS, CLIENT_POOL, TXNS = 32, 20, 40
-SERVER_BACKENDS = ("SELECT count(*) FROM pg_stat_activity "
-                   "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+SERVER_BACKENDS = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +43,15 @@ def test_transactions_through_pgbouncer(bouncer_dsn: str, admin) -> None:
     baseline = admin.execute(SERVER_BACKENDS).fetchone()[0]
     # prepare_threshold=None: PgBouncer < 1.21 in transaction mode can't follow
     # prepared statements from one transaction to the next server connection.
-    pool = ConnectionPool(bouncer_dsn, min_size=CLIENT_POOL, max_size=CLIENT_POOL, open=True,
-                          timeout=30, check=ConnectionPool.check_connection,
-                          kwargs={"prepare_threshold": None})
+    pool = ConnectionPool(
+        bouncer_dsn,
+        min_size=CLIENT_POOL,
+        max_size=CLIENT_POOL,
+        open=True,
+        timeout=30,
+        check=ConnectionPool.check_connection,
+        kwargs={"prepare_threshold": None},
+    )
     errors: list[str] = []
     peak = [0]
     stop = threading.Event()
@@ -50,8 +61,12 @@ def test_transactions_through_pgbouncer(bouncer_dsn: str, admin) -> None:
             try:
                 with pool.connection() as conn:  # one transaction, committed on exit
                     conn.execute("INSERT INTO fastpool_bouncer VALUES (%s, %s)", [i, n])
-                    assert conn.execute("SELECT count(*) FROM fastpool_bouncer WHERE thread = %s",
-                                        [i]).fetchone()[0] == n + 1
+                    assert (
+                        conn.execute(
+                            "SELECT count(*) FROM fastpool_bouncer WHERE thread = %s", [i]
+                        ).fetchone()[0]
+                        == n + 1
+                    )
             except Exception as ex:
                 errors.append(repr(ex))
 
@@ -71,11 +86,15 @@ def test_transactions_through_pgbouncer(bouncer_dsn: str, admin) -> None:
         stop.set()
         watcher.join(10)
         assert not any(t.is_alive() for t in threads), "a client hung"
-        print(f"\nPgBouncer (transaction mode, pool {BOUNCER_POOL}): {THREADS} threads, client pool "
-              f"{CLIENT_POOL}, {THREADS * TXNS} transactions, {len(errors)} errors, at most "
-              f"{peak[0]} server connections")
+        print(
+            f"\nPgBouncer (transaction mode, pool {BOUNCER_POOL}): {THREADS} threads, client pool "
+            f"{CLIENT_POOL}, {THREADS * TXNS} transactions, {len(errors)} errors, at most "
+            f"{peak[0]} server connections"
+        )
         assert errors == []
-        rows = admin.execute("SELECT count(*), count(DISTINCT (thread, n)) FROM fastpool_bouncer").fetchone()
+        rows = admin.execute(
+            "SELECT count(*), count(DISTINCT (thread, n)) FROM fastpool_bouncer"
+        ).fetchone()
         assert rows == (THREADS * TXNS, THREADS * TXNS)
         assert 0 < peak[0] <= BOUNCER_POOL, peak[0]
         pool.check()  # the health check goes through PgBouncer too

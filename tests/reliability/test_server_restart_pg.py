@@ -3,6 +3,7 @@ started, so never the shared server): while the server is down, callers get
 PoolTimeout within their timeout and never hang, reconnection backs off
 (connect attempts per second are counted), and once the server is back the
 pool refills to min_size by itself and callers succeed again."""
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,9 @@ from fastpool.testing.postgres import PostgresServer, find_bindir, start_private
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.skipif(find_bindir() is None, reason="needs the PostgreSQL server binaries (initdb, pg_ctl)"),
+    pytest.mark.skipif(
+        find_bindir() is None, reason="needs the PostgreSQL server binaries (initdb, pg_ctl)"
+    ),
 ]
 
 THREADS, SIZE, TIMEOUT = 8, 4, 1.0
@@ -37,9 +40,16 @@ def private_server() -> Iterator[PostgresServer]:
 def test_server_restart_mid_load(private_server: PostgresServer, monkeypatch) -> None:
     # Reconnection backoff from 0.2 s (default 1 s) keeps the test short.
     monkeypatch.setattr(base.AttemptWithBackoff, "INITIAL_DELAY", 0.2)
-    pool = ConnectionPool(private_server.dsn, min_size=SIZE, max_size=SIZE, open=True,
-                          timeout=TIMEOUT, reconnect_timeout=120,
-                          check=ConnectionPool.check_connection, kwargs={"autocommit": True})
+    pool = ConnectionPool(
+        private_server.dsn,
+        min_size=SIZE,
+        max_size=SIZE,
+        open=True,
+        timeout=TIMEOUT,
+        reconnect_timeout=120,
+        check=ConnectionPool.check_connection,
+        kwargs={"autocommit": True},
+    )
     outcomes: list[tuple[float, str, float]] = []  # (start, outcome, duration)
     lock = threading.Lock()
     stop = threading.Event()
@@ -80,7 +90,9 @@ def test_server_restart_mid_load(private_server: PostgresServer, monkeypatch) ->
         deadline = time.monotonic() + 30
         while first_ok_after is None and time.monotonic() < deadline:
             with lock:
-                first_ok_after = next((t0 + d for t0, o, d in outcomes if o == "ok" and t0 >= up_at), None)
+                first_ok_after = next(
+                    (t0 + d for t0, o, d in outcomes if o == "ok" and t0 >= up_at), None
+                )
             time.sleep(0.05)
         stop.set()
         for t in threads:
@@ -91,10 +103,12 @@ def test_server_restart_mid_load(private_server: PostgresServer, monkeypatch) ->
         kinds = {o for o, _ in during}
         worst = max(d for _, d in during)
         attempts_per_s = errors_down / 3.0
-        print(f"\nserver down {down_for:.1f} s: {len(during)} calls meanwhile ({sorted(kinds)}), "
-              f"slowest {worst:.2f} s (timeout {TIMEOUT} s); {errors_down} failed connects in 3 s "
-              f"= {attempts_per_s:.1f}/s; pool refilled {refilled_at - up_at:.2f} s and a caller "
-              f"succeeded {(first_ok_after or float('nan')) - up_at:.2f} s after the restart")
+        print(
+            f"\nserver down {down_for:.1f} s: {len(during)} calls meanwhile ({sorted(kinds)}), "
+            f"slowest {worst:.2f} s (timeout {TIMEOUT} s); {errors_down} failed connects in 3 s "
+            f"= {attempts_per_s:.1f}/s; pool refilled {refilled_at - up_at:.2f} s and a caller "
+            f"succeeded {(first_ok_after or float('nan')) - up_at:.2f} s after the restart"
+        )
         assert "timeout" in kinds
         assert kinds <= {"timeout", "ok", "OperationalError"}, kinds
         assert worst <= HANG, f"a call took {worst:.2f} s with timeout {TIMEOUT} s"

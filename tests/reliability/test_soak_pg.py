@@ -3,6 +3,7 @@
 every second. Both must stay flat: the server sees exactly the pool's
 connections throughout, and RSS after warm-up does not grow (a leak of even a
 hundred bytes per query would add tens of MiB). No query may fail."""
+
 from __future__ import annotations
 
 import statistics
@@ -32,13 +33,22 @@ def rss_mib() -> float:
 
 
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs /proc")
-@pytest.mark.parametrize("seconds", [
-    pytest.param(60.0, id="1min"),
-    pytest.param(600.0, id="10min", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "seconds",
+    [
+        pytest.param(60.0, id="1min"),
+        pytest.param(600.0, id="10min", marks=pytest.mark.slow),
+    ],
+)
 def test_soak(pg_dsn: str, admin, seconds: float) -> None:
-    pool = ConnectionPool(pg_dsn, min_size=SIZE, max_size=SIZE, open=True, timeout=30,
-                          kwargs={"autocommit": True, "application_name": APP})
+    pool = ConnectionPool(
+        pg_dsn,
+        min_size=SIZE,
+        max_size=SIZE,
+        open=True,
+        timeout=30,
+        kwargs={"autocommit": True, "application_name": APP},
+    )
     stop = threading.Event()
     ops = [0] * THREADS
     errors: list[str] = []
@@ -61,8 +71,9 @@ def test_soak(pg_dsn: str, admin, seconds: float) -> None:
         samples: list[tuple[float, float, int]] = []  # (elapsed, rss MiB, server connections)
         while time.monotonic() - t0 < seconds:
             time.sleep(1.0)
-            n = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                              [APP]).fetchone()[0]
+            n = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP]
+            ).fetchone()[0]
             samples.append((time.monotonic() - t0, rss_mib(), n))
         stop.set()
         for t in threads:
@@ -74,8 +85,10 @@ def test_soak(pg_dsn: str, admin, seconds: float) -> None:
         early = statistics.median(r for _, r, _ in steady[:third])
         late = statistics.median(r for _, r, _ in steady[-third:])
         conns = {n for _, _, n in samples}
-        print(f"\nsoak {seconds:.0f} s, {THREADS} threads: {sum(ops)} queries, {len(errors)} errors, "
-              f"RSS {early:.1f} -> {late:.1f} MiB, server connections seen {sorted(conns)}")
+        print(
+            f"\nsoak {seconds:.0f} s, {THREADS} threads: {sum(ops)} queries, {len(errors)} errors, "
+            f"RSS {early:.1f} -> {late:.1f} MiB, server connections seen {sorted(conns)}"
+        )
         assert errors == []
         assert min(ops) > 0, "a thread never got a connection"
         assert conns == {SIZE}, conns

@@ -9,6 +9,7 @@ catch misuse are tested too. As in test_typing.py: once per scripts/test (the
 compiled-core pass), on a Python the pinned checkers support; a missing checker
 fails, a missing library of the sample skips.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,13 +27,14 @@ pytestmark = [
         reason="static typing doesn't depend on the core: checked in the FASTPOOL_IMPL=c pass only",
     ),
     pytest.mark.skipif(
-        sys.version_info < (3, 10), reason="the pinned mypy needs Python >= 3.10 (see the test group)"
+        sys.version_info < (3, 10),
+        reason="the pinned mypy needs Python >= 3.10 (see the test group)",
     ),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SAMPLE = '''
+SAMPLE = """
 from __future__ import annotations
 
 import sqlite3
@@ -88,7 +90,7 @@ def metrics(pool: Pool[sqlite3.Connection]) -> None:
     CollectorRegistry().register(PoolCollector(pool))
     assert_type(instrument_opentelemetry(pool), list[Asynchronous])
     PoolCollector(object())  # type: ignore[arg-type]
-'''
+"""
 
 
 def _need(module: str) -> None:
@@ -115,23 +117,40 @@ def test_mypy_sees_the_documented_types(sample: Path) -> None:
     # MYPYPATH puts this checkout's fastpool first; errors inside fastpool itself
     # are test_typing.py's business (follow-imports=silent).
     proc = subprocess.run(
-        _tool("mypy") + ["--strict", "--follow-imports=silent", "--warn-unused-ignores",
-                         "--no-error-summary", f"--cache-dir={sample.parent / 'mypy_cache'}", str(sample)],
-        cwd=sample.parent, env={**os.environ, "MYPYPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=240,
+        _tool("mypy")
+        + [
+            "--strict",
+            "--follow-imports=silent",
+            "--warn-unused-ignores",
+            "--no-error-summary",
+            f"--cache-dir={sample.parent / 'mypy_cache'}",
+            str(sample),
+        ],
+        cwd=sample.parent,
+        env={**os.environ, "MYPYPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_pyright_sees_the_documented_types(sample: Path) -> None:
     config = sample.parent / "pyrightconfig.json"
-    config.write_text(json.dumps({
-        "extraPaths": [str(ROOT)],
-        "typeCheckingMode": "standard",
-        "reportUnnecessaryTypeIgnoreComment": "error",
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "extraPaths": [str(ROOT)],
+                "typeCheckingMode": "standard",
+                "reportUnnecessaryTypeIgnoreComment": "error",
+            }
+        )
+    )
     proc = subprocess.run(
         _tool("pyright") + ["--pythonpath", sys.executable, "-p", str(config), str(sample)],
-        cwd=sample.parent, capture_output=True, text=True, timeout=240,
+        cwd=sample.parent,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

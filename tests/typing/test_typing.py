@@ -11,6 +11,7 @@ generic pool's and the drop-ins' types the same way.
 mypy and pyright come with the ``test`` dependency group; pyright runs on the
 machine's Node.js, with the pyright release its PyPI package bundles.
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 
+
 def _checker_test(test: Any) -> Any:
     """A test running mypy or pyright: once per scripts/test, on a Python they support."""
     once = pytest.mark.skipif(
@@ -35,9 +37,11 @@ def _checker_test(test: Any) -> Any:
         reason="static typing doesn't depend on the core: checked in the FASTPOOL_IMPL=c pass only",
     )
     supported = pytest.mark.skipif(
-        sys.version_info < (3, 10), reason="the pinned mypy needs Python >= 3.10 (see the test group)"
+        sys.version_info < (3, 10),
+        reason="the pinned mypy needs Python >= 3.10 (see the test group)",
     )
     return once(supported(test))
+
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = Path(__file__).with_name("user_program.py")
@@ -45,7 +49,16 @@ STUBTEST_ALLOWLIST = Path(__file__).with_name("stubtest_allowlist.txt")
 
 # What must stay typed for a user whatever else changes (pyright --verifytypes
 # lists a member under the class that defines it).
-_POOL_MEMBERS = ("__init__", "getconn", "putconn", "connection", "open", "close", "wait", "check_connection")
+_POOL_MEMBERS = (
+    "__init__",
+    "getconn",
+    "putconn",
+    "connection",
+    "open",
+    "close",
+    "wait",
+    "check_connection",
+)
 _NULL_POOL_MEMBERS = ("__init__", "getconn", "putconn", "wait")
 KEY_SYMBOLS = [
     f"fastpool.{module}.{cls}.{member}"
@@ -54,7 +67,11 @@ KEY_SYMBOLS = [
         ("null_pool", "NullConnectionPool", _NULL_POOL_MEMBERS),
         ("pool_async", "AsyncConnectionPool", _POOL_MEMBERS),
         ("null_pool_async", "AsyncNullConnectionPool", _NULL_POOL_MEMBERS),
-        ("dbapi", "Pool", ("__init__", "getconn", "putconn", "connection", "add_connection", "filled")),
+        (
+            "dbapi",
+            "Pool",
+            ("__init__", "getconn", "putconn", "connection", "add_connection", "filled"),
+        ),
     )
     for member in members
 ] + [f"fastpool.abc.{name}" for name in ("CT", "ACT", "ConnectionCB", "AsyncConnectionCB")]
@@ -83,7 +100,9 @@ def _pyright_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     try:
         out: dict[str, Any] = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"pyright gave no JSON report (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        pytest.fail(
+            f"pyright gave no JSON report (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return out
 
 
@@ -117,7 +136,14 @@ def test_package_is_clean_under_pyright() -> None:
 def test_public_symbols_have_known_types(tmp_path: Path) -> None:
     proc = _run(
         _tool("pyright")
-        + ["--verifytypes", "fastpool", "--ignoreexternal", "--outputjson", "--pythonpath", sys.executable],
+        + [
+            "--verifytypes",
+            "fastpool",
+            "--ignoreexternal",
+            "--outputjson",
+            "--pythonpath",
+            sys.executable,
+        ],
         cwd=tmp_path,
         PYTHONPATH=str(ROOT),
     )
@@ -147,7 +173,13 @@ def test_compiled_core_stub_matches_the_module(mypy_cache: Path) -> None:
         pytest.skip("compiled core not built")
     proc = _run(
         _tool("mypy.stubtest")
-        + ["fastpool._fastpool", "--allowlist", str(STUBTEST_ALLOWLIST), "--mypy-config-file", str(ROOT / "pyproject.toml")],
+        + [
+            "fastpool._fastpool",
+            "--allowlist",
+            str(STUBTEST_ALLOWLIST),
+            "--mypy-config-file",
+            str(ROOT / "pyproject.toml"),
+        ],
         cwd=ROOT,
         MYPYPATH=str(ROOT),
         FASTPOOL_IMPL="c",
@@ -201,11 +233,15 @@ def test_signatures_declared_for_type_checkers_match_the_runtime() -> None:
     assert set(declared) == {"getconn", "putconn", "connection"}
     for name, f in declared.items():
         assert _declared_params(f) == _runtime_params(getattr(ConnectionPool, name)), name
-    for module, cls, base in (("null_pool", "NullConnectionPool", ConnectionPool),
-                              ("null_pool_async", "AsyncNullConnectionPool", AsyncConnectionPool)):
+    for module, cls, base in (
+        ("null_pool", "NullConnectionPool", ConnectionPool),
+        ("null_pool_async", "AsyncNullConnectionPool", AsyncConnectionPool),
+    ):
         declared = _declared_for_type_checkers(module, cls)
         assert set(declared) == {"__init__"}
-        expected = [(n, k, 0 if n == "min_size" else d) for n, k, d in _runtime_params(base.__init__)]
+        expected = [
+            (n, k, 0 if n == "min_size" else d) for n, k, d in _runtime_params(base.__init__)
+        ]
         assert _declared_params(declared["__init__"]) == expected, cls
 
 
@@ -241,8 +277,15 @@ def _without_modules(type_text: str) -> str:
 def _check_mypy(tmp_path: Path, cache: Path) -> tuple[dict[int, str], dict[int, list[str]]]:
     proc = _run(
         _tool("mypy")
-        + ["--strict", "--no-error-summary", "--show-error-codes", "--no-pretty",
-           "--cache-dir", str(cache), str(PROGRAM)],
+        + [
+            "--strict",
+            "--no-error-summary",
+            "--show-error-codes",
+            "--no-pretty",
+            "--cache-dir",
+            str(cache),
+            str(PROGRAM),
+        ],
         cwd=tmp_path,  # no project configuration: a user's plain --strict
         MYPYPATH=str(ROOT),
     )
@@ -299,9 +342,18 @@ def test_user_program_types(checker: str, tmp_path: Path, mypy_cache: Path) -> N
         for n, want in sorted(expected_reveals.items())
         if reveals.get(n) != want
     ]
-    wrong += [f"line {n}: reveal_type without '# ->': {t!r}" for n, t in reveals.items() if n not in expected_reveals]
-    wrong += [f"line {n}: unexpected error: {errors[n]}" for n in sorted(errors.keys() - expected_errors.keys())]
-    wrong += [f"line {n}: no error (expected one)" for n in sorted(expected_errors.keys() - errors.keys())]
+    wrong += [
+        f"line {n}: reveal_type without '# ->': {t!r}"
+        for n, t in reveals.items()
+        if n not in expected_reveals
+    ]
+    wrong += [
+        f"line {n}: unexpected error: {errors[n]}"
+        for n in sorted(errors.keys() - expected_errors.keys())
+    ]
+    wrong += [
+        f"line {n}: no error (expected one)" for n in sorted(expected_errors.keys() - errors.keys())
+    ]
     wrong += [
         f"line {n}: the error doesn't mention {word!r}: {errors[n]}"
         for n, word in sorted(expected_errors.items())
