@@ -45,12 +45,12 @@ def extensions() -> list:
         return []
     try:
         from Cython.Build import cythonize
-    except ImportError:
+    except ImportError as missing:
         if REQUIRE_EXTENSIONS:
             raise RuntimeError(
                 "FASTPOOL_REQUIRE_EXTENSIONS is set but Cython is not installed; "
                 "will not degrade to a pure-Python install"
-            )
+            ) from missing
         print("fastpool: Cython missing, pure-Python build")
         return []
     cflags = ["-O0", "-g3", "-UNDEBUG"] if DEBUG else ["-O2"]

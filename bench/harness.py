@@ -5,9 +5,9 @@ repeated, and we report median, min and max plus per-repeat paired ratios."""
 from __future__ import annotations
 
 import statistics
-from array import array
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable
 

@@ -153,8 +153,8 @@ def write_plot(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> N
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.ticker
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ncols = min(3, len(cases))
     nrows = (len(cases) + ncols - 1) // ncols

@@ -12,9 +12,9 @@ from ._core import SlotRing
 from .dbapi import ConnectionReturned, Pool, PooledConnection, PoolFull
 from .errors import PoolClosed, PoolInternalError, PoolTimeout, TooManyRequests
 from .null_pool import NullConnectionPool
+from .null_pool_async import AsyncNullConnectionPool
 from .pool import ConnectionPool
 from .pool_async import AsyncConnectionPool
-from .null_pool_async import AsyncNullConnectionPool
 
 __version__ = "0.1.0"
 

@@ -25,7 +25,6 @@ import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-
 from ._core import SlotRing
 from .base import MIN_SLOT_CAPACITY, AttemptWithBackoff, Histograms, PoolMetrics, Stats
 from .errors import PoolClosed, TooManyRequests

@@ -15,11 +15,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import base
+from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .abc import CT
 from .base import AttemptWithBackoff, Stats
 from .errors import PoolClosed
 from .pool import ConnectionPool, logger, monotonic
-from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
 from .waiting import Waiter, release_waiter
 
 if TYPE_CHECKING:

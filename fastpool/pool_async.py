@@ -610,7 +610,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                     continue
                 try:
                     await self.check_connection(conn)
-                except Exception as ex:
+                except Exception:
                     self._stats.add(Stats.CONNECTIONS_LOST)
                     logger.warning("discarding broken connection: %s", conn)
                     await self._discard(slot, conn)

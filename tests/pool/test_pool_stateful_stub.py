@@ -7,14 +7,12 @@ pool_size never exceeds max_size."""
 
 from __future__ import annotations
 
-
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from fastpool import ConnectionPool, PoolTimeout
-
 from fastpool.testing.stubs import StubConnection, settle
 
 INTRANS, UNKNOWN = 2, 4
