@@ -9,7 +9,6 @@ pyright, and compares what they say with the comments:
   message mentions ``word`` (``# error`` alone: any error);
 * every other line must be clean.
 """
-
 from __future__ import annotations
 
 from typing import Any, TypeVar
@@ -94,9 +93,7 @@ def sync_pools() -> None:
     with dicts.connection() as dconn:
         reveal_type(dconn.execute("select 1 as one").fetchone())  # -> dict[str, Any] | None
 
-    audited = ConnectionPool(
-        lambda: "dbname=test", connection_class=AuditedConnection[DictRow], open=False
-    )
+    audited = ConnectionPool(lambda: "dbname=test", connection_class=AuditedConnection[DictRow], open=False)
     with audited.connection() as aconn:
         reveal_type(aconn)  # -> AuditedConnection[dict[str, Any]]
         aconn.audit("checkout")
@@ -107,9 +104,7 @@ def sync_pools() -> None:
     ConnectionPool(5432)  # error
     ConnectionPool("dbname=test", timeout="slow")  # error: timeout
     ConnectionPool("dbname=test", connection_class=AsyncConnection)  # error: AsyncConnection
-    ConnectionPool(
-        "dbname=test", connection_class=Connection[TupleRow], configure=configure_dicts
-    )  # error: configure
+    ConnectionPool("dbname=test", connection_class=Connection[TupleRow], configure=configure_dicts)  # error: configure
     ConnectionPool("dbname=test", reconnect_failed=on_give_up_async)  # error: reconnect_failed
     ConnectionPool(conninfo_from_vault)  # error
 
@@ -156,13 +151,9 @@ async def async_pools() -> None:
     AsyncConnectionPool("dbname=test", connection_class=Connection)  # error: Connection
     AsyncConnectionPool("dbname=test", max_waiting=1.5)  # error: max_waiting
 
-    null = AsyncNullConnectionPool(
-        "dbname=test", connection_class=AsyncConnection[DictRow], open=False
-    )
+    null = AsyncNullConnectionPool("dbname=test", connection_class=AsyncConnection[DictRow], open=False)
     reveal_type(null)  # -> AsyncNullConnectionPool[AsyncConnection[dict[str, Any]]]
     async with null.connection() as nconn:
         reveal_type(nconn)  # -> AsyncConnection[dict[str, Any]]
-    reveal_type(
-        AsyncNullConnectionPool()
-    )  # -> AsyncNullConnectionPool[AsyncConnection[tuple[Any, ...]]]
+    reveal_type(AsyncNullConnectionPool())  # -> AsyncNullConnectionPool[AsyncConnection[tuple[Any, ...]]]
     AsyncNullConnectionPool("dbname=test", min_size=None)  # error: min_size
