@@ -54,8 +54,8 @@ def c_core() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def pg_server():
-    """A running PostgreSQL for the whole session (see fastpool.testing.postgres)."""
-    from fastpool.testing.postgres import test_server
+    """A running PostgreSQL for the whole session (see tests.support.postgres)."""
+    from tests.support.postgres import test_server
 
     with test_server() as server:
         yield server
@@ -77,7 +77,7 @@ def tpc_dsn(pg_server) -> Iterator[str]:
     if allowed > 0:
         yield pg_server.dsn
         return
-    from fastpool.testing.postgres import find_bindir, start_private_server
+    from tests.support.postgres import find_bindir, start_private_server
 
     if find_bindir() is None:
         pytest.skip(

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with contextlib.ExitStack() as stack:
         if args.dsn is None and any(CASES[n][1] for n in args.cases):
-            from fastpool.testing.postgres import test_server
+            from tests.support.postgres import test_server
 
             args.dsn = stack.enter_context(test_server()).dsn
         return run(args)

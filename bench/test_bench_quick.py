@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fastpool.testing.postgres import mask_password
+from tests.support.postgres import mask_password
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -38,8 +38,8 @@ pg_binaries_present() {
 ensure_postgres() {
     # A server the tests can reach (env, 127.0.0.1:5432) is enough; otherwise
     # the tests start a private cluster, which needs the server binaries.
-    if python -c 'import sys; from fastpool.testing.postgres import find_server; sys.exit(0 if find_server() else 1)'; then
-        say "PostgreSQL: using $(python -c 'from fastpool.testing.postgres import find_server; print(repr(find_server()))')"
+    if python -c 'import sys; from tests.support.postgres import find_server; sys.exit(0 if find_server() else 1)'; then
+        say "PostgreSQL: using $(python -c 'from tests.support.postgres import find_server; print(repr(find_server()))')"
         return
     fi
     if ! pg_binaries_present; then

@@ -184,9 +184,30 @@ def test_fastpool_never_imports_psycopg_pool() -> None:
     # a drop-in replacement must not lean on the package it replaces.
     pytest.importorskip("psycopg_pool")
     code = (
-        "import sys, fastpool, fastpool.pool, fastpool.null_pool, fastpool.testing.postgres; "
+        "import sys, fastpool, fastpool.pool, fastpool.null_pool; "
         "print('psycopg_pool' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_the_library_never_imports_the_test_helpers() -> None:
+    # tests/support (server launchers, stubs, fault injector) is not installed:
+    # an import of it from fastpool/ would break every installed copy.
+    offenders = []
+    for path in sorted((ROOT / "fastpool").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for name in names
+                if name.split(".")[0] in ("tests", "bench", "conftest")
+            ]
+    assert not offenders, offenders
+    assert not (ROOT / "fastpool" / "testing").exists()

@@ -7,7 +7,7 @@ import os
 import pytest
 
 pymysql = pytest.importorskip("pymysql")
-from fastpool.testing import mariadb  # noqa: E402
+from tests.support import mariadb  # noqa: E402
 
 pytestmark = pytest.mark.mariadb
 

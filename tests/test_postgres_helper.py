@@ -7,7 +7,7 @@ import os
 import psycopg
 import pytest
 
-from fastpool.testing import postgres
+from tests.support import postgres
 
 pytestmark = pytest.mark.postgres
 

@@ -1,12 +1,15 @@
 """The sdist installs into a fresh virtualenv as a user would (pip, build
 isolation): compiled where a C compiler works, the pure-Python core with a
-warning where none does (CC=false), and the core tests pass against the
-installed package in both cases. Runs once, in the compiled-core run of
-scripts/test (it builds its own installs, whatever FASTPOOL_IMPL says)."""
+warning where none does (CC=false); the wheel pip builds from it holds the
+library only (no test helpers, no C sources), and the core tests from the
+unpacked sdist pass against the installed package in both cases. Runs once, in
+the compiled-core run of scripts/test (it builds its own installs, whatever
+FASTPOOL_IMPL says)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -53,11 +56,47 @@ def test_sdist_holds_what_the_test_suite_needs(sdist: Path) -> None:
         "fastpool/py.typed",
         "fastpool/_fastpool.pyi",
         "tests/core/test_slotring.py",
+        # the helpers the tests import as tests.support (never installed)
+        "tests/__init__.py",
+        "tests/support/__init__.py",
+        "tests/support/threads.py",
+        "tests/support/postgres.py",
         "scripts/test",
         "tests/typing/user_program.py",
         "tests/typing/stubtest_allowlist.txt",
     ):
         assert needed in names, needed
+
+
+def _assert_wheel_holds_the_library_only(
+    sdist: Path, python: str, cwd: Path, env: dict[str, str], *, compiled: bool
+) -> None:
+    # pip built a wheel from the sdist and installed it: its RECORD lists the
+    # wheel's files. They must be the sdist's fastpool/ files (the library),
+    # plus the compiled core where it compiled: no test helpers, no sources.
+    listing = _run(
+        [
+            python,
+            "-c",
+            "import importlib.metadata as m; print('\\n'.join(map(str, m.files('fastpool'))))",
+        ],
+        cwd=cwd,
+        env=env,
+    )
+    installed = {
+        f
+        for f in listing.split()
+        if "/__pycache__/" not in f and not f.startswith("fastpool-")  # pip's .pyc, dist-info
+    }
+    with tarfile.open(sdist) as tar:
+        in_sdist = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
+    library = {n for n in in_sdist if n.startswith("fastpool/")}
+    assert {"fastpool/pool.py", "fastpool/django/base.py", "fastpool/py.typed"} <= library
+    assert not [f for f in installed if f.startswith(("fastpool/testing/", "tests/"))], installed
+    assert not [f for f in installed if f.endswith((".pyx", ".pxi", ".c", ".h"))], installed
+    compiled_core = {f for f in installed if re.fullmatch(r"fastpool/_fastpool\.[^/]+\.so", f)}
+    assert len(compiled_core) == (1 if compiled else 0), installed
+    assert installed - compiled_core == library, (installed - compiled_core) ^ library
 
 
 @pytest.mark.parametrize("compiler", ["with a compiler", "without a compiler"])
@@ -84,6 +123,7 @@ def test_sdist_installs_in_a_fresh_virtualenv(sdist: Path, tmp_path: Path, compi
     ).split()
     assert impl[0] == expected
     assert str(env_dir) in impl[1]  # the installed package, not a source tree
+    _assert_wheel_holds_the_library_only(sdist, python, tmp_path, env, compiled=expected == "c")
 
     # The core tests from the unpacked sdist, importing the installed package.
     with tarfile.open(sdist) as tar:

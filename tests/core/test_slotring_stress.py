@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from fastpool.testing.threads import run_threads
+from tests.support.threads import run_threads
 
 
 def full_ring(core, capacity: int, n: int):

@@ -55,7 +55,7 @@ class Driver:
 @pytest.fixture(scope="session")
 def mariadb_server():
     pytest.importorskip("pymysql")
-    from fastpool.testing.mariadb import test_server
+    from tests.support.mariadb import test_server
 
     with test_server() as server:
         if server is None:
@@ -106,7 +106,7 @@ def driver(request: pytest.FixtureRequest, tmp_path) -> Iterator[Driver]:
 
         d = Driver(name, connect, lambda c: _scalar(c, "SELECT pg_backend_pid()"), kill_pg, table)
     else:
-        from fastpool.testing.mariadb import connect_args_for
+        from tests.support.mariadb import connect_args_for
 
         server = request.getfixturevalue("mariadb_server")
         module = importlib.import_module(name)

@@ -11,7 +11,7 @@ import pytest
 
 import fastpool
 from fastpool import ConnectionReturned, PooledConnection, PoolTimeout
-from fastpool.testing.stubs import settle
+from tests.support.stubs import settle
 
 
 def insert(driver, conn, x: int) -> None:

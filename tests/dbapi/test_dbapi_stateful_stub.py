@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from fastpool import ConnectionReturned, Pool, PoolTimeout
-from fastpool.testing.stubs import settle
+from tests.support.stubs import settle
 
 _ids = itertools.count()
 

@@ -17,7 +17,7 @@ import mariadb  # noqa: E402
 
 from fastpool import PooledConnection, PoolTimeout  # noqa: E402
 from fastpool.mariadb_pool import ConnectionPool, PoolExhausted  # noqa: E402
-from fastpool.testing.mariadb import connect_args_for  # noqa: E402
+from tests.support.mariadb import connect_args_for  # noqa: E402
 
 pytestmark = pytest.mark.mariadb
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastpool.testing.threads import run_threads
+from tests.support.threads import run_threads
 
 pytestmark = pytest.mark.postgres
 

@@ -16,8 +16,8 @@ import pytest
 
 from fastpool import NullConnectionPool, PoolTimeout
 from fastpool.base import AttemptWithBackoff
-from fastpool.testing.stubs import StubConnection
-from fastpool.testing.threads import ReraiseThread
+from tests.support.stubs import StubConnection
+from tests.support.threads import ReraiseThread
 
 pytestmark = pytest.mark.postgres
 

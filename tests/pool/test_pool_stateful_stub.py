@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from fastpool import ConnectionPool, PoolTimeout
-from fastpool.testing.stubs import StubConnection, settle
+from tests.support.stubs import StubConnection, settle
 
 INTRANS, UNKNOWN = 2, 4
 

@@ -10,8 +10,8 @@ import pytest
 
 import fastpool
 from fastpool import ConnectionPool, PoolClosed, PoolTimeout, waiting
-from fastpool.testing.stubs import StubConnection
-from fastpool.testing.threads import run_threads
+from tests.support.stubs import StubConnection
+from tests.support.threads import run_threads
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from fastpool import AsyncNullConnectionPool, PoolTimeout
 from fastpool.base import AttemptWithBackoff
-from fastpool.testing.stubs import AsyncStubConnection
+from tests.support.stubs import AsyncStubConnection
 
 from .conftest import open_pool
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
 
 from fastpool import AsyncConnectionPool, PoolTimeout
-from fastpool.testing.stubs import AsyncStubConnection
+from tests.support.stubs import AsyncStubConnection
 
 INTRANS = 2
 

@@ -4,7 +4,7 @@ hand-over to a waiting client or a return leaves every connection returned,
 replaced or closed, and the exception reaches the caller.
 
 Each scenario runs once clean to count its injection points (see
-fastpool.testing.interrupts), then once per point with the exception delivered
+tests.support.interrupts), then once per point with the exception delivered
 there, on the same pool; after every run the books must balance against the
 server (pool_size = idle + checked out + connecting = the pool's backends in
 pg_stat_activity) and a fresh checkout must work. The figures (points, runs)
@@ -24,7 +24,7 @@ import pytest
 
 import fastpool
 from fastpool import ConnectionPool, NullConnectionPool
-from fastpool.testing.interrupts import (
+from tests.support.interrupts import (
     Injector,
     assert_conserved,
     async_exc,

@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from fastpool import ConnectionPool
-from fastpool.testing.pgbouncer import find_pgbouncer, pgbouncer_in_front_of
+from tests.support.pgbouncer import find_pgbouncer, pgbouncer_in_front_of
 
 pytestmark = [
     pytest.mark.postgres,

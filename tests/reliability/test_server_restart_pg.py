@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from fastpool import ConnectionPool, PoolTimeout, base
-from fastpool.testing.postgres import PostgresServer, find_bindir, start_private_server
+from tests.support.postgres import PostgresServer, find_bindir, start_private_server
 
 pytestmark = [
     pytest.mark.postgres,

@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     import psycopg
     from typing_extensions import TypeAlias
 
-    from ..pool import ConnectionPool
-    from ..pool_async import AsyncConnectionPool
+    from fastpool.pool import ConnectionPool
+    from fastpool.pool_async import AsyncConnectionPool
 
     # Any fastpool pool: the psycopg pools (sync, async, null) and fastpool.Pool.
     _AnyPool = Union[ConnectionPool[Any], AsyncConnectionPool[Any]]
@@ -58,9 +58,7 @@ if TYPE_CHECKING:
     _TraceFunction: TypeAlias = Callable[[FrameType, str, Any], Optional["_TraceFunction"]]
 
 _PACKAGE = os.path.dirname(os.path.abspath(fastpool.__file__)) + os.sep
-_LEFT_OUT = tuple(
-    os.path.join(_PACKAGE, name) for name in ("testing" + os.sep, "_pycore.py", "_pyhotpath.py")
-)
+_LEFT_OUT = tuple(os.path.join(_PACKAGE, name) for name in ("_pycore.py", "_pyhotpath.py"))
 
 
 def is_pool_code(filename: str) -> bool:
