@@ -133,7 +133,7 @@ def test_sdist_installs_in_a_fresh_virtualenv(sdist: Path, tmp_path: Path, compi
             tar.extractall(tmp_path / "src")
     (unpacked,) = (tmp_path / "src").iterdir()
     _run(
-        [*pip, "install", "-q", "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+        [*pip, "install", "-q", "pytest>=8.3.4", "pytest-timeout>=2.3", "hypothesis>=6.100"],
         cwd=tmp_path,
         env=env,
     )
