@@ -1,4 +1,4 @@
-"""``FastQueuePool``: SQLAlchemy's ``QueuePool`` on fastpool's core.
+"""SQLAlchemy's ``QueuePool`` and ``AsyncAdaptedQueuePool`` on fastpool's core.
 
     from sqlalchemy import create_engine
     from fastpool.sqlalchemy_pool import FastQueuePool
@@ -6,6 +6,12 @@
     engine = create_engine("postgresql+psycopg://...", poolclass=FastQueuePool,
                            pool_size=10, max_overflow=5, pool_timeout=30,
                            pool_recycle=3600, pool_pre_ping=True)
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from fastpool.sqlalchemy_pool import AsyncAdaptedFastQueuePool
+
+    engine = create_async_engine("postgresql+asyncpg://...",
+                                 poolclass=AsyncAdaptedFastQueuePool, pool_size=10)
 
 Idle connections sit in the lock-free ``SlotRing``: a checkout that finds one
 takes no lock. When none is idle, a new connection is opened if the overflow
@@ -15,6 +21,11 @@ SQLAlchemy does around the pool is SQLAlchemy's own, unchanged: ``pool_recycle``
 ``pool_pre_ping``, reset on return, invalidation, and the pool events
 (``connect``, ``checkout``, ``checkin``, ...), because only ``_do_get`` and
 ``_do_return_conn`` are replaced.
+
+The two classes differ only in how a checkout waits: ``FastQueuePool`` blocks
+its thread, ``AsyncAdaptedFastQueuePool`` suspends its task (through
+SQLAlchemy's greenlet bridge), so the event loop keeps running. Each is
+refused by the other kind of engine, as SQLAlchemy's own pair is.
 
 ``pool_size=0`` means no size limit, as in QueuePool: no returned connection is
 closed, and the overflow is unlimited.
@@ -30,16 +41,22 @@ against the new overflow instead of forgetting them; the pool holds at most
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool
 
 from ._core import MAX_CAPACITY, SlotRing
 from .base import check_timeout
-from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
+from .waiting import AsyncWaiter, Waiter, release_waiter, remove_waiter, thread_waiter
+
+try:
+    from sqlalchemy.util import await_
+except ImportError:  # SQLAlchemy 2.0 names it await_only
+    from sqlalchemy.util import await_only as await_
 
 if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry
@@ -53,8 +70,10 @@ _CONNECT_YOURSELF = -2
 UNLIMITED_CAP = 4096
 
 
-class FastQueuePool(Pool):
-    """A drop-in for ``sqlalchemy.pool.QueuePool`` (``poolclass=FastQueuePool``)."""
+class _FastQueuePoolBase(Pool):
+    """Everything but the wait: the slot ring, the overflow accounting, the
+    FIFO hand-over and QueuePool's API. A subclass says how a checkout waits
+    (``_new_waiter``, ``_wait``, ``_waiter_done``)."""
 
     def __init__(
         self,
@@ -72,7 +91,7 @@ class FastQueuePool(Pool):
                 raise ValueError(f"{name} must be >= {low}, got {value}")
         if use_lifo:
             raise ValueError(
-                "FastQueuePool hands out idle connections oldest first: use_lifo=True "
+                f"{type(self).__name__} hands out idle connections oldest first: use_lifo=True "
                 "is not supported (use sqlalchemy's QueuePool for LIFO)"
             )
         self._timeout = check_timeout(timeout, "timeout")
@@ -100,8 +119,24 @@ class FastQueuePool(Pool):
         self._ring = SlotRing(self._capacity)
         # A record per slot; None only in retired slots, which are never read.
         self._records: list[ConnectionPoolEntry] = [None] * self._capacity  # type: ignore[list-item]
-        self._lock = threading.Lock()
-        self._waiting: deque[Waiter] = deque()
+        # Re-entrant: SQLAlchemy returns the record of a garbage-collected
+        # connection from a weakref callback, which the collector may run in
+        # any allocation, including one made while this thread holds the lock.
+        # Every section under it leaves the books consistent before allocating.
+        self._lock = threading.RLock()
+        self._waiting: deque[Any] = deque()  # Waiter (threads) or AsyncWaiter (tasks)
+
+    # -- how a checkout waits (the subclass) ---------------------------------
+
+    def _new_waiter(self) -> Any:
+        raise NotImplementedError
+
+    def _wait(self, w: Any) -> None:
+        """Until ``w`` is served or failed, or the pool timeout passes."""
+        raise NotImplementedError
+
+    def _waiter_done(self, w: Any) -> None:
+        """The checkout is done with ``w`` (it is off the queue)."""
 
     # -- checkout ------------------------------------------------------------
 
@@ -121,8 +156,13 @@ class FastQueuePool(Pool):
                     self._overflow += 1  # a place for a new connection (in the ring), ours
                     self._connecting += 1
                 else:
-                    w = thread_waiter()
+                    w = self._new_waiter()
                     self._waiting.append(w)
+                    # A connection returned between the try_acquire (this one,
+                    # or the lock-free one in _do_get) and the append would sit
+                    # idle while we wait: returners look at the queue only after
+                    # releasing.
+                    self._serve_waiters_locked()
         if slot >= 0:
             return self._records[slot]
         if w is not None:
@@ -131,26 +171,28 @@ class FastQueuePool(Pool):
                 return self._records[slot]
         return self._new_record()
 
-    def _await(self, w: Waiter) -> int:
+    def _await(self, w: Any) -> int:
         # The outcome is read under the lock, never inferred from the wake-up:
         # an interrupt just after the hand-over must not wait for it again.
         try:
-            w.wait(self._timeout)
+            if not w.settled:  # (served at once by _get_slow: nothing to wait for)
+                self._wait(w)
             with self._lock:
                 remove_waiter(self._waiting, w)  # (timed out)
-                slot = w.slot
-        except BaseException:  # interrupted: don't strand what was handed over
+                slot: int = w.slot
+        except BaseException:  # interrupted, cancelled: don't strand what was handed over
             with self._lock:
                 remove_waiter(self._waiting, w)
                 slot = w.slot
             w.slot = -1
-            release_waiter(w)
+            self._waiter_done(w)
             self._give_unclaimed(slot)
             raise
-        release_waiter(w)
+        self._waiter_done(w)
         if slot == -1:
             cap = (
-                " (FastQueuePool caps an unlimited overflow at %d connections)" % UNLIMITED_CAP
+                " (%s caps an unlimited overflow at %d connections)"
+                % (type(self).__name__, UNLIMITED_CAP)
                 if self._unlimited
                 else ""
             )
@@ -186,9 +228,7 @@ class FastQueuePool(Pool):
         """A connection place is free: the oldest waiter may connect, else it
         is given back to the overflow."""
         with self._lock:
-            if self._waiting:
-                self._waiting.popleft().serve(_CONNECT_YOURSELF)
-            else:
+            if not self._hand_over_locked(_CONNECT_YOURSELF):
                 self._overflow -= 1
                 self._connecting -= 1
 
@@ -198,8 +238,7 @@ class FastQueuePool(Pool):
         slot: int = record._fp_slot  # type: ignore[attr-defined]  # set by _new_record
         if self._waiting or (self._overflow > 0 and self._closes_overflow):
             with self._lock:
-                if self._waiting:
-                    self._waiting.popleft().serve(slot)
+                if self._hand_over_locked(slot):
                     return
                 if (
                     self._closes_overflow
@@ -220,15 +259,34 @@ class FastQueuePool(Pool):
         self._ring.release(slot)
         if self._waiting:  # someone queued while we released
             with self._lock:
-                while self._waiting:
-                    slot = self._ring.try_acquire()
-                    if slot < 0:
-                        break
-                    self._waiting.popleft().serve(slot)
+                self._serve_waiters_locked()
+
+    def _hand_over_locked(self, slot: int) -> bool:
+        """Give ``slot`` (or _CONNECT_YOURSELF) to the oldest waiter (lock
+        held); False if nobody waits. The waiter owns it before it leaves the
+        queue, so an interrupt can't land while it belongs to nobody."""
+        waiting = self._waiting
+        while waiting:
+            w = waiting[0]
+            w.slot = slot
+            del waiting[0]
+            if w.wake() is not False:
+                return True
+            w.slot = -1  # a task whose event loop has closed: it would never take it
+        return False
+
+    def _serve_waiters_locked(self) -> None:
+        while self._waiting:
+            slot = self._ring.try_acquire()
+            if slot < 0:
+                return
+            if not self._hand_over_locked(slot):
+                self._ring.release(slot)
+                return
 
     # -- QueuePool's API ---------------------------------------------------------
 
-    def recreate(self) -> "FastQueuePool":
+    def recreate(self) -> _FastQueuePoolBase:
         self.logger.info("Pool recreating")
         return self.__class__(
             self._creator,
@@ -283,4 +341,57 @@ class FastQueuePool(Pool):
         return self._ring.in_use_count()
 
 
-__all__ = ["FastQueuePool"]
+class FastQueuePool(_FastQueuePoolBase):
+    """A drop-in for ``sqlalchemy.pool.QueuePool`` (``poolclass=FastQueuePool``).
+
+    A checkout waits by blocking its thread, so ``create_async_engine()``
+    refuses it (``ArgumentError``), as it refuses QueuePool: use
+    ``AsyncAdaptedFastQueuePool`` there."""
+
+    # What SQLAlchemy's engines check to refuse a pool of the wrong kind (a
+    # class attribute, as on QueuePool, over Pool's property).
+    _is_asyncio = False  # pyright: ignore[reportAssignmentType]
+
+    def _new_waiter(self) -> Waiter:
+        return thread_waiter()
+
+    def _wait(self, w: Waiter) -> None:
+        w.wait(self._timeout)
+
+    def _waiter_done(self, w: Waiter) -> None:
+        release_waiter(w)
+
+
+class AsyncAdaptedFastQueuePool(_FastQueuePoolBase):
+    """A drop-in for ``sqlalchemy.pool.AsyncAdaptedQueuePool``, for
+    ``create_async_engine(..., poolclass=AsyncAdaptedFastQueuePool)``.
+
+    A checkout that has to wait suspends its task on the running event loop
+    (SQLAlchemy runs the pool in a greenlet of that task): other tasks keep
+    running, waiters are served oldest first, ``pool_timeout`` raises
+    SQLAlchemy's ``TimeoutError``, and a task cancelled while it waits gives
+    back any connection handed to it meanwhile. ``create_engine()`` refuses
+    it (``ArgumentError``)."""
+
+    _is_asyncio = True  # pyright: ignore[reportAssignmentType]
+    # The stand-in dialect SQLAlchemy gives its own asyncio pool when no engine
+    # supplies one: it tells SQLAlchemy not to do I/O from garbage collection.
+    _dialect = AsyncAdaptedQueuePool._dialect
+
+    def _new_waiter(self) -> AsyncWaiter:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise exc.MissingGreenlet(
+                f"{type(self).__name__} waits for a connection on the running event loop:"
+                " check connections out through an AsyncEngine (create_async_engine)"
+            ) from None
+        return AsyncWaiter(loop)
+
+    def _wait(self, w: AsyncWaiter) -> None:
+        # Hands the wait to the event loop and resumes here when it is over:
+        # raises MissingGreenlet outside SQLAlchemy's asyncio layer.
+        await_(w.wait(self._timeout))
+
+
+__all__ = ["AsyncAdaptedFastQueuePool", "FastQueuePool"]

@@ -42,11 +42,6 @@ class Waiter:
         self.error: BaseException | None = None
         self.busy: bool = False  # in use by a checkout of its thread
 
-    def serve(self, slot: int) -> None:
-        """Give the waiter a slot (pool lock held)."""
-        self.slot = slot
-        self.wake()
-
     def fail(self, error: BaseException) -> None:
         """Wake the waiter with an error (pool lock held)."""
         self.error = error

@@ -4,6 +4,7 @@ pool_recycle, pool events, dispose, threads."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -369,3 +370,72 @@ def test_an_infinite_pool_timeout_waits_for_a_returned_connection(make_engine, t
     held.close()
     t.join(10)
     assert got == [held_pid]
+
+
+class RingThatCollects:
+    """The pool's ring, except that the failing ``try_acquire`` made under the
+    pool's lock (the second one of a checkout: the first is the lock-free
+    fast path) runs the garbage collector: as Python may, in any allocation."""
+
+    def __init__(self, ring, pool) -> None:
+        self.ring, self.pool = ring, pool
+        self.misses = 0
+        self.returned_meanwhile: int | None = None
+
+    def __getattr__(self, name):
+        return getattr(self.ring, name)
+
+    def try_acquire(self) -> int:
+        slot = self.ring.try_acquire()
+        if slot < 0:
+            self.misses += 1
+            if self.misses == 2:
+                gc.collect()
+                self.returned_meanwhile = self.ring.idle_count()
+        return slot
+
+
+def test_a_connection_collected_while_the_lock_is_held_is_returned_and_handed_over() -> None:
+    # SQLAlchemy returns the record of a garbage-collected connection from a
+    # weakref callback, in whatever the thread was doing: here, a checkout
+    # holding the pool's lock, between its try_acquire and its queueing. The
+    # return must neither deadlock on that lock nor be missed by the checkout
+    # (timeout=0: no wait, so only a hand-over can serve it).
+    opened: list = []
+
+    def creator():
+        opened.append(1)
+        return StubDBAPIConnection()
+
+    pool = FastQueuePool(creator, pool_size=1, max_overflow=1, timeout=0)
+    first = pool.connect()
+    lost = [pool.connect()]  # the overflow connection, soon in a cycle nobody refers to
+    lost.append(lost)
+    got: list = []
+    gc.disable()  # it runs when the ring says so
+    try:
+        del lost
+        pool._ring = ring = RingThatCollects(pool._ring, pool)
+
+        def checkout() -> None:
+            try:
+                got.append(pool.connect())
+            except Exception as ex:
+                got.append(ex)
+
+        t = threading.Thread(target=checkout, daemon=True)
+        t.start()
+        t.join(10)
+        assert not t.is_alive(), "the checkout deadlocked on the pool's own lock"
+    finally:
+        gc.enable()
+    assert ring.returned_meanwhile == 1  # the callback ran inside the checkout
+    assert len(got) == 1 and not isinstance(got[0], Exception), got
+    assert len(opened) == 2  # served with the returned one, none opened
+    assert (pool.checkedout(), pool.checkedin(), pool.overflow()) == (2, 0, 1)
+    got[0].close()
+    first.close()
+    pool._ring = ring.ring
+    assert (pool.checkedout(), pool.checkedin(), pool.overflow()) == (0, 1, 0)
+    pool._ring.check_invariants()
+    pool.dispose()

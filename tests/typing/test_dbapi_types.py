@@ -71,14 +71,16 @@ def generic_pool() -> None:
 def drop_ins() -> None:
     from mysql.connector.abstracts import MySQLConnectionAbstract
     from sqlalchemy import create_engine
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     from fastpool.mysql_pool import MySQLConnectionPool
-    from fastpool.sqlalchemy_pool import FastQueuePool
+    from fastpool.sqlalchemy_pool import AsyncAdaptedFastQueuePool, FastQueuePool
 
     mp = MySQLConnectionPool(pool_size=2, host="db")
     assert_type(mp.get_connection(), PooledConnection[MySQLConnectionAbstract])
     assert_type(mp.pool, Pool[MySQLConnectionAbstract])
     create_engine("postgresql+psycopg://", poolclass=FastQueuePool, pool_size=2)
+    create_async_engine("postgresql+asyncpg://", poolclass=AsyncAdaptedFastQueuePool, pool_size=2)
 
 
 def metrics(pool: Pool[sqlite3.Connection]) -> None:
