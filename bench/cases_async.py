@@ -9,6 +9,10 @@ Contenders, each used the way its docs recommend:
   with its own protocol, so a reference point only; and its release resets
   the session (a round trip) where the psycopg pools send nothing for an idle
   connection, so its no-query cycle is not like for like;
+* SQLAlchemy's ``AsyncAdaptedQueuePool`` and fastpool's
+  ``AsyncAdaptedFastQueuePool``: an AsyncEngine on psycopg's async dialect,
+  ``async with engine.connect() as conn`` (AUTOCOMMIT; SQLAlchemy's own work
+  per checkout and return included, the same for both);
 * dedicated: one psycopg AsyncConnection per task, no pool (SELECT 1 only,
   the ceiling).
 
@@ -31,6 +35,8 @@ POOL_SIZE = 10
 BASELINE = "psycopg_pool async"
 CEILING = "dedicated async"
 ASYNCPG = "asyncpg pool (other driver)"
+SQLA = "sqlalchemy AsyncAdaptedQueuePool"
+SQLA_FAST = "sqlalchemy AsyncAdaptedFastQueuePool"
 
 
 def _yield() -> Awaitable[None]:
@@ -106,6 +112,52 @@ class AsyncpgPool(AsyncContender):
         return waited
 
 
+class SQLAlchemyAsyncEngine(AsyncContender):
+    """An AsyncEngine (psycopg's async dialect) on SQLAlchemy's asyncio pool or
+    on fastpool's."""
+
+    def __init__(self, dsn: str, tasks: int, fastpool: bool) -> None:
+        super().__init__(dsn, tasks)
+        self.fastpool = fastpool
+
+    async def open(self) -> None:
+        import psycopg
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        if self.fastpool:
+            from fastpool.sqlalchemy_pool import AsyncAdaptedFastQueuePool as poolclass
+        else:
+            from sqlalchemy.pool import AsyncAdaptedQueuePool as poolclass
+
+        self.engine = create_async_engine(
+            "postgresql+psycopg_async://",
+            poolclass=poolclass,
+            async_creator=functools.partial(psycopg.AsyncConnection.connect, self.dsn),
+            pool_size=POOL_SIZE,
+            max_overflow=0,
+            pool_timeout=60,
+            isolation_level="AUTOCOMMIT",
+        )
+
+    async def warm(self) -> None:
+        # SQLAlchemy connects on demand: open all POOL_SIZE first, as the
+        # psycopg pools do (min_size), so no connect lands in the measurement.
+        held = [await self.engine.connect() for _ in range(POOL_SIZE)]
+        for conn in held:
+            await conn.close()
+        await super().warm()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def op(self, select: bool) -> float:
+        t0 = time.perf_counter()
+        async with self.engine.connect() as conn:
+            waited = time.perf_counter() - t0
+            await (conn.exec_driver_sql("SELECT 1") if select else _yield())
+        return waited
+
+
 class DedicatedAsync(AsyncContender):
     """One connection per task: each task takes its own from a free list."""
 
@@ -149,6 +201,8 @@ CONTENDERS: dict[str, Callable[[str, int], AsyncContender]] = {
     "fastpool.python async": functools.partial(PsycopgPoolAsync, impl="python"),
     BASELINE: functools.partial(PsycopgPoolAsync, impl="psycopg_pool"),
     ASYNCPG: AsyncpgPool,
+    SQLA: functools.partial(SQLAlchemyAsyncEngine, fastpool=False),
+    SQLA_FAST: functools.partial(SQLAlchemyAsyncEngine, fastpool=True),
     CEILING: DedicatedAsync,
 }
 
@@ -228,12 +282,13 @@ def _measure_once(
 def _available(names: list[str]) -> dict[str, Callable[[str, int], AsyncContender]]:
     import importlib
 
-    needs = {ASYNCPG: "asyncpg", BASELINE: "psycopg_pool"}
+    sqla = ("sqlalchemy", "greenlet")  # greenlet: SQLAlchemy's asyncio layer
+    needs = {ASYNCPG: ("asyncpg",), BASELINE: ("psycopg_pool",), SQLA: sqla, SQLA_FAST: sqla}
     out = {}
     for name in names:
         try:
-            if name in needs:
-                importlib.import_module(needs[name])
+            for module in needs.get(name, ()):
+                importlib.import_module(module)
             if name.startswith("fastpool.python"):
                 fastpool_module("python")
         except ImportError as exc:
@@ -273,7 +328,9 @@ def case_async(args: argparse.Namespace) -> list[Table]:
                     [BASELINE],
                     extra,
                     note="asyncpg is a different driver (its own protocol, no psycopg) and resets the "
-                    "session when a connection is released: a reference point, not like for like.",
+                    "session when a connection is released: a reference point, not like for like. "
+                    "The sqlalchemy rows go through an AsyncEngine (its work per checkout and return "
+                    "included): compare them with each other.",
                 )
             )
     return tables

@@ -55,6 +55,8 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
                 "fastpool.python async",
                 "psycopg_pool async",
                 "asyncpg pool (other driver)",
+                "sqlalchemy AsyncAdaptedQueuePool",
+                "sqlalchemy AsyncAdaptedFastQueuePool",
             } <= set(impls), (case, sorted(impls))
         else:
             assert "fastpool.python" in impls, case
