@@ -1,7 +1,7 @@
 """Pure-Python twin of the compiled core (``src/_fastpool.pyx``).
 
 Same class, same methods, same return values, same exceptions and messages; a
-single ``threading.Lock`` stands in for the atomics. It is the fallback where the
+single re-entrant lock stands in for the atomics. It is the fallback where the
 extension can't be built and the reference the compiled core is tested against.
 """
 
@@ -36,7 +36,12 @@ class SlotRing:
         if not 1 <= capacity <= MAX_CAPACITY:
             raise ValueError(f"capacity must be between 1 and {MAX_CAPACITY}, got {capacity}")
         self._capacity = capacity
-        self._lock = threading.Lock()
+        # Re-entrant: a garbage collection can run inside a locked section and call a
+        # finalizer or weakref callback (SQLAlchemy returns a dropped connection so) that
+        # releases or retires another slot on this ring from the same thread. A plain lock
+        # would deadlock there; each operation touches only its own slot, so one nested
+        # inside another leaves both consistent.
+        self._lock = threading.RLock()
         self._idle: deque[int] = deque()
         self._present: set[int] = set()
         self._in_use: set[int] = set()
@@ -156,7 +161,7 @@ class Counters:
         if type(n) is not int or not 1 <= n <= 4096:
             raise ValueError(f"n must be an int between 1 and 4096, got {n!r}")
         self.n: int = n
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant for the same reason as SlotRing's
         self._values = [0] * n
 
     def _index(self, i: int) -> int:

@@ -268,3 +268,60 @@ def test_counters_add_get_pop(core) -> None:
     assert c.snapshot() == [2, 7, 0]  # nothing added by the refused call
     with pytest.raises(ValueError, match="n must be an int between 1 and 4096"):
         core.Counters(0)
+
+
+def test_a_collection_inside_a_locked_operation_can_release_another_slot() -> None:
+    """A garbage collection may run inside any operation of the pure-Python ring, with its lock
+    held, and call a callback that returns another connection to the same ring from the same
+    thread (SQLAlchemy returns dropped connections from weakref callbacks). That nested release
+    must neither deadlock nor corrupt the ring. (The compiled ring takes no lock.)"""
+    import gc
+    import inspect
+    import sys
+    import threading
+
+    from fastpool import _pycore
+
+    ring = ring_with(_pycore, 8, 2)
+    held = ring.try_acquire()
+    released: list[int] = []
+
+    add_code = _pycore.SlotRing.add.__code__
+    lines, first = inspect.getsourcelines(add_code)
+    locked_from = first + next(i for i, line in enumerate(lines) if "with self._lock" in line)
+
+    def inside_a_ring_operation() -> bool:
+        """True when called (by the collector) with add()'s lock held."""
+        frame = sys._getframe(2)
+        while frame is not None:
+            if frame.f_code is add_code:
+                return frame.f_lineno > locked_from
+            frame = frame.f_back
+        return False
+
+    def release_during_collection(phase: str, info: dict) -> None:
+        if phase == "start" and not released and inside_a_ring_operation():
+            released.append(held)
+            ring.release(held)
+
+    def operate() -> None:
+        old = gc.get_threshold()
+        gc.callbacks.append(release_during_collection)
+        gc.set_threshold(1)  # collect at (nearly) every tracked allocation: add() makes one
+        try:
+            for _ in range(10_000):
+                ring.retire(ring.add(acquired=True))
+                if released:
+                    break
+        finally:
+            gc.set_threshold(*old)
+            gc.callbacks.remove(release_during_collection)
+
+    worker = threading.Thread(target=operate, daemon=True)
+    worker.start()
+    worker.join(60)  # a hang detector, not a speed limit: it returns in milliseconds
+    assert not worker.is_alive(), "a release nested in a ring operation deadlocked"
+    assert released == [held], "no collection ran inside add(): the test did not test"
+    assert ring.in_use() == []
+    assert sorted(ring.idle()) == [0, 1]
+    ring.check_invariants()
