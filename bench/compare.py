@@ -14,9 +14,21 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from . import cases_async, cases_core, cases_pools, contenders, report, targets
+from . import (
+    cases_async,
+    cases_core,
+    cases_pools,
+    cases_server,
+    contenders,
+    progress,
+    report,
+    targets,
+)
 from .harness import interleaved, ns_per_op, threaded_throughput
 from .report import Table
+from .server import sync_pools
+from .server.runner import ServerSetup
+from .server.settings import ENDPOINTS
 
 
 def case_core_cycle_1t(args: argparse.Namespace) -> list[Table]:
@@ -63,7 +75,10 @@ CASES: dict[str, tuple[Callable[[argparse.Namespace], list[Table]], bool]] = {
     "pool_spike": (cases_pools.case_spike, False),
     "pool_memory": (cases_pools.case_memory, True),
     "pool_async": (cases_async.case_async, True),
+    "server": (cases_server.case_server, True),
 }
+
+SERVER_SETUPS = "gthread:1x16,gthread:1x64,gthread:2x16,uvicorn:1"
 
 
 def _ints(text: str) -> list[int]:
@@ -88,6 +103,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--memory-conns", help="memory case: the two pool sizes compared (default 10,60)"
     )
+    server = p.add_argument_group("the server case (7)")
+    server.add_argument(
+        "--server-setups",
+        help=f"gthread:WORKERSxTHREADS and uvicorn:WORKERS, comma-separated "
+        f"(default {SERVER_SETUPS}; quick gthread:1x16,uvicorn:1)",
+    )
+    server.add_argument(
+        "--server-endpoints",
+        help=f"subset of {','.join(ENDPOINTS)} (default all; quick select1,nodb)",
+    )
+    server.add_argument(
+        "--server-contenders",
+        help="subset of: "
+        + ", ".join(n for n in sync_pools.CONTENDERS if n != "no database")
+        + " (default all; quick fastpool,psycopg_pool)",
+    )
+    server.add_argument("--server-repeats", type=int, help="default 3, quick 1")
+    server.add_argument("--server-seconds", type=int, help="measured wrk run (default 5, quick 1)")
+    server.add_argument("--server-warmup", type=int, help="wrk run before it (default 2, quick 1)")
+    server.add_argument(
+        "--server-connections", type=int, help="wrk connections (default 64, quick 16)"
+    )
+    server.add_argument("--server-pool-size", type=int, default=10, help="per worker (default 10)")
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
     p.add_argument("--dsn", help="PostgreSQL to use (default: found or started, as for the tests)")
     p.add_argument(
@@ -112,6 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # the spike: 50 callers, 5 idle connections, max 20, slow connect
     args.spike_callers, args.spike_idle, args.spike_max = 50, 5, 20
     args.spike_connect, args.spike_hold = (0.02, 0.005) if q else (0.1, 0.02)
+    _server_args(p, args)
     names = args.cases.split(",") if args.cases else list(CASES)
     unknown = [n for n in names if n not in CASES]
     if unknown:
@@ -125,6 +164,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--memory-conns takes two sizes, smaller first, e.g. 10,60")
     args.cases = names
     return args
+
+
+def _server_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    q = args.quick
+    try:
+        args.server_setups = [
+            ServerSetup.parse(t)
+            for t in (
+                args.server_setups or ("gthread:1x16,uvicorn:1" if q else SERVER_SETUPS)
+            ).split(",")
+        ]
+    except ValueError as exc:
+        p.error(str(exc))
+    args.server_endpoints = (
+        args.server_endpoints or ("select1,nodb" if q else ",".join(ENDPOINTS))
+    ).split(",")
+    bad = [e for e in args.server_endpoints if e not in ENDPOINTS]
+    if bad:
+        p.error(f"unknown server endpoint(s) {bad}; choose from {list(ENDPOINTS)}")
+    known = [n for n in sync_pools.CONTENDERS if n != "no database"]
+    args.server_contenders = (
+        args.server_contenders.split(",")
+        if args.server_contenders
+        else (["fastpool", "psycopg_pool"] if q else known)
+    )
+    bad = [n for n in args.server_contenders if n not in known]
+    if bad:
+        p.error(f"unknown server contender(s) {bad}; choose from {known}")
+    args.server_repeats = args.server_repeats or (1 if q else 3)
+    args.server_seconds = args.server_seconds or (1 if q else 5)
+    args.server_warmup = (1 if q else 2) if args.server_warmup is None else args.server_warmup
+    args.server_connections = args.server_connections or (16 if q else 64)
+    counts = [args.server_repeats, args.server_seconds, args.server_connections]
+    if min(counts) < 1 or args.server_warmup < 0 or args.server_pool_size < 1:
+        p.error("the --server-* counts must be positive (--server-warmup may be 0)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,9 +236,15 @@ def run(args: argparse.Namespace) -> int:
             f"| {name} | {on_return} |" for name, (_, on_return) in contenders.CONTENDERS.items()
         ]
         out.append("")
+    if "server" in args.cases:
+        from .server import wrk
+
+        meta["versions"]["wrk"] = wrk.version()
+        out += ["### 7. In a real server: the contenders", "", cases_server.CONTENDERS_NOTE, ""]
     print("\n".join(out))
     tables: dict[str, Table] = {}
-    for name in args.cases:
+    for i, name in enumerate(args.cases, 1):
+        progress.case_label = f"[{i}/{len(args.cases)}] {name}"
         for t in CASES[name][0](args):
             tables[t.key] = t
             text = report.table(t)

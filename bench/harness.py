@@ -4,12 +4,15 @@ repeated, and we report median, min and max plus per-repeat paired ratios."""
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
 from array import array
 from dataclasses import dataclass, field
 from typing import Callable
+
+from .progress import Progress
 
 
 @dataclass
@@ -24,24 +27,46 @@ class Result:
 
     @property
     def median(self) -> float:
-        return statistics.median(self.runs)
+        # no runs: every run of it was flagged (the server case leaves those out)
+        return statistics.median(self.runs) if self.runs else math.nan
+
+    @property
+    def lowest(self) -> float:
+        return min(self.runs) if self.runs else math.nan
+
+    @property
+    def highest(self) -> float:
+        return max(self.runs) if self.runs else math.nan
 
 
 def interleaved(
-    impls: dict[str, Callable[[], tuple[float, dict]]], repeats: int
+    impls: dict[str, Callable[[], tuple[float, dict]]],
+    repeats: int,
+    progress: Progress | None = None,
+    label: str = "",
 ) -> dict[str, Result]:
-    """Run each ``impls[name]()`` once per repeat, rotating the order."""
+    """Run each ``impls[name]()`` once per repeat, rotating the order. Progress
+    is shown on ``progress`` (a bar of its own if None), each run named
+    ``label · name · repeat r/n``."""
     names = list(impls)
     results: dict[str, Result] = {}
-    for r in range(repeats):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            value, info = impls[name]()
-            res = results.setdefault(
-                name, Result(name, info.pop("unit"), info.pop("higher_is_better", False))
-            )
-            res.runs.append(value)
-            res.extra.append(info)
+    own = progress is None
+    bar = Progress(len(names) * repeats) if progress is None else progress
+    try:
+        for r in range(repeats):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                bar.start(f"{label + ' · ' if label else ''}{name} · repeat {r + 1}/{repeats}")
+                value, info = impls[name]()
+                bar.done()
+                res = results.setdefault(
+                    name, Result(name, info.pop("unit"), info.pop("higher_is_better", False))
+                )
+                res.runs.append(value)
+                res.extra.append(info)
+    finally:
+        if own:
+            bar.close()
     return {n: results[n] for n in names}
 
 

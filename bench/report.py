@@ -28,6 +28,9 @@ def _versions(dsn: str | None) -> dict[str, str]:
         "DBUtils",
         "asyncpg",
         "uvloop",
+        "gunicorn",
+        "uvicorn",
+        "httptools",
         "Cython",
     ):
         try:
@@ -117,7 +120,7 @@ def table(t: Table) -> str:
     )
     lines = [f"### {t.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for name, res in results.items():
-        row = [name, fmt(res.median), fmt(min(res.runs)), fmt(max(res.runs))]
+        row = [name, fmt(res.median), fmt(res.lowest), fmt(res.highest)]
         row += [fmt(paired_ratio(res, results[b])) for b in baselines]
         row += [cell(res) for cell in columns.values()]
         lines.append("| " + " | ".join(row) + " |")
@@ -136,8 +139,8 @@ def write_json(path: Path, meta: dict, cases: dict[str, dict[str, Result]], **mo
                 name: {
                     "unit": r.unit,
                     "median": r.median,
-                    "min": min(r.runs),
-                    "max": max(r.runs),
+                    "min": r.lowest,
+                    "max": r.highest,
                     "runs": r.runs,
                     "extra": r.extra,
                 }
@@ -163,9 +166,10 @@ def write_plot(path: Path, meta: dict, cases: dict[str, dict[str, Result]]) -> N
         ax.set_visible(False)
     for ax, (case, results) in zip(axes.flat, cases.items()):
         names = list(results)
-        meds = [results[n].median for n in names]
-        lo = [results[n].median - min(results[n].runs) for n in names]
-        hi = [max(results[n].runs) - results[n].median for n in names]
+        # an implementation with no run (all flagged) gets an empty bar
+        meds = [results[n].median if results[n].runs else 0.0 for n in names]
+        lo = [results[n].median - results[n].lowest if results[n].runs else 0.0 for n in names]
+        hi = [results[n].highest - results[n].median if results[n].runs else 0.0 for n in names]
         colors = [
             "#d62728"
             if n.startswith("fastpool.c")
