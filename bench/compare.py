@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     meta = report.machine(args.dsn)
+    if "server" in args.cases:
+        from .server import wrk
+
+        meta["versions"]["wrk"] = wrk.version()
     out: list[str] = [
         f"# fastpool benchmark ({'quick' if args.quick else 'full'})",
         "",
@@ -237,10 +241,16 @@ def run(args: argparse.Namespace) -> int:
         ]
         out.append("")
     if "server" in args.cases:
-        from .server import wrk
-
-        meta["versions"]["wrk"] = wrk.version()
-        out += ["### 7. In a real server: the contenders", "", cases_server.CONTENDERS_NOTE, ""]
+        out += [
+            "### 7. In a real server: the contenders",
+            "",
+            cases_server.CONTENDERS_NOTE,
+            "",
+            f"Server case: {args.server_repeats} repeats, a fresh server per run, "
+            f"{args.server_warmup} s of warm-up then {args.server_seconds} s measured with wrk "
+            f"({args.server_connections} connections, 1 thread); implementations interleaved.",
+            "",
+        ]
     print("\n".join(out))
     tables: dict[str, Table] = {}
     for i, name in enumerate(args.cases, 1):

@@ -1,16 +1,26 @@
-"""Smoke test of the main job: ``python -m bench --quick`` runs every case and
-produces numbers, a JSON file, the tables and a plot. No timing thresholds."""
+"""Smoke tests of the main job: ``python -m bench --quick`` runs every case and
+produces numbers, a JSON file, the tables and a plot. No timing thresholds.
+
+The server case runs in a test of its own, on a mini configuration (one
+contender and the ceiling, 1-second wrk runs), plus a check that a failing
+server is flagged."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench.cases_server import _clean, _flagged_cell, paired
+from bench.compare import CASES
+from bench.harness import Result
+from bench.server import runner, settings
 from tests.support.postgres import mask_password
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,15 +43,8 @@ COMPETITORS = {"psycopg_pool", "sqlalchemy QueuePool", "psycopg2 pool+sem", "DBU
 
 @pytest.mark.postgres
 def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path), "--dsn", pg_dsn],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, mask_password(proc.stdout + proc.stderr)
-    data = json.loads((tmp_path / "latest.json").read_text())
+    in_process = ",".join(c for c in CASES if c != "server")  # the server: below
+    data = _bench(tmp_path, pg_dsn, "--cases", in_process)
     assert (
         set(data["cases"])
         == {"core_ns_per_op", "core_threads_1", "core_threads_8"} | POOL_TABLES | ASYNC_TABLES
@@ -71,3 +74,110 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
     assert (tmp_path / "latest.png").stat().st_size > 10_000
     md = (tmp_path / "latest.md").read_text()
     assert "| psycopg_pool |" in md and "### Targets" in md
+
+
+def _bench(out: Path, dsn: str, *options: str) -> dict:
+    """Run ``python -m bench --quick`` with ``options``; its JSON results."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--dsn", dsn, *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, mask_password(proc.stdout + proc.stderr)
+    return json.loads((out / "latest.json").read_text())
+
+
+def _needs_server_tools() -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (scripts/test and scripts/bench install it)")
+    for module in ("gunicorn", "uvicorn"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (the test and bench dependency groups have it)")
+
+
+SERVER_TABLES = {
+    "server_gthread_1x16_select1",
+    "server_gthread_1x16_nodb",
+    "server_uvicorn_1_select1",
+    "server_uvicorn_1_nodb",
+}
+
+
+@pytest.mark.postgres
+def test_quick_server_case_runs_and_measures(tmp_path: Path, pg_dsn: str) -> None:
+    """One pool and the ceiling behind gunicorn and uvicorn: every run clean, with numbers."""
+    _needs_server_tools()
+    data = _bench(
+        tmp_path,
+        pg_dsn,
+        "--cases",
+        "server",
+        "--server-contenders",
+        "fastpool,dedicated",
+        "--server-warmup",
+        "0",
+        "--server-connections",
+        "8",
+    )
+    assert set(data["cases"]) == SERVER_TABLES
+    for case, impls in data["cases"].items():
+        expected = {"no database"} if case.endswith("_nodb") else {"fastpool", "dedicated"}
+        assert set(impls) == expected, (case, sorted(impls))
+        for name, res in impls.items():
+            (run,) = res["extra"]
+            assert run["flagged"] == [], (case, name, run)
+            assert res["runs"] and all(math.isfinite(v) and v > 0 for v in res["runs"])
+            assert run["requests"] > 0 and run["errors"] == 0
+            for key in ("p50_ms", "p99_ms", "max_ms", "cpu_us_per_req"):
+                assert math.isfinite(run[key]) and run[key] > 0, (case, name, key, run)
+            assert 0 <= run["sessions_max"] <= run["sessions_allowed"], (case, name, run)
+            if name == "fastpool":  # its pool of 10 was open all along
+                assert run["sessions_max"] == 10, (case, run)
+            assert run["sessions_left"] == 0
+    assert "wrk" in data["machine"]["versions"]
+    md = (tmp_path / "latest.md").read_text()
+    assert "| fastpool |" in md and "| no database |" in md
+
+
+@pytest.mark.postgres
+def test_a_failing_server_run_is_flagged(pg_dsn: str) -> None:
+    """The self-test endpoint answers 500 with a traceback and leaves one
+    session open in a server that should hold none: all three are flagged."""
+    _needs_server_tools()
+    value, info = runner.run_once(
+        runner.Run(
+            server=runner.ServerSetup.parse("gthread:1x2"),
+            endpoint=settings.SELFTEST,
+            contender="no database",
+            dsn=pg_dsn,
+            table="unused",
+            pool_size=1,
+            seconds=1,
+            warmup=0,
+            connections=2,
+        )
+    )
+    reasons = " | ".join(info["flagged"])
+    assert "HTTP status >= 400" in reasons, reasons
+    assert "traceback" in reasons, reasons
+    assert "1 database sessions, at most 0 expected" in reasons, reasons
+    assert "RuntimeError: the self-test endpoint fails on purpose" in info["log"]
+    assert info["sessions_left"] == 0  # the server's exit closed it
+
+
+def test_flagged_runs_are_left_out_of_medians_and_ratios() -> None:
+    def raw(name: str, values: list[float], flagged: set[int]) -> Result:
+        res = Result(name, "requests/s", higher_is_better=True, runs=list(values))
+        res.extra = [{"flagged": ["x"] if i in flagged else []} for i in range(len(values))]
+        return _clean(res)
+
+    ours = raw("fastpool", [100.0, 1.0, 300.0], flagged={1})
+    theirs = raw("psycopg_pool", [50.0, 100.0, 100.0], flagged={2})
+    assert ours.runs == [100.0, 300.0] and ours.median == 200.0
+    assert paired(ours, theirs) == 2.0  # only repeat 0 is clean in both
+    assert _flagged_cell(ours) == "**1/3**: x"
+    none_clean = raw("broken", [5.0], flagged={0})
+    assert none_clean.runs == [] and math.isnan(none_clean.median)
+    assert math.isnan(paired(none_clean, theirs))

@@ -63,6 +63,17 @@ ensure_pgbouncer() {
         || say "could not install pgbouncer (needs root and apt-get): the PgBouncer tests will be skipped"
 }
 
+ensure_wrk() {
+    # The server case of the benchmark loads its HTTP servers with wrk; without
+    # it the case stops with a clear message (and its smoke tests are skipped).
+    if command -v wrk >/dev/null 2>&1; then
+        return
+    fi
+    say "installing Debian's wrk package (the HTTP load generator of the server benchmark)"
+    apt_install wrk \
+        || say "could not install wrk (needs root and apt-get): the server benchmark cannot run"
+}
+
 ensure_mariadb() {
     # The generic-pool tests use a MariaDB on 127.0.0.1:3306 or start a private
     # one from the server binaries; MariaDB Connector/Python needs the C library.
