@@ -16,6 +16,7 @@ import argparse
 import functools
 import importlib.util
 import math
+import os
 import statistics
 from typing import Any, Callable
 
@@ -217,8 +218,22 @@ def _table(
         results,
         [],  # the ratio columns pair clean runs only: see _columns
         _columns(results, nodb),
-        note=""
-        if nodb
-        else "Ratios are medians of per-repeat ratios over the repeats where neither run is "
-        "flagged; flagged runs are left out of every figure but the last two columns.",
+        note=_note(results, nodb),
     )
+
+
+def _note(results: dict[str, Result], nodb: bool) -> str:
+    loads = [e["loadavg_1min"] for r in results.values() for e in r.extra if "loadavg_1min" in e]
+    load = (
+        f"Machine load (1-minute average) at the end of these runs: {min(loads):.1f}–"
+        f"{max(loads):.1f} on {os.cpu_count()} cores, this run's own server, wrk and "
+        "PostgreSQL included (about 3 on a quiet machine)."
+        if loads
+        else ""
+    )
+    if nodb:
+        return load
+    return (
+        "Ratios are medians of per-repeat ratios over the repeats where neither run is "
+        "flagged; flagged runs are left out of every figure but the last two columns. " + load
+    ).strip()

@@ -191,6 +191,8 @@ def run_once(run: Run) -> tuple[float, dict[str, Any]]:
             cpu0 = process.group_cpu_seconds(server.pid)
             result = wrk.run(url, run.seconds, run.connections)
             cpu = process.group_cpu_seconds(server.pid) - cpu0
+            # how busy the machine was (a shared 2-core machine: other work moves the numbers)
+            info["loadavg_1min"] = os.getloadavg()[0]
             if server.proc.poll() is not None:
                 flagged.append(f"the server exited during the run (code {server.proc.returncode})")
         except process.ServerFailed as exc:
