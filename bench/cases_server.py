@@ -227,7 +227,7 @@ def _note(results: dict[str, Result], nodb: bool) -> str:
     load = (
         f"Machine load (1-minute average) at the end of these runs: {min(loads):.1f}–"
         f"{max(loads):.1f} on {os.cpu_count()} cores, this run's own server, wrk and "
-        "PostgreSQL included (about 3 on a quiet machine)."
+        "PostgreSQL included."
         if loads
         else ""
     )
