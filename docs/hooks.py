@@ -11,7 +11,11 @@ from mkdocs.structure.files import File, Files
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "bench", "results")
 # plot under bench/results -> its place in the site
-PLOTS = {"latest.png": "assets/benchmark.png", "async/latest.png": "assets/benchmark-async.png"}
+PLOTS = {
+    "latest.png": "assets/benchmark.png",
+    "async/latest.png": "assets/benchmark-async.png",
+    "server/latest.png": "assets/benchmark-server.png",
+}
 
 
 def on_files(files: Files, config: Any) -> Files:
