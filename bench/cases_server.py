@@ -113,7 +113,9 @@ def _worst_cell(key: str) -> Callable[[Result], str]:
     return cell
 
 
-def _ratio_cell(results: dict[str, Result], other: str, percent: bool = False):
+def _ratio_cell(
+    results: dict[str, Result], other: str, percent: bool = False
+) -> Callable[[Result], str]:
     def cell(res: Result) -> str:
         if other not in results:
             return "-"

@@ -148,7 +148,7 @@ def _trouble(log: str) -> str:
     m = _TROUBLE.search(log)
     if m is None:
         return ""
-    from fastpool.testing.postgres import mask_password
+    from tests.support.postgres import mask_password
 
     return mask_password(log[m.start() : m.start() + 1500])
 
