@@ -192,10 +192,15 @@ def _server_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     bad = [n for n in args.server_contenders if n not in known]
     if bad:
         p.error(f"unknown server contender(s) {bad}; choose from {known}")
-    args.server_repeats = args.server_repeats or (1 if q else 3)
-    args.server_seconds = args.server_seconds or (1 if q else 5)
-    args.server_warmup = (1 if q else 2) if args.server_warmup is None else args.server_warmup
-    args.server_connections = args.server_connections or (16 if q else 64)
+    defaults = {  # name: (quick, full)
+        "server_repeats": (1, 3),
+        "server_seconds": (1, 5),
+        "server_warmup": (1, 2),
+        "server_connections": (16, 64),
+    }
+    for name, (quick, full) in defaults.items():
+        if getattr(args, name) is None:  # an explicit 0 is checked below, not replaced
+            setattr(args, name, quick if q else full)
     counts = [args.server_repeats, args.server_seconds, args.server_connections]
     if min(counts) < 1 or args.server_warmup < 0 or args.server_pool_size < 1:
         p.error("the --server-* counts must be positive (--server-warmup may be 0)")
