@@ -26,15 +26,18 @@ def _as_slot(op: str, slot: Any) -> int:
 
 
 class SlotRing:
-    """A fixed-capacity set of slots: FIFO of idle indexes plus an in-use set."""
+    """A fixed-capacity set of slots: idle indexes in released order (taken
+    from the oldest end, or with ``lifo`` the newest) plus an in-use set."""
 
-    __slots__ = ("_capacity", "_lock", "_idle", "_present", "_in_use")
+    __slots__ = ("_capacity", "_lock", "_idle", "_present", "_in_use", "_lifo", "_take")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, lifo: bool = False) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool):
             raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
         if not 1 <= capacity <= MAX_CAPACITY:
             raise ValueError(f"capacity must be between 1 and {MAX_CAPACITY}, got {capacity}")
+        if type(lifo) is not bool:
+            raise TypeError(f"lifo must be True or False, got {type(lifo).__name__}")
         self._capacity = capacity
         # Re-entrant: a garbage collection can run inside a locked section and call a
         # finalizer or weakref callback (SQLAlchemy returns a dropped connection so) that
@@ -42,13 +45,20 @@ class SlotRing:
         # would deadlock there; each operation touches only its own slot, so one nested
         # inside another leaves both consistent.
         self._lock = threading.RLock()
+        # Oldest release at the left, newest at the right.
         self._idle: deque[int] = deque()
         self._present: set[int] = set()
         self._in_use: set[int] = set()
+        self._lifo = lifo
+        self._take = self._idle.pop if lifo else self._idle.popleft
 
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def lifo(self) -> bool:
+        return self._lifo
 
     def _check_held(self, op: str, slot: int) -> None:
         # Caller holds the lock. Same order of checks as fp_release/fp_retire.
@@ -60,6 +70,14 @@ class SlotRing:
             raise ValueError(f"{op}: slot {slot} is not in use")
 
     def try_acquire(self) -> int:
+        with self._lock:
+            if not self._idle:
+                return -1
+            slot = self._take()
+            self._in_use.add(slot)
+            return slot
+
+    def try_acquire_oldest(self) -> int:
         with self._lock:
             if not self._idle:
                 return -1

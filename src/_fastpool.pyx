@@ -16,6 +16,11 @@ State of one slot:
 * The idle slots sit in a fixed-size lock-free MPMC ring (Dmitry Vyukov's bounded
   queue: every cell carries a sequence number that tells producers and consumers
   whose turn it is, so one CAS on a cursor claims a cell).
+* Or, for a ring made with ``lifo=True``, a lock-free LIFO stack of them (a
+  Treiber stack: a linked list through a per-slot ``links`` array, its head a
+  single word whose counter bits change on every update, so a CAS never
+  mistakes a head that was popped and pushed back for one that never moved):
+  the slot released last is handed out first.
 * Two atomic bitmaps, one bit per slot: ``present`` (the slot is in the pool) and
   ``in_use`` (somebody holds it). ``fetch_and``/``fetch_or`` on them are where a
   double release or a retire race is decided: exactly one caller sees the bit
@@ -103,10 +108,18 @@ cdef struct fp_ring:
     int64_t nwords          # words in each bitmap
     int64_t capacity
     int64_t *debug_counts   # [acquires, releases, adds, retires] (only counted in debug builds)
+    bint lifo               # idle slots in the stack below, not in the ring above
+    uint64_t *top           # lifo: (version << LINK_BITS) | (top slot + 1, 0 when empty),
+                            # alone on its cache line
+    uint64_t *links         # lifo: links[slot] = slot below it + 1 (0: the bottom)
 
 
 cdef enum:
     CURSOR_GAP = 8          # 8 * 8 bytes = one 64-byte cache line between the cursors
+    LINK_BITS = 21          # bits of a stack link: a slot index + 1 <= MAX_CAPACITY (1 << 20)
+
+
+cdef uint64_t LINK_MASK = ((<uint64_t>1) << LINK_BITS) - 1
 
 
 cdef inline uint64_t _bit(int64_t slot) noexcept nogil:
@@ -208,12 +221,117 @@ cdef int64_t _ring_pop(fp_ring *r) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
+# The stack of idle slot indexes (lifo=True): a Treiber stack
+# ---------------------------------------------------------------------------
+#
+# The top word packs the top slot (+ 1, so 0 means empty) with a version that
+# every successful CAS increments (43 bits: it would take 2**43 updates while
+# one thread sits between its read and its CAS to fool it). Without the
+# version, a pop that read top = A, next = B could succeed after others popped
+# A and B and pushed A back, installing B, which is no longer idle (ABA).
+
+cdef inline uint64_t _next_top(uint64_t top, uint64_t link) noexcept nogil:
+    """The top word after ``top`` with ``link`` (slot + 1, or 0) on top."""
+    return (((top >> LINK_BITS) + 1) << LINK_BITS) | link
+
+
+cdef void _stack_push_chain(fp_ring *r, uint64_t first, uint64_t last) noexcept nogil:
+    """Push the chain ``first`` .. ``last`` (links, ``first`` on top, already
+    linked to each other) onto the stack; one slot is first == last."""
+    cdef uint64_t top = fp_load_relaxed_u64(r.top)
+    while True:
+        # Relaxed: the CAS below (release) publishes it with the slot's state.
+        fp_store_relaxed_u64(&r.links[last - 1], top & LINK_MASK)
+        if fp_cas_acq_rel_u64(r.top, &top, _next_top(top, first)):
+            return
+
+
+cdef inline void _stack_push(fp_ring *r, uint64_t slot) noexcept nogil:
+    _stack_push_chain(r, slot + 1, slot + 1)
+
+
+cdef int64_t _stack_pop(fp_ring *r) noexcept nogil:
+    """Pop the idle index released last, or FP_EMPTY."""
+    cdef uint64_t top = fp_load_acquire_u64(r.top)
+    cdef uint64_t first
+    while True:
+        first = top & LINK_MASK
+        if first == 0:
+            return FP_EMPTY
+        # The link may be stale (``first`` popped and pushed again meanwhile):
+        # then the top word's version has moved and the CAS fails. The array
+        # is never freed while the ring lives, so the read itself is safe.
+        if fp_cas_acq_rel_u64(r.top, &top,
+                              _next_top(top, fp_load_relaxed_u64(&r.links[first - 1]))):
+            return <int64_t>first - 1
+
+
+cdef int64_t _stack_pop_bottom(fp_ring *r) noexcept nogil:
+    """Take the idle index released longest ago (the bottom), or FP_EMPTY.
+
+    A stack can't unlink its bottom in place: this detaches the whole chain
+    (one CAS; from then on nobody else can reach those slots, and they are in
+    nobody's hands, so their links can't change), walks it privately, and puts
+    all but the bottom back in the same order. A checkout in between finds the
+    stack empty, or holding only slots returned meanwhile; those stay on top
+    of the older ones put back, so the order by last use holds. Maintenance
+    only (max_idle shrinking, the expiry sweep, check, drain), never the hot
+    path: O(idle slots)."""
+    cdef uint64_t top = fp_load_acquire_u64(r.top)
+    cdef uint64_t first, last, cur, nxt, above, newer
+    while True:
+        if top & LINK_MASK == 0:
+            return FP_EMPTY
+        if fp_cas_acq_rel_u64(r.top, &top, _next_top(top, 0)):
+            break
+    first = top & LINK_MASK
+    above = 0
+    cur = first
+    while True:
+        nxt = fp_load_relaxed_u64(&r.links[cur - 1])
+        if nxt == 0:
+            break
+        above = cur
+        cur = nxt
+    if above == 0:
+        return <int64_t>cur - 1           # it was alone
+    last = above                          # the chain first .. last goes back
+    top = fp_load_acquire_u64(r.top)
+    while True:
+        if top & LINK_MASK == 0:
+            fp_store_relaxed_u64(&r.links[last - 1], 0)
+            if fp_cas_acq_rel_u64(r.top, &top, _next_top(top, first)):
+                return <int64_t>cur - 1
+        elif fp_cas_acq_rel_u64(r.top, &top, _next_top(top, 0)):
+            # Slots were returned meanwhile: detach them too and put them on
+            # top of the chain (they were used last). Each round takes slots
+            # that were in use when this began, so the rounds are few.
+            newer = top & LINK_MASK
+            nxt = newer
+            while fp_load_relaxed_u64(&r.links[nxt - 1]) != 0:
+                nxt = fp_load_relaxed_u64(&r.links[nxt - 1])
+            fp_store_relaxed_u64(&r.links[nxt - 1], first)
+            first = newer
+            top = fp_load_acquire_u64(r.top)
+
+
+# ---------------------------------------------------------------------------
 # Slot operations: the nogil entry points
 # ---------------------------------------------------------------------------
 
 cdef int64_t fp_try_acquire(fp_ring *r) noexcept nogil:
     """Take an idle slot: its index (>= 0), FP_EMPTY, or FP_BROKEN."""
-    cdef int64_t slot = _ring_pop(r)
+    return _mark_acquired(r, _stack_pop(r) if r.lifo else _ring_pop(r))
+
+
+cdef int64_t fp_try_acquire_oldest(fp_ring *r) noexcept nogil:
+    """Take the idle slot released longest ago: the same as fp_try_acquire
+    for a FIFO ring; the bottom of a LIFO stack."""
+    return _mark_acquired(r, _stack_pop_bottom(r) if r.lifo else _ring_pop(r))
+
+
+cdef inline int64_t _mark_acquired(fp_ring *r, int64_t slot) noexcept nogil:
+    """Mark a slot just taken from the idle slots as in use."""
     cdef uint64_t prev
     if slot < 0:
         return slot
@@ -245,7 +363,15 @@ cdef int fp_release(fp_ring *r, int64_t slot) noexcept nogil:
         return FP_NOT_IN_USE
     if FASTPOOL_DEBUG:
         fp_fetch_add_relaxed_i64(&r.debug_counts[1], 1)
-    if not _ring_push(r, <uint64_t>slot):
+    return _push_idle(r, <uint64_t>slot)
+
+
+cdef inline int _push_idle(fp_ring *r, uint64_t slot) noexcept nogil:
+    """Make a slot idle: on top of the stack, or at the end of the ring."""
+    if r.lifo:
+        _stack_push(r, slot)
+        return FP_OK
+    if not _ring_push(r, slot):
         return FP_BROKEN
     return FP_OK
 
@@ -281,7 +407,7 @@ cdef int64_t fp_add(fp_ring *r, bint acquired) noexcept nogil:
                 if FASTPOOL_DEBUG:
                     if fp_load_acquire_u64(&r.in_use[w]) & bit:
                         return FP_BROKEN
-                if not _ring_push(r, <uint64_t>slot):
+                if _push_idle(r, <uint64_t>slot) != FP_OK:
                     return FP_BROKEN
                 return slot
             # CAS failed: ``word`` now holds the current value, look again.
@@ -348,11 +474,13 @@ cdef class SlotRing:
 
     cdef fp_ring r
 
-    def __cinit__(self, capacity):
+    def __cinit__(self, capacity, *, lifo=False):
         if type(capacity) is not int and not isinstance(capacity, int) or isinstance(capacity, bool):
             raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
         if not 1 <= capacity <= MAX_CAPACITY:
             raise ValueError(f"capacity must be between 1 and {MAX_CAPACITY}, got {capacity}")
+        if type(lifo) is not bool:
+            raise TypeError(f"lifo must be True or False, got {type(lifo).__name__}")
         cdef int64_t cap = capacity
         # Ring size: a power of two (index by mask) of at least twice the capacity,
         # so a producer rarely meets a cell a slow consumer has not yet freed.
@@ -371,10 +499,19 @@ cdef class SlotRing:
         if posix_memalign(&cursors, FP_CACHE_LINE, 2 * CURSOR_GAP * sizeof(uint64_t)) != 0:
             cursors = NULL
         self.r.cursors = <uint64_t *>cursors
+        # The stack's top word gets a cache line of its own, as the cursors do.
+        cdef void *top = NULL
+        if posix_memalign(&top, FP_CACHE_LINE, FP_CACHE_LINE) != 0:
+            top = NULL
+        self.r.top = <uint64_t *>top
+        self.r.links = <uint64_t *>calloc(cap, sizeof(uint64_t))
+        self.r.lifo = lifo
         if (self.r.cells == NULL or self.r.present == NULL or self.r.in_use == NULL
-                or self.r.debug_counts == NULL or self.r.cursors == NULL):
+                or self.r.debug_counts == NULL or self.r.cursors == NULL
+                or self.r.top == NULL or self.r.links == NULL):
             raise MemoryError()
         memset(self.r.cursors, 0, 2 * CURSOR_GAP * sizeof(uint64_t))
+        memset(self.r.top, 0, FP_CACHE_LINE)
         cdef uint64_t i
         for i in range(size):
             self.r.cells[i].seq = i
@@ -385,11 +522,19 @@ cdef class SlotRing:
         free(self.r.in_use)
         free(self.r.debug_counts)
         free(self.r.cursors)
+        free(self.r.top)
+        free(self.r.links)
 
     @property
     def capacity(self) -> int:
         """Number of slot indexes, 0 .. capacity-1."""
         return self.r.capacity
+
+    @property
+    def lifo(self) -> bool:
+        """True: try_acquire() takes the slot released last; False: the one
+        released longest ago (FIFO)."""
+        return self.r.lifo
 
     def try_acquire(self) -> int:
         """Take an idle slot and mark it in use. Returns its index, or -1 if none is
@@ -398,6 +543,15 @@ cdef class SlotRing:
         if slot >= 0 or slot == FP_EMPTY:
             return slot
         _raise_for(<int>slot, "try_acquire", None, self.r.capacity)
+
+    def try_acquire_oldest(self) -> int:
+        """Take the idle slot released longest ago, as try_acquire() does in a
+        FIFO ring; in a LIFO one, the bottom of the stack (for maintenance
+        that must visit idle slots oldest first: it costs O(idle slots))."""
+        cdef int64_t slot = fp_try_acquire_oldest(&self.r)
+        if slot >= 0 or slot == FP_EMPTY:
+            return slot
+        _raise_for(<int>slot, "try_acquire_oldest", None, self.r.capacity)
 
     def release(self, slot) -> None:
         """Give a held slot back. Releasing a slot that is not held raises
@@ -427,8 +581,15 @@ cdef class SlotRing:
 
     def idle_count(self) -> int:
         """Slots waiting in the ring (a snapshot; exact when no call is in flight)."""
-        cdef int64_t n = <int64_t>(fp_load_relaxed_u64(&self.r.cursors[0])
-                                   - fp_load_relaxed_u64(&self.r.cursors[CURSOR_GAP]))
+        cdef int64_t n
+        if self.r.lifo:
+            # A stack keeps no count (it would cost the hot path an atomic):
+            # the slots in the pool that nobody holds.
+            n = (_popcount_words(self.r.present, self.r.nwords)
+                 - _popcount_words(self.r.in_use, self.r.nwords))
+        else:
+            n = <int64_t>(fp_load_relaxed_u64(&self.r.cursors[0])
+                          - fp_load_relaxed_u64(&self.r.cursors[CURSOR_GAP]))
         return n if n > 0 else 0
 
     def in_use_count(self) -> int:
@@ -458,11 +619,23 @@ cdef class SlotRing:
         return out
 
     def idle(self) -> list:
-        """Indexes in the ring, oldest first. Only meaningful when no other thread
-        is using the ring (tests and debugging)."""
+        """Indexes in the ring, oldest first (released longest ago; the next
+        try_acquire() takes the first of a FIFO ring, the last of a LIFO one).
+        Only meaningful when no other thread is using the ring (tests and
+        debugging)."""
         cdef list out = []
-        cdef uint64_t pos = fp_load_acquire_u64(&self.r.cursors[CURSOR_GAP])
-        cdef uint64_t end = fp_load_acquire_u64(&self.r.cursors[0])
+        cdef uint64_t pos, end, link
+        if self.r.lifo:
+            link = fp_load_acquire_u64(self.r.top) & LINK_MASK
+            # Bounded, so a corrupt link shows as a duplicate in
+            # check_invariants() instead of looping for ever.
+            while link != 0 and len(out) <= self.r.capacity:
+                out.append(<int64_t>link - 1)
+                link = fp_load_relaxed_u64(&self.r.links[link - 1])
+            out.reverse()
+            return out
+        pos = fp_load_acquire_u64(&self.r.cursors[CURSOR_GAP])
+        end = fp_load_acquire_u64(&self.r.cursors[0])
         while pos < end:
             out.append(<int64_t>self.r.cells[pos & self.r.mask].value)
             pos += 1
@@ -517,6 +690,7 @@ cdef struct stress_shared:
     int64_t iterations      # acquire/release cycles each thread must complete
     int64_t hold_spins      # busy-wait while holding, to widen race windows
     int64_t max_empty_polls # give up after this many consecutive empty polls (no hang)
+    int64_t oldest_every    # > 0: every n-th acquire takes the oldest idle slot
 
 
 cdef struct stress_worker:
@@ -534,7 +708,10 @@ cdef void *_stress_run(void *arg) noexcept nogil:
     cdef stress_shared *sh = me.shared
     cdef int64_t slot, expected, spin, streak = 0
     while me.cycles < sh.iterations:
-        slot = fp_try_acquire(sh.ring)
+        if sh.oldest_every > 0 and (me.cycles + me.tid) % sh.oldest_every == 0:
+            slot = fp_try_acquire_oldest(sh.ring)
+        else:
+            slot = fp_try_acquire(sh.ring)
         if slot == FP_EMPTY:
             me.empty_polls += 1
             streak += 1
@@ -572,14 +749,18 @@ def _ring_looks_full_for_test(uint64_t enq_seen, uint64_t deq_seen, uint64_t mas
 
 
 def _stress_native(SlotRing ring not None, int threads, long long iterations,
-                   long long hold_spins=0, long long max_empty_polls=200_000_000):
+                   long long hold_spins=0, long long max_empty_polls=200_000_000,
+                   long long oldest_every=0):
     """Run ``threads`` OS threads doing ``iterations`` acquire/hold/release cycles
-    each on ``ring`` with the GIL released. Returns totals; the caller checks
+    each on ``ring`` with the GIL released (every ``oldest_every``-th acquire
+    with try_acquire_oldest, if > 0). Returns totals; the caller checks
     conservation (no duplicates, no errors, every slot idle again)."""
     if threads < 1 or threads > 256:
         raise ValueError(f"threads must be between 1 and 256, got {threads}")
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if oldest_every < 0:
+        raise ValueError(f"oldest_every must be >= 0, got {oldest_every}")
     cdef stress_shared sh
     cdef stress_worker *workers = <stress_worker *>calloc(threads, sizeof(stress_worker))
     cdef pthread_t *tids = <pthread_t *>calloc(threads, sizeof(pthread_t))
@@ -596,6 +777,7 @@ def _stress_native(SlotRing ring not None, int threads, long long iterations,
     sh.iterations = iterations
     sh.hold_spins = hold_spins
     sh.max_empty_polls = max_empty_polls
+    sh.oldest_every = oldest_every
     try:
         with nogil:
             for i in range(threads):

@@ -58,26 +58,29 @@ def run_under_tsan(work: Path, code: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "threads,capacity,slots,iterations,hold",
+    "threads,capacity,slots,iterations,hold,lifo,oldest_every",
     [
-        (8, 4, 4, 20_000, 4),
-        (8, 1, 1, 20_000, 2),
-        (4, 100, 10, 20_000, 8),
-        (16, 2, 2, 5_000, 0),
+        (8, 4, 4, 20_000, 4, False, 0),
+        (8, 1, 1, 20_000, 2, False, 0),
+        (4, 100, 10, 20_000, 8, False, 0),
+        (16, 2, 2, 5_000, 0, False, 0),
+        # The LIFO stack, with claims of its bottom (which detach it) mixed in.
+        (8, 8, 4, 20_000, 4, True, 5),
+        (16, 2, 2, 5_000, 0, True, 3),
     ],
 )
 def test_native_stress_is_race_free_under_tsan(
-    tsan_build: Path, threads, capacity, slots, iterations, hold
+    tsan_build: Path, threads, capacity, slots, iterations, hold, lifo, oldest_every
 ) -> None:
     proc = run_under_tsan(
         tsan_build,
         f"""
         import fastpool._fastpool as C
         assert C.__file__.startswith({str(tsan_build)!r}), C.__file__
-        ring = C.SlotRing({capacity})
+        ring = C.SlotRing({capacity}, lifo={lifo})
         for _ in range({slots}):
             ring.add()
-        res = C._stress_native(ring, {threads}, {iterations}, {hold})
+        res = C._stress_native(ring, {threads}, {iterations}, {hold}, oldest_every={oldest_every})
         assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), res
         ring.check_invariants()
         print("clean", res["cycles"])

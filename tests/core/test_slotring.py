@@ -210,6 +210,117 @@ def test_ring_survives_many_laps(core) -> None:
     ring.check_invariants()
 
 
+# -- lifo=True: the slot released last is handed out first ----------------------
+
+
+def lifo_ring(core, capacity: int, n: int):
+    ring = core.SlotRing(capacity, lifo=True)
+    for _ in range(n):
+        ring.add()
+    return ring
+
+
+def test_rings_are_fifo_unless_asked(core) -> None:
+    assert core.SlotRing(2).lifo is False
+    assert core.SlotRing(2, lifo=True).lifo is True
+
+
+@pytest.mark.parametrize("bad", [1, 0, "yes", None])
+def test_lifo_must_be_a_bool(core, bad) -> None:
+    with pytest.raises(TypeError, match=f"lifo must be True or False, got {type(bad).__name__}"):
+        core.SlotRing(4, lifo=bad)
+
+
+def test_lifo_hands_out_the_slot_released_last(core) -> None:
+    ring = lifo_ring(core, 8, 4)
+    assert ring.idle() == [0, 1, 2, 3]  # oldest first: add() made them idle in this order
+    assert [ring.try_acquire() for _ in range(4)] == [3, 2, 1, 0]
+    assert ring.try_acquire() == -1
+    for s in (2, 0, 3, 1):
+        ring.release(s)
+    assert ring.idle() == [2, 0, 3, 1] and ring.idle_count() == 4
+    assert ring.try_acquire() == 1
+    ring.release(1)
+    assert ring.try_acquire() == 1  # one caller keeps getting the same slot
+    ring.check_invariants()
+
+
+def test_try_acquire_oldest_takes_the_slot_released_longest_ago(core) -> None:
+    for ring in (ring_with(core, 8, 4), lifo_ring(core, 8, 4)):
+        assert ring.try_acquire_oldest() == 0
+        assert ring.idle() == [1, 2, 3] and ring.in_use() == [0]
+        ring.release(0)
+        assert ring.idle() == [1, 2, 3, 0]
+        ring.check_invariants()
+
+
+def test_try_acquire_oldest_of_one_and_of_none(core) -> None:
+    ring = lifo_ring(core, 2, 1)
+    assert ring.try_acquire_oldest() == 0
+    assert ring.try_acquire_oldest() == -1
+    assert ring.idle() == [] and ring.in_use() == [0]
+    ring.release(0)
+    assert ring.try_acquire() == 0
+
+
+def test_lifo_visiting_every_idle_slot_once_keeps_their_order(core) -> None:
+    # Maintenance (expiry sweep, check(), drain()): n times, claim the oldest
+    # and give it back.
+    ring = lifo_ring(core, 8, 5)
+    assert [ring.try_acquire_oldest() for _ in range(2)] == [0, 1]
+    ring.release(1)  # an order unlike the slot numbers
+    ring.release(0)
+    before = ring.idle()
+    visited = []
+    for _ in range(ring.idle_count()):
+        slot = ring.try_acquire_oldest()
+        visited.append(slot)
+        ring.release(slot)
+    assert visited == before == [2, 3, 4, 1, 0]
+    assert ring.idle() == before
+
+
+def test_lifo_retire_and_add_reuse(core) -> None:
+    ring = lifo_ring(core, 4, 3)
+    slot = ring.try_acquire()
+    assert slot == 2
+    ring.retire(slot)
+    assert ring.idle() == [0, 1] and ring.size() == 2
+    assert ring.add() == 2  # the lowest absent index, on top
+    assert ring.try_acquire() == 2
+    assert ring.add(acquired=True) == 3
+    assert ring.in_use() == [2, 3] and ring.idle_count() == 2
+    ring.check_invariants()
+
+
+def test_lifo_errors_are_the_fifo_ones(core) -> None:
+    ring = lifo_ring(core, 4, 2)
+    ring.try_acquire()
+    before = snapshot(ring)
+    for call, msg in (
+        (lambda: ring.release(0), "release: slot 0 is not in use"),
+        (lambda: ring.release(3), "release: slot 3 is not in the pool"),
+        (lambda: ring.retire(0), "retire: slot 0 is not in use"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            call()
+    with pytest.raises(IndexError, match="release: slot 9 is out of range for capacity 4"):
+        ring.release(9)
+    assert snapshot(ring) == before
+    ring.check_invariants()
+
+
+def test_lifo_survives_many_cycles(core) -> None:
+    # Every push and pop moves the top word's version: many updates of one
+    # slot must not confuse the stack.
+    ring = lifo_ring(core, 3, 3)
+    for i in range(3000):
+        s = ring.try_acquire() if i % 5 else ring.try_acquire_oldest()
+        ring.release(s)
+    assert sorted(ring.idle()) == [0, 1, 2] and ring.idle_count() == 3
+    ring.check_invariants()
+
+
 def test_repr_shows_the_counts(core) -> None:
     ring = ring_with(core, 4, 2)
     ring.try_acquire()

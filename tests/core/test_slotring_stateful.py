@@ -38,15 +38,18 @@ IMPLEMENTATIONS.append(
 CAPACITY = 6
 
 
-def machine_for(core):
+def machine_for(core, lifo: bool):
     class SlotRingMachine(RuleBasedStateMachine):
-        """Model: idle is a FIFO of indexes, held a set; absent = the rest."""
+        """Model: idle is a deque of indexes in the order they became idle
+        (taken from the left, or with ``lifo`` from the right; the oldest is
+        always the leftmost), held a set; absent = the rest."""
 
         held = Bundle("held")
 
         def __init__(self) -> None:
             super().__init__()
-            self.ring = core.SlotRing(CAPACITY)
+            self.ring = core.SlotRing(CAPACITY, lifo=lifo)
+            assert self.ring.lifo is lifo
             self.idle: deque[int] = deque()
             self.in_use: set[int] = set()
 
@@ -80,9 +83,31 @@ def machine_for(core):
             if not self.idle:
                 assert slot == -1
                 return multiple()  # nothing new held
+            assert slot == (self.idle.pop() if lifo else self.idle.popleft())
+            self.in_use.add(slot)
+            return slot
+
+        @rule(target=held)
+        def acquire_oldest(self):
+            slot = self.ring.try_acquire_oldest()
+            if not self.idle:
+                assert slot == -1
+                return multiple()
             assert slot == self.idle.popleft()
             self.in_use.add(slot)
             return slot
+
+        @rule()
+        def visit_each_idle_oldest_first(self) -> None:
+            # What maintenance does (expiry sweep, check, drain): n claims of
+            # the oldest, each given back at once, leave the order as it was.
+            before = self.ring.idle()
+            seen = []
+            for _ in range(self.ring.idle_count()):
+                slot = self.ring.try_acquire_oldest()
+                seen.append(slot)
+                self.ring.release(slot)
+            assert seen == before == list(self.idle)
 
         @rule(slot=consumes(held))
         def release(self, slot) -> None:
@@ -116,9 +141,10 @@ def machine_for(core):
     return SlotRingMachine
 
 
+@pytest.mark.parametrize("lifo", [False, True], ids=["fifo", "lifo"])
 @pytest.mark.parametrize("core", IMPLEMENTATIONS)
-def test_slotring_behaves_like_the_model(core) -> None:
-    machine = machine_for(core)
+def test_slotring_behaves_like_the_model(core, lifo) -> None:
+    machine = machine_for(core, lifo)
     machine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
     machine.TestCase().runTest()
 
@@ -127,6 +153,7 @@ OPS = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.booleans()),
         st.tuples(st.just("acquire"), st.just(None)),
+        st.tuples(st.just("acquire_oldest"), st.just(None)),
         st.tuples(st.just("release"), st.integers(min_value=-2, max_value=9)),
         st.tuples(st.just("retire"), st.integers(min_value=-2, max_value=9)),
     ),
@@ -140,6 +167,8 @@ def _apply(ring, op: str, arg):
             return ("ok", ring.add(acquired=arg))
         if op == "acquire":
             return ("ok", ring.try_acquire())
+        if op == "acquire_oldest":
+            return ("ok", ring.try_acquire_oldest())
         if op == "release":
             return ("ok", ring.release(arg))
         return ("ok", ring.retire(arg))
@@ -150,10 +179,11 @@ def _apply(ring, op: str, arg):
 @pytest.mark.c_extension
 @pytest.mark.skipif(_fastpool is None, reason="compiled core not built")
 @settings(max_examples=300, deadline=None)
-@given(ops=OPS)
-def test_compiled_core_and_twin_agree_on_every_step(ops) -> None:
-    c_ring, py_ring = _fastpool.SlotRing(7), _pycore.SlotRing(7)
+@given(ops=OPS, lifo=st.booleans())
+def test_compiled_core_and_twin_agree_on_every_step(ops, lifo) -> None:
+    c_ring, py_ring = _fastpool.SlotRing(7, lifo=lifo), _pycore.SlotRing(7, lifo=lifo)
     for op, arg in ops:
         assert _apply(c_ring, op, arg) == _apply(py_ring, op, arg), (op, arg)
         assert c_ring.idle() == py_ring.idle()
         assert c_ring.in_use() == py_ring.in_use()
+        assert c_ring.idle_count() == py_ring.idle_count()

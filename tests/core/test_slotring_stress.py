@@ -57,6 +57,40 @@ def test_native_threads_never_share_or_lose_a_slot(
     assert_all_idle(ring, slots)
 
 
+LIFO_SHAPES = [
+    # (threads, slots, iterations per thread, every n-th acquire takes the oldest)
+    pytest.param(8, 4, 100_000, 0, id="threads>slots"),
+    pytest.param(2, 64, 150_000, 0, id="threads<slots"),
+    pytest.param(8, 1, 50_000, 0, id="one-slot"),
+    # Shrink/sweep-style claims of the bottom detach the whole stack while
+    # other threads push and pop: what they push meanwhile must survive.
+    pytest.param(8, 6, 50_000, 7, id="with-oldest"),
+    pytest.param(32, 3, 10_000, 3, id="oversubscribed-with-oldest"),
+]
+
+
+@pytest.mark.c_extension
+@pytest.mark.parametrize("threads,slots,iterations,oldest_every", LIFO_SHAPES)
+def test_native_threads_lifo_never_share_or_lose_a_slot(
+    c_core, threads, slots, iterations, oldest_every
+):
+    ring = c_core.SlotRing(slots * 2, lifo=True)
+    for _ in range(slots):
+        ring.add()
+    res = c_core._stress_native(ring, threads, iterations, 2, oldest_every=oldest_every)
+    assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), (
+        res
+    )
+    assert res["cycles"] == threads * iterations
+    assert_all_idle(ring, slots)
+
+
+@pytest.mark.c_extension
+def test_native_stress_rejects_a_negative_oldest_every(c_core) -> None:
+    with pytest.raises(ValueError, match="oldest_every must be >= 0"):
+        c_core._stress_native(full_ring(c_core, 2, 2), 1, 1, oldest_every=-1)
+
+
 @pytest.mark.c_extension
 @pytest.mark.parametrize(
     "enq_seen,deq_seen,mask,full",
@@ -98,8 +132,12 @@ def test_native_stress_rejects_bad_arguments(c_core) -> None:
         c_core._stress_native(ring, 1, -1)
 
 
-def run_python_stress(core, threads: int, cycles: int, slots: int, churn_every: int) -> None:
-    ring = full_ring(core, slots * 2, slots)
+def run_python_stress(
+    core, threads: int, cycles: int, slots: int, churn_every: int, lifo: bool = False
+) -> None:
+    ring = core.SlotRing(slots * 2, lifo=lifo)
+    for _ in range(slots):
+        ring.add()
     owners: dict[int, int] = {}
     duplicates = []
     barrier = threading.Barrier(threads)
@@ -108,7 +146,7 @@ def run_python_stress(core, threads: int, cycles: int, slots: int, churn_every: 
         barrier.wait()
         done = 0
         while done < cycles:
-            slot = ring.try_acquire()
+            slot = ring.try_acquire_oldest() if lifo and done % 5 == 4 else ring.try_acquire()
             if slot < 0:
                 continue
             # setdefault is atomic: a second holder sees the first one's id.
@@ -135,6 +173,11 @@ def run_python_stress(core, threads: int, cycles: int, slots: int, churn_every: 
 @pytest.mark.parametrize("churn_every", [0, 7], ids=["plain", "retire-add-churn"])
 def test_python_threads_never_share_or_lose_a_slot(core, churn_every) -> None:
     run_python_stress(core, threads=16, cycles=2_000, slots=4, churn_every=churn_every)
+
+
+def test_python_threads_lifo_never_share_or_lose_a_slot(core) -> None:
+    # With retire/add churn and every fifth claim taking the oldest slot.
+    run_python_stress(core, threads=16, cycles=2_000, slots=4, churn_every=7, lifo=True)
 
 
 @pytest.mark.slow
