@@ -61,6 +61,13 @@ class NullPoolLogic(_NullLogicBase):
     def __init__(
         self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any
     ) -> None:
+        if "use_lifo" in kwargs:
+            # Not one of its arguments (as SQLAlchemy's NullPool takes no
+            # use_lifo either): said so here, since ConnectionPool would take it.
+            raise TypeError(
+                f"{type(self).__name__} takes no use_lifo argument: it keeps no idle"
+                " connections, so there is no order to choose"
+            )
         kwargs.setdefault("close_returns", False)
         super().__init__(conninfo, min_size=min_size, max_size=max_size, **kwargs)
         # close() on a connection of a null pool really closes it (psycopg_pool too).

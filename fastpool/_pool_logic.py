@@ -107,10 +107,15 @@ class PoolLogic(_LogicBase):
         reset: Any,
         close_returns: bool,
         api: Any,
+        use_lifo: bool = False,
     ) -> None:
         """The constructors' common tail, after the arguments were checked:
         callbacks, slot capacity, and the per-slot state. ``api`` is the class
-        whose getconn/putconn the fast ``connection()`` context may bypass."""
+        whose getconn/putconn the fast ``connection()`` context may bypass.
+        ``use_lifo``: hand out the connection returned last (see ``use_lifo``)."""
+        if type(use_lifo) is not bool:
+            raise TypeError(f"use_lifo must be True or False, got {type(use_lifo).__name__}")
+        self._use_lifo = use_lifo
         self.connection_class = connection_class
         self._configure = configure
         self._check = check
@@ -127,7 +132,7 @@ class PoolLogic(_LogicBase):
     def _init_state(self) -> None:
         """(Re)create the structures a pool starts with (also after a fork)."""
         self._lock = threading.RLock()
-        self._ring = SlotRing(self._capacity)
+        self._ring = SlotRing(self._capacity, lifo=self._use_lifo)
         self._counters = self._stats.counters
         self._hist = self._histograms.counters
         cap = self._capacity
@@ -151,6 +156,14 @@ class PoolLogic(_LogicBase):
         # True when getconn() may take the lock-free path: open, not closed, and
         # no pending one-time warning. Read once per checkout.
         self._fast = False
+
+    @property
+    def use_lifo(self) -> bool:
+        """True: a checkout gets the idle connection returned most recently
+        (its server process is likely still warm, and the ones left idle
+        longest are the ones ``max_idle`` closes); False (default, as
+        psycopg_pool): the one returned longest ago."""
+        return self._ring.lifo
 
     def _grow_slot_state(self, capacity: int) -> None:
         """Lengthen the per-slot lists of ``_init_state`` to ``capacity`` (a null
@@ -254,12 +267,29 @@ class PoolLogic(_LogicBase):
                 return
 
     def _take_all_idle_locked(self) -> list[tuple[int, Any]]:
+        """Claim every idle slot, oldest first: giving them back in this order
+        keeps the order they were returned in (FIFO or LIFO)."""
         out: list[tuple[int, Any]] = []
         while True:
             slot = self._ring.try_acquire()
             if slot < 0:
-                return out
+                break
             out.append((slot, self._conns[slot]))
+        if self._ring.lifo:
+            out.reverse()  # taken from the top of the stack
+        return out
+
+    def _try_acquire_oldest(self) -> int:
+        """Claim the idle slot returned longest ago, or -1: how maintenance
+        visits idle slots (each once, in n claims and give-backs, which leave
+        their order as it was) and picks the one to shrink. To reach the
+        bottom of a LIFO stack the core detaches it for an instant: a checkout
+        that found it empty then may have queued, so serve the queue (the
+        pool lock is an RLock: callers may hold it)."""
+        slot = self._ring.try_acquire_oldest()
+        if self._waiting:
+            self._serve_waiters()
+        return slot
 
     def _forget_slot(self, slot: int, holder: Any = None) -> None:
         """Take a held slot out of the pool (its connection is going away);
@@ -734,7 +764,7 @@ class PoolLogic(_LogicBase):
             exhausted, self._exhausted = self._exhausted, False
             if exhausted or self._nconns <= self._min_size:
                 return None
-            slot = self._ring.try_acquire()
+            slot = self._try_acquire_oldest()  # idle longest
             if slot < 0:
                 return None
             conn = self._conns[slot]
@@ -755,10 +785,10 @@ class PoolLogic(_LogicBase):
         workers.run_later(self._expiry_sweep_period(), type(self)._expiry_task)
         now = monotonic()
         expired = []
-        # Claim each idle slot with try_acquire (so no checkout can race us), keep
+        # Claim each idle slot (so no checkout can race us), oldest first, keep
         # it for a few microseconds, and give back the ones still within lifetime.
         for _ in range(self._ring.idle_count()):
-            slot = self._ring.try_acquire()
+            slot = self._try_acquire_oldest()
             if slot < 0:
                 break
             if now >= self._expire_at[slot]:

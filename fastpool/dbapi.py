@@ -202,9 +202,9 @@ _set_held: Callable[[PooledConnection[Any], _Held | None], None] = PooledConnect
 class Pool(ConnectionPool[Any], Generic[_ConnT]):
     """A pool of DB-API connections made by ``connect()``.
 
-    Sizing, waiting, lifetime and statistics parameters mean what they mean for
-    ``fastpool.ConnectionPool`` (psycopg_pool's names and defaults); the pool
-    opens in the constructor unless ``open=False``.
+    Sizing, waiting, lifetime and statistics parameters, and ``use_lifo``, mean
+    what they mean for ``fastpool.ConnectionPool`` (psycopg_pool's names and
+    defaults); the pool opens in the constructor unless ``open=False``.
 
     ``configure(conn)`` runs on each new connection, ``check(conn)`` before
     each checkout, ``reset(conn)`` after each return; all get the driver's
@@ -250,6 +250,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         check_bypass: float = 0.0,
         fork_safe: bool = False,
         leak_threshold: float | None = None,
+        use_lifo: bool = False,
     ) -> None:
         if not callable(connect):
             raise TypeError(
@@ -294,7 +295,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         self.reset_on_return = reset_on_return
         # The slot machinery calls _check with what it holds: unwrap it.
         held_check = None if self._user_check is None else self._check_held
-        self._init_pool(_Held, configure, held_check, None, False, PoolHotPath)
+        self._init_pool(_Held, configure, held_check, None, False, PoolHotPath, use_lifo)
         if fork_safe:
             from .pool import _fork_safe_pools
 

@@ -100,6 +100,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         check_bypass: float = 0.0,
         fork_safe: bool = False,
         leak_threshold: float | None = None,
+        use_lifo: bool = False,
     ) -> None:
         if connection_class is None:
             if psycopg is None:
@@ -136,7 +137,9 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                     f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
                 )
             connection_class = cast("type[CT]", PoolConnection)
-        self._init_pool(connection_class, configure, check, reset, close_returns, PoolHotPath)
+        self._init_pool(
+            connection_class, configure, check, reset, close_returns, PoolHotPath, use_lifo
+        )
         if fork_safe:
             _fork_safe_pools.add(self)
         if open is None:
@@ -402,9 +405,10 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self._replace_discarded()
 
     def _take_idle_into(self, h: _Holder) -> bool:
-        """Claim one idle connection into holder ``h``; False if none."""
+        """Claim the idle connection returned longest ago into holder ``h``;
+        False if none."""
         with self._lock:
-            h.slot = self._ring.try_acquire()
+            h.slot = self._try_acquire_oldest()
             return h.slot >= 0
 
     def _give_back_held(self, h: Any) -> None:

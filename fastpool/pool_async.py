@@ -92,6 +92,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         num_workers: int = 3,
         check_bypass: float = 0.0,
         leak_threshold: float | None = None,
+        use_lifo: bool = False,
     ) -> None:
         if connection_class is None:
             if psycopg is None:
@@ -124,7 +125,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 f" (installed: {psycopg.__version__})"
             )
         self._init_pool(
-            connection_class, configure, check, reset, close_returns, AsyncConnectionPool
+            connection_class, configure, check, reset, close_returns, AsyncConnectionPool, use_lifo
         )
         # Connections being closed by a task nobody awaits (a sync code path
         # had to drop them): kept here so the tasks aren't garbage-collected.

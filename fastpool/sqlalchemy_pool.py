@@ -30,8 +30,10 @@ refused by the other kind of engine, as SQLAlchemy's own pair is.
 ``pool_size=0`` means no size limit, as in QueuePool: no returned connection is
 closed, and the overflow is unlimited.
 
-Differences from QueuePool: ``use_lifo=True`` is refused (connections are
-handed out oldest first); ``dispose()`` counts connections still checked out
+``use_lifo=True`` (``create_engine(..., pool_use_lifo=True)``) hands out the
+connection returned last, as QueuePool's does.
+
+Differences from QueuePool: ``dispose()`` counts connections still checked out
 against the new overflow instead of forgetting them; the pool holds at most
 ``pool_size + max_overflow`` connections, and an unlimited overflow
 (``max_overflow=-1``, or ``pool_size=0``) is capped at 4096 connections beyond
@@ -89,11 +91,6 @@ class _FastQueuePoolBase(Pool):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
-        if use_lifo:
-            raise ValueError(
-                f"{type(self).__name__} hands out idle connections oldest first: use_lifo=True "
-                "is not supported (use sqlalchemy's QueuePool for LIFO)"
-            )
         self._timeout = check_timeout(timeout, "timeout")
         # pool_size=0 is "no size limit" (QueuePool then ignores max_overflow);
         # an unlimited overflow stops where the ring does.
@@ -116,7 +113,9 @@ class _FastQueuePoolBase(Pool):
         self._overflow = 0 - pool_size  # QueuePool's meaning: connections beyond pool_size
         self._connecting = 0  # places taken by connects not in the ring yet
         self._capacity = max(1, capacity)
-        self._ring = SlotRing(self._capacity)
+        # Any true value, as QueuePool takes it.
+        self._use_lifo = bool(use_lifo)
+        self._ring = SlotRing(self._capacity, lifo=self._use_lifo)
         # A record per slot; None only in retired slots, which are never read.
         self._records: list[ConnectionPoolEntry] = [None] * self._capacity  # type: ignore[list-item]
         # Re-entrant: SQLAlchemy returns the record of a garbage-collected
@@ -294,6 +293,7 @@ class _FastQueuePoolBase(Pool):
             max_overflow=self._max_overflow,
             pre_ping=self._pre_ping,
             timeout=self._timeout,
+            use_lifo=self._use_lifo,
             recycle=self._recycle,
             echo=self.echo,
             logging_name=self._orig_logging_name,

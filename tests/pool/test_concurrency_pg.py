@@ -9,8 +9,15 @@ from tests.support.threads import run_threads
 pytestmark = pytest.mark.postgres
 
 
-def test_threads_never_share_a_backend(make_pool, admin) -> None:
-    p = make_pool(min_size=4, max_size=4, timeout=30, kwargs={"application_name": "fp_conc"})
+@pytest.mark.parametrize("use_lifo", [False, True], ids=["fifo", "lifo"])
+def test_threads_never_share_a_backend(make_pool, admin, use_lifo) -> None:
+    p = make_pool(
+        min_size=4,
+        max_size=4,
+        timeout=30,
+        use_lifo=use_lifo,
+        kwargs={"application_name": "fp_conc"},
+    )
     p.wait()
     owners: dict[int, int] = {}
     problems: list = []

@@ -162,12 +162,32 @@ def test_dispose_and_recreate(make_engine) -> None:
             ValueError,
             r"max_overflow=-1 \(-1 counts as 4096\)",
         ),
-        ({"use_lifo": True}, ValueError, "use_lifo=True is not supported"),
     ],
 )
 def test_bad_arguments(kw, exc_type, msg) -> None:
     with pytest.raises(exc_type, match=msg):
         FastQueuePool(lambda: None, **kw)
+
+
+@pytest.mark.parametrize("use_lifo", [False, True], ids=["fifo", "lifo"])
+def test_pool_use_lifo_hands_out_as_queuepool_does(make_any_engine, use_lifo) -> None:
+    from sqlalchemy.pool import QueuePool
+
+    orders = []
+    for poolclass in (QueuePool, FastQueuePool):
+        engine = make_any_engine(poolclass, pool_size=3, max_overflow=0, pool_use_lifo=use_lifo)
+        held = [engine.connect() for _ in range(3)]
+        pids = [pid(c) for c in held]
+        for i in (1, 2, 0):
+            held[i].close()
+        got = []
+        for _ in range(2):
+            with engine.connect() as conn:
+                got.append(pids.index(pid(conn)))
+        orders.append(got)
+        if poolclass is FastQueuePool:
+            assert engine.pool.recreate()._ring.lifo is use_lifo
+    assert orders[0] == orders[1] == ([0, 0] if use_lifo else [1, 2])
 
 
 # -- no size limit, and the cap on an unlimited overflow --------------------------

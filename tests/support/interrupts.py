@@ -97,6 +97,7 @@ ATOMIC = frozenset(
         "_note_checkout",
         "_note_return",
         "_take_idle_into",
+        "_try_acquire_oldest",
         "_give_back_held",
         "_may_connect_locked",
         "_grow_ring_locked",

@@ -61,6 +61,7 @@ def generic_pool() -> None:
     with pool as same:
         assert_type(same, Pool[sqlite3.Connection])
     assert_type(Pool.filled(connect, 1, 2), Pool[sqlite3.Connection])
+    assert_type(Pool(connect, use_lifo=True).use_lifo, bool)
     # callbacks get the driver's connection, typed
     Pool(connect, check=lambda c: c.no_such_method())  # type: ignore[attr-defined]
     # a connection from another kind of pool is refused

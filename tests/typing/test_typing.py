@@ -225,8 +225,8 @@ def _runtime_params(func: Any) -> list[tuple[str, str, object]]:
 
 def test_signatures_declared_for_type_checkers_match_the_runtime() -> None:
     # ConnectionPool's getconn/putconn/connection come from the core at run
-    # time; the null pools' constructors forward to their base's (min_size 0).
-    # What type checkers are told must be what runs.
+    # time; the null pools' constructors forward to their base's (min_size 0;
+    # use_lifo refused). What type checkers are told must be what runs.
     from fastpool import AsyncConnectionPool, ConnectionPool
 
     declared = _declared_for_type_checkers("pool", "ConnectionPool")
@@ -240,7 +240,9 @@ def test_signatures_declared_for_type_checkers_match_the_runtime() -> None:
         declared = _declared_for_type_checkers(module, cls)
         assert set(declared) == {"__init__"}
         expected = [
-            (n, k, 0 if n == "min_size" else d) for n, k, d in _runtime_params(base.__init__)
+            (n, k, 0 if n == "min_size" else d)
+            for n, k, d in _runtime_params(base.__init__)
+            if n != "use_lifo"
         ]
         assert _declared_params(declared["__init__"]) == expected, cls
 

@@ -108,6 +108,12 @@ def sync_pools() -> None:
     ConnectionPool("dbname=test", reconnect_failed=on_give_up_async)  # error: reconnect_failed
     ConnectionPool(conninfo_from_vault)  # error
 
+    lifo = ConnectionPool("dbname=test", use_lifo=True, open=False)
+    reveal_type(lifo.use_lifo)  # -> bool
+    lifo.use_lifo = False  # error: use_lifo
+    ConnectionPool("dbname=test", use_lifo="yes")  # error: use_lifo
+    NullConnectionPool("dbname=test", use_lifo=True)  # error: use_lifo
+
     null = NullConnectionPool("dbname=test", open=False)
     reveal_type(null)  # -> NullConnectionPool[Connection[tuple[Any, ...]]]
     with null as opened_null:
@@ -150,6 +156,8 @@ async def async_pools() -> None:
     AsyncConnectionPool("dbname=test", configure=configure_dicts)  # error: configure
     AsyncConnectionPool("dbname=test", connection_class=Connection)  # error: Connection
     AsyncConnectionPool("dbname=test", max_waiting=1.5)  # error: max_waiting
+    reveal_type(AsyncConnectionPool(use_lifo=True, open=False).use_lifo)  # -> bool
+    AsyncNullConnectionPool(use_lifo=True)  # error: use_lifo
 
     null = AsyncNullConnectionPool("dbname=test", connection_class=AsyncConnection[DictRow], open=False)
     reveal_type(null)  # -> AsyncNullConnectionPool[AsyncConnection[dict[str, Any]]]
