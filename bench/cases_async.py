@@ -69,9 +69,10 @@ class AsyncContender:
 class PsycopgPoolAsync(AsyncContender):
     """fastpool or psycopg_pool: the same API, so one class."""
 
-    def __init__(self, dsn: str, tasks: int, impl: str) -> None:
+    def __init__(self, dsn: str, tasks: int, impl: str, use_lifo: bool = False) -> None:
         super().__init__(dsn, tasks)
         self.impl = impl
+        self.options = {"use_lifo": True} if use_lifo else {}
 
     async def open(self) -> None:
         if self.impl == "psycopg_pool":
@@ -85,6 +86,7 @@ class PsycopgPoolAsync(AsyncContender):
             open=False,
             kwargs={"autocommit": True},
             timeout=60,
+            **self.options,
         )
         await self.pool.open(wait=True)
 

@@ -17,6 +17,7 @@ from typing import Callable
 from . import (
     cases_async,
     cases_core,
+    cases_lifo,
     cases_pools,
     cases_server,
     contenders,
@@ -75,6 +76,7 @@ CASES: dict[str, tuple[Callable[[argparse.Namespace], list[Table]], bool]] = {
     "pool_spike": (cases_pools.case_spike, False),
     "pool_memory": (cases_pools.case_memory, True),
     "pool_async": (cases_async.case_async, True),
+    "pool_lifo": (cases_lifo.case_low_concurrency, True),
     "server": (cases_server.case_server, True),
 }
 
@@ -98,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--loop",
         choices=["asyncio", "uvloop"],
         default="asyncio",
-        help="event loop of the async case (default asyncio)",
+        help="event loop of the async cases (default asyncio)",
     )
     p.add_argument(
         "--memory-conns", help="memory case: the two pool sizes compared (default 10,60)"

@@ -153,7 +153,7 @@ class Contender:
 class _PsycopgPoolAPI(Contender):
     """fastpool and psycopg_pool share the API: build either the same way."""
 
-    def make_pool(self, cls):
+    def make_pool(self, cls, **options):
         s = self.setup
         stub = {"connection_class": BenchConnection} if s.stub else {}
         pool = cls(
@@ -164,6 +164,7 @@ class _PsycopgPoolAPI(Contender):
             max_size=s.size,
             timeout=s.timeout,
             open=True,
+            **options,
         )
         pool.wait()
         return pool
@@ -210,11 +211,12 @@ class PoolGetconn(_PsycopgPoolAPI):
 
 
 class PoolContext(_ContextManaged):
-    """``with pool.connection()`` on fastpool (impl "c" or "python") or psycopg_pool."""
+    """``with pool.connection()`` on fastpool (impl "c" or "python") or
+    psycopg_pool; fastpool's with ``use_lifo=True`` if asked."""
 
-    def __init__(self, setup: Setup, impl: str) -> None:
+    def __init__(self, setup: Setup, impl: str, use_lifo: bool = False) -> None:
         super().__init__(setup)
-        self.pool = self.make_pool(pool_class(impl))
+        self.pool = self.make_pool(pool_class(impl), **({"use_lifo": True} if use_lifo else {}))
 
 
 def pool_class(impl: str) -> type:
@@ -474,6 +476,14 @@ CONTENDERS: dict[str, tuple[Callable[[Setup], Contender], str]] = {
     "fastpool.python": (
         functools.partial(PoolContext, impl="python"),
         "as fastpool.c, on the pure-Python twin of the core",
+    ),
+    "fastpool.c lifo": (
+        functools.partial(PoolContext, impl="c", use_lifo=True),
+        "as fastpool.c, with use_lifo=True: the connection returned last is handed out next",
+    ),
+    "fastpool.python lifo": (
+        functools.partial(PoolContext, impl="python", use_lifo=True),
+        "as fastpool.c lifo, on the pure-Python twin of the core",
     ),
     "psycopg_pool": (
         functools.partial(PoolContext, impl="psycopg_pool"),

@@ -76,6 +76,16 @@ def check(tables: dict[str, Table]) -> list[dict]:
             _ratio(tables, f"pool_select1_{mode}_64"),
             1.5,
         )
+    for key, lifo, ceiling, who in (
+        ("lifo_select1_thread", "fastpool.c lifo", CEILING, "1 thread"),
+        ("lifo_select1_async", "fastpool.c async lifo", "dedicated async", "1 asyncio task"),
+    ):
+        add(
+            f"SELECT 1, {who}, pool of 10, use_lifo=True: ≥ 95% of one dedicated connection",
+            _ratio(tables, key, lifo, ceiling) * 100,
+            95,
+            unit="%",
+        )
     return rows
 
 

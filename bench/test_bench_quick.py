@@ -38,6 +38,7 @@ POOL_TABLES = {
     "pool_memory",
 }
 ASYNC_TABLES = {"async_cycle_10", "async_select1_10"}
+LIFO_TABLES = {"lifo_select1_thread", "lifo_select1_async"}
 COMPETITORS = {"psycopg_pool", "sqlalchemy QueuePool", "psycopg2 pool+sem", "DBUtils PooledDB"}
 
 
@@ -47,11 +48,22 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
     data = _bench(tmp_path, pg_dsn, "--cases", in_process)
     assert (
         set(data["cases"])
-        == {"core_ns_per_op", "core_threads_1", "core_threads_8"} | POOL_TABLES | ASYNC_TABLES
+        == {"core_ns_per_op", "core_threads_1", "core_threads_8"}
+        | POOL_TABLES
+        | ASYNC_TABLES
+        | LIFO_TABLES
     )
     for case, impls in data["cases"].items():
         if case.startswith("core"):
             assert "fastpool.python" in impls and "collections.deque" in impls, case
+        elif case in LIFO_TABLES:
+            suffix = " async" if case.endswith("async") else ""
+            assert {
+                f"fastpool.c{suffix}",
+                f"fastpool.c{suffix} lifo",
+                f"fastpool.python{suffix} lifo",
+                f"dedicated{suffix}",
+            } <= set(impls), (case, sorted(impls))
         elif case.startswith("async"):
             assert {
                 "fastpool.c async",
@@ -71,6 +83,7 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
                 assert all(v > 0 for v in res["runs"]), (case, name)
             assert sum(e.get("errors", 0) for e in res["extra"]) == 0, (case, name, res["extra"])
     assert data["targets"], "the targets summary is missing"
+    assert any("use_lifo=True" in t["target"] for t in data["targets"]), data["targets"]
     assert (tmp_path / "latest.png").stat().st_size > 10_000
     md = (tmp_path / "latest.md").read_text()
     assert "| psycopg_pool |" in md and "### Targets" in md

@@ -189,7 +189,7 @@ cdef bint _ring_push(fp_ring *r, uint64_t value) noexcept nogil:
     return True
 
 
-cdef int64_t _ring_pop(fp_ring *r) noexcept nogil:
+cdef inline int64_t _ring_pop(fp_ring *r) noexcept nogil:
     """Dequeue the oldest idle index, or FP_EMPTY.
 
     Like every bounded Vyukov queue this may report empty while a concurrent push
