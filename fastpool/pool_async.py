@@ -692,7 +692,15 @@ class AsyncConnectionContext:
         self.entered = True
         pool = self.pool
         if pool._plain_hot_path:
-            self.conn = await pool._getconn(self.timeout)
+            # _getconn() inline: an idle connection is handed out without one
+            # more coroutine (a checkout that finds one never suspends anyway).
+            loop = pool._loop
+            got = (
+                pool._checkout_fast(self.timeout)
+                if loop is None or loop is asyncio.get_running_loop()
+                else -1
+            )
+            self.conn = got if type(got) is not int else await pool._getconn(self.timeout)
         else:
             self.conn = await pool.getconn(self.timeout)
         # usage_ms counts from hand-out to return, as psycopg_pool's does.
@@ -722,7 +730,14 @@ class AsyncConnectionContext:
         finally:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
-                await pool.putconn(conn)
+                if pool._plain_hot_path:
+                    # putconn() inline (a connection of this context has no
+                    # owner to forget: only getconn() records one).
+                    slot = pool._return_fast(conn)
+                    if slot >= 0:
+                        await pool._putconn_slow(slot, conn)
+                else:
+                    await pool.putconn(conn)
             used = monotonic() - self.t0
             pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
             pool._histograms.observe(base.Histograms.USE, used)
