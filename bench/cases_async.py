@@ -69,10 +69,13 @@ class AsyncContender:
 class PsycopgPoolAsync(AsyncContender):
     """fastpool or psycopg_pool: the same API, so one class."""
 
-    def __init__(self, dsn: str, tasks: int, impl: str, use_lifo: bool = False) -> None:
+    def __init__(
+        self, dsn: str, tasks: int, impl: str, use_lifo: bool = False, size: int = POOL_SIZE
+    ) -> None:
         super().__init__(dsn, tasks)
         self.impl = impl
         self.options = {"use_lifo": True} if use_lifo else {}
+        self.size = size
 
     async def open(self) -> None:
         if self.impl == "psycopg_pool":
@@ -81,8 +84,8 @@ class PsycopgPoolAsync(AsyncContender):
             AsyncConnectionPool = fastpool_module(self.impl).AsyncConnectionPool
         self.pool = AsyncConnectionPool(
             self.dsn,
-            min_size=POOL_SIZE,
-            max_size=POOL_SIZE,
+            min_size=self.size,
+            max_size=self.size,
             open=False,
             kwargs={"autocommit": True},
             timeout=60,
