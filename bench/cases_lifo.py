@@ -1,4 +1,4 @@
-"""Hand-out order at low concurrency (case 7 of the comparison): one thread,
+"""Hand-out order at low concurrency (case 8 of the comparison): one thread,
 and one asyncio task, doing ``SELECT 1`` through a pool of 10 real
 connections, in the default order (FIFO, psycopg_pool's: the connection
 returned longest ago) and with ``use_lifo=True`` (the one returned last),
@@ -77,7 +77,7 @@ def _async_available() -> dict[str, Callable[[str, int], cases_async.AsyncConten
 
 
 def case_low_concurrency(args: argparse.Namespace) -> list[Table]:
-    """7. One thread / one task, SELECT 1, pool of 10: FIFO, LIFO, dedicated."""
+    """8. One thread / one task, SELECT 1, pool of 10: FIFO, LIFO, dedicated."""
     setup = Setup(args.dsn, size=POOL_SIZE)
 
     def measure(c: Contender) -> tuple[float, dict]:
@@ -92,7 +92,7 @@ def case_low_concurrency(args: argparse.Namespace) -> list[Table]:
     return [
         Table(
             "lifo_select1_thread",
-            f"7. SELECT 1 end to end, 1 thread, pool of {POOL_SIZE}, autocommit: default "
+            f"8. SELECT 1 end to end, 1 thread, pool of {POOL_SIZE}, autocommit: default "
             "order (FIFO) and use_lifo=True against one dedicated connection "
             "(ops/s, higher is better)",
             threads,
@@ -102,7 +102,7 @@ def case_low_concurrency(args: argparse.Namespace) -> list[Table]:
         ),
         Table(
             "lifo_select1_async",
-            f"7. SELECT 1 end to end, 1 asyncio task ({args.loop} loop), pool of {POOL_SIZE}, "
+            f"8. SELECT 1 end to end, 1 asyncio task ({args.loop} loop), pool of {POOL_SIZE}, "
             "autocommit: default order (FIFO) and use_lifo=True against one dedicated "
             "connection (ops/s, higher is better)",
             tasks,
