@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import (
+    callgrind,
     cases_async,
     cases_core,
     cases_lifo,
@@ -78,6 +79,7 @@ CASES: dict[str, tuple[Callable[[argparse.Namespace], list[Table]], bool]] = {
     "pool_async": (cases_async.case_async, True),
     "pool_lifo": (cases_lifo.case_low_concurrency, True),
     "server": (cases_server.case_server, True),
+    "pool_instructions": (callgrind.case_instructions, True),
 }
 
 SERVER_SETUPS = "gthread:1x16,gthread:1x64,gthread:2x16,uvicorn:1"
@@ -128,6 +130,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--server-connections", type=int, help="wrk connections (default 64, quick 16)"
     )
     server.add_argument("--server-pool-size", type=int, default=10, help="per worker (default 10)")
+    p.add_argument(
+        "--callgrind-cycles",
+        type=int,
+        help="instruction-count case: N of its N and 2N cycle regions (default 2000, quick 100)",
+    )
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
     p.add_argument("--dsn", help="PostgreSQL to use (default: found or started, as for the tests)")
     p.add_argument(
@@ -148,6 +155,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.pool_threads = _ints(args.pool_threads or ("10,64" if q else "10,16,20,64"))
     args.e2e_threads = _ints(args.e2e_threads or ("1,10" if q else "1,10,64"))
     args.memory_conns = _ints(args.memory_conns or ("2,6" if q else "10,60"))
+    args.callgrind_cycles = args.callgrind_cycles or (100 if q else 2000)
     args.async_tasks = _ints(args.async_tasks or ("10" if q else "1,10,64"))
     # the spike: 50 callers, 5 idle connections, max 20, slow connect
     args.spike_callers, args.spike_idle, args.spike_max = 50, 5, 20
@@ -160,8 +168,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     counts = (
         args.threads + args.pool_threads + args.e2e_threads + args.memory_conns + args.async_tasks
     )
-    if args.repeats < 1 or args.seconds <= 0 or min(counts) < 1:
-        p.error("--repeats, --seconds, thread counts and --memory-conns must be positive")
+    if args.repeats < 1 or args.seconds <= 0 or min(counts) < 1 or args.callgrind_cycles < 1:
+        p.error(
+            "--repeats, --seconds, thread counts, --memory-conns and --callgrind-cycles "
+            "must be positive"
+        )
     if len(args.memory_conns) != 2 or args.memory_conns[0] >= args.memory_conns[1]:
         p.error("--memory-conns takes two sizes, smaller first, e.g. 10,60")
     args.cases = names

@@ -27,6 +27,13 @@ def _worst(tables: dict[str, Table], key: str, impl: str, field: str) -> float:
     return max(e.get(field, math.nan) for e in t.results[impl].extra)
 
 
+def _median(tables: dict[str, Table], key: str, impl: str = OURS) -> float:
+    t = tables.get(key)
+    if t is None or impl not in t.results:
+        return math.nan
+    return t.results[impl].median
+
+
 def check(tables: dict[str, Table]) -> list[dict]:
     rows: list[dict] = []
 
@@ -41,6 +48,14 @@ def check(tables: dict[str, Table]) -> list[dict]:
         _ratio(tables, "pool_cycle_1t_pg"),
         12,
     )
+    for mode in ("autocommit", "transaction"):
+        add(
+            f"instructions per `with pool.connection()` cycle, {mode} (callgrind): ≤ 2,000",
+            _median(tables, f"pool_instructions_{mode}"),
+            2000,
+            at_most=True,
+            unit=" instructions",
+        )
     for threads in (16, 64):
         key = f"pool_contended_{threads}"
         add(f"contended cycle, {threads} threads: ≥ 25x psycopg_pool", _ratio(tables, key), 25)

@@ -39,6 +39,12 @@ POOL_TABLES = {
 }
 ASYNC_TABLES = {"async_cycle_10", "async_select1_10"}
 LIFO_TABLES = {"lifo_select1_thread", "lifo_select1_async"}
+# The callgrind case runs where valgrind is installed (scripts/test installs it).
+INSTRUCTION_TABLES = (
+    {"pool_instructions_autocommit", "pool_instructions_transaction"}
+    if shutil.which("valgrind")
+    else set()
+)
 COMPETITORS = {"psycopg_pool", "sqlalchemy QueuePool", "psycopg2 pool+sem", "DBUtils PooledDB"}
 
 
@@ -52,6 +58,7 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
         | POOL_TABLES
         | ASYNC_TABLES
         | LIFO_TABLES
+        | INSTRUCTION_TABLES
     )
     for case, impls in data["cases"].items():
         if case.startswith("core"):
@@ -73,6 +80,14 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
                 "sqlalchemy AsyncAdaptedQueuePool",
                 "sqlalchemy AsyncAdaptedFastQueuePool",
             } <= set(impls), (case, sorted(impls))
+        elif case in INSTRUCTION_TABLES:
+            assert {"fastpool.python", "psycopg_pool"} <= set(impls), (case, sorted(impls))
+            for name, res in impls.items():
+                # two estimates from two (N, 2N) pairs: instruction counts agree
+                # closely, or the brackets caught something else
+                assert max(res["runs"]) <= 1.05 * min(res["runs"]), (case, name, res["runs"])
+            if "fastpool.c" in impls:  # a count far from this shows a broken measurement
+                assert impls["fastpool.c"]["median"] < impls["psycopg_pool"]["median"] / 3, case
         else:
             assert "fastpool.python" in impls, case
             if case != "pool_spike":  # the spike runs on stub connections only

@@ -74,6 +74,17 @@ ensure_wrk() {
         || say "could not install wrk (needs root and apt-get): the server benchmark cannot run"
 }
 
+ensure_valgrind() {
+    # The benchmark's instruction-count case (bench/callgrind.py) runs the pools
+    # under callgrind; without valgrind it is skipped with a note.
+    if command -v valgrind >/dev/null 2>&1; then
+        return
+    fi
+    say "installing Debian's valgrind (for the benchmark's instruction counts)"
+    apt_install valgrind \
+        || say "could not install valgrind (needs root and apt-get): the instruction-count case will be skipped"
+}
+
 ensure_mariadb() {
     # The generic-pool tests use a MariaDB on 127.0.0.1:3306 or start a private
     # one from the server binaries; MariaDB Connector/Python needs the C library.
