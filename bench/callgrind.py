@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,11 +37,21 @@ MODES = {
     "transaction": "non-autocommit (nothing executed: the connection comes back idle)",
 }
 ROOT = Path(__file__).resolve().parents[1]
+NOTE = (
+    "The difference between regions of {n2} and {n} cycles, divided by {n}, in one interpreter "
+    "under callgrind: two such pairs (the extremes are min and max) in each of {seeds} "
+    "interpreter(s), with hash seeds 0, 1, ... (string hashes decide how long dictionary "
+    "lookups probe, which moves fastpool.c's count by up to a tenth). The count includes the "
+    "loop and the `with` statement's own machinery: about 1,750 instructions on CPython 3.11 "
+    "for a compiled context manager that does nothing."
+)
 
 
-def count(dsn: str, n: int, names: list[str], valgrind: str) -> dict[tuple[str, str], list[float]]:
+def count(
+    dsn: str, n: int, names: list[str], valgrind: str, seed: int = 0
+) -> dict[tuple[str, str], list[float]]:
     """Run the probe under callgrind; instructions per cycle by (impl, mode):
-    one estimate per (N, 2N) pair."""
+    one estimate per (N, 2N) pair. ``seed``: the child's PYTHONHASHSEED."""
     with tempfile.TemporaryDirectory(prefix="fastpool-callgrind-") as tmp:
         cmd = [
             valgrind,
@@ -57,7 +68,11 @@ def count(dsn: str, n: int, names: list[str], valgrind: str) -> dict[tuple[str, 
             str(n),
             ",".join(names),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+        # A given hash seed: how long a dict lookup probes depends on the
+        # strings' hashes, which otherwise change with every interpreter (by up
+        # to a tenth of fastpool.c's count).
+        env = dict(os.environ, PYTHONHASHSEED=str(seed))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"callgrind probe failed:\n{proc.stderr[-3000:]}")
         labels = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -107,7 +122,10 @@ def case_instructions(args: argparse.Namespace) -> list[Table]:
         return []
     names = list(available(NAMES, Setup(args.dsn)))
     n = args.callgrind_cycles
-    counts = count(args.dsn, n, names, valgrind)
+    counts: dict[tuple[str, str], list[float]] = {}
+    for seed in range(args.callgrind_seeds):
+        for key, estimates in count(args.dsn, n, names, valgrind, seed).items():
+            counts.setdefault(key, []).extend(estimates)
     tables = []
     for mode, what in MODES.items():
         results = {}
@@ -123,11 +141,7 @@ def case_instructions(args: argparse.Namespace) -> list[Table]:
                 f"real connections, {what}, counted by callgrind (lower is better)",
                 results,
                 ["psycopg_pool"],
-                note=f"The difference between regions of {2 * n} and {n} cycles, divided by {n}, "
-                "in one interpreter under callgrind; min and max are the two estimates of two "
-                "such pairs. The count includes the loop and the `with` statement's own "
-                "machinery (about 1,700 instructions on CPython 3.11 for a compiled no-op "
-                "context manager), not only the pool.",
+                note=NOTE.format(n=n, n2=2 * n, seeds=args.callgrind_seeds),
             )
         )
     return tables

@@ -135,6 +135,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="instruction-count case: N of its N and 2N cycle regions (default 2000, quick 100)",
     )
+    p.add_argument(
+        "--callgrind-seeds",
+        type=int,
+        help="instruction-count case: interpreters (hash seeds 0, 1, ...) (default 3, quick 1)",
+    )
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
     p.add_argument("--dsn", help="PostgreSQL to use (default: found or started, as for the tests)")
     p.add_argument(
@@ -156,6 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.e2e_threads = _ints(args.e2e_threads or ("1,10" if q else "1,10,64"))
     args.memory_conns = _ints(args.memory_conns or ("2,6" if q else "10,60"))
     args.callgrind_cycles = args.callgrind_cycles or (100 if q else 2000)
+    args.callgrind_seeds = args.callgrind_seeds or (1 if q else 3)
     args.async_tasks = _ints(args.async_tasks or ("10" if q else "1,10,64"))
     # the spike: 50 callers, 5 idle connections, max 20, slow connect
     args.spike_callers, args.spike_idle, args.spike_max = 50, 5, 20
@@ -168,10 +174,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     counts = (
         args.threads + args.pool_threads + args.e2e_threads + args.memory_conns + args.async_tasks
     )
-    if args.repeats < 1 or args.seconds <= 0 or min(counts) < 1 or args.callgrind_cycles < 1:
+    if (
+        args.repeats < 1
+        or args.seconds <= 0
+        or min(counts) < 1
+        or min(args.callgrind_cycles, args.callgrind_seeds) < 1
+    ):
         p.error(
-            "--repeats, --seconds, thread counts, --memory-conns and --callgrind-cycles "
-            "must be positive"
+            "--repeats, --seconds, thread counts, --memory-conns and --callgrind-* must be positive"
         )
     if len(args.memory_conns) != 2 or args.memory_conns[0] >= args.memory_conns[1]:
         p.error("--memory-conns takes two sizes, smaller first, e.g. 10,60")

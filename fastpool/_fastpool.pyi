@@ -56,7 +56,7 @@ class Counters:
 
 def monotonic() -> float: ...
 def histogram_bucket(seconds: float) -> int: ...
-def commit_sends_nothing(conn: Any, status: int) -> bool: ...
+def commit_sends_nothing(conn: Any, status: int, failed: bool = ...) -> bool: ...
 @disjoint_base
 class PoolFastPath:
     """Base class of the sync and async pools: the compiled checkout/return path."""
@@ -66,6 +66,7 @@ class PoolFastPath:
     _counters: Counters
     _hist: Counters
     _conns: list[Any]
+    _pgconns: list[Any]
     _expire_at: list[Any]
     _created_at: list[Any]
     _last_used: list[Any]
@@ -90,7 +91,7 @@ class PoolHotPath(PoolFastPath):
 
 @disjoint_base
 class ConnectionContext:
-    def __new__(cls, pool: PoolHotPath, timeout: float | None) -> Self: ...
+    def __init__(self, pool: PoolHotPath, timeout: float | None) -> None: ...
     def __enter__(self) -> Any: ...
     def __exit__(
         self,

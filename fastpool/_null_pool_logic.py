@@ -204,6 +204,7 @@ class NullPoolLogic(_NullLogicBase):
         """A returned connection will be closed: its slot leaves the pool."""
         with self._lock:
             self._conns[slot] = None
+            self._pgconns[slot] = None
             self._ring.retire(slot)
 
     def _return_unclaimed(self, slot: int) -> None:

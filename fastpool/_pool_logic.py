@@ -137,6 +137,9 @@ class PoolLogic(_LogicBase):
         self._hist = self._histograms.counters
         cap = self._capacity
         self._conns: list[Any] = [None] * cap  # slot -> connection
+        # slot -> its connection's pgconn (psycopg never replaces it; None for a
+        # DB-API connection): saves the compiled return path one attribute read
+        self._pgconns: list[Any] = [None] * cap
         self._expire_at: list[float] = [0.0] * cap  # slot -> monotonic expiry
         self._created_at: list[float] = [0.0] * cap
         self._last_used: list[float] = [0.0] * cap  # slot -> last successful return
@@ -173,6 +176,7 @@ class PoolLogic(_LogicBase):
         fill: Any  # (each list's own)
         for values, fill in (
             (self._conns, None),
+            (self._pgconns, None),
             (self._expire_at, 0.0),
             (self._created_at, 0.0),
             (self._last_used, 0.0),
@@ -298,6 +302,7 @@ class PoolLogic(_LogicBase):
             if holder is not None:
                 holder.slot = -1
             self._conns[slot] = None
+            self._pgconns[slot] = None
             self._ring.retire(slot)
             self._nconns -= 1
 
@@ -322,6 +327,7 @@ class PoolLogic(_LogicBase):
         slot = self._ring.add(acquired=True)
         now = monotonic()
         self._conns[slot] = conn
+        self._pgconns[slot] = getattr(conn, "pgconn", None)
         self._created_at[slot] = now
         self._expire_at[slot] = now + self._jitter(self.max_lifetime, -0.05, 0.0)
         self._last_used[slot] = now

@@ -37,6 +37,7 @@ class PoolFastPath:
     _counters: Any
     _hist: Any
     _conns: list[Any]
+    _pgconns: list[Any]  # (read by the compiled twin's return path only)
     _expire_at: list[float]
     _created_at: list[float]
     _last_used: list[float]
@@ -169,18 +170,20 @@ class PoolHotPath(PoolFastPath):
         return ConnectionContext(self, timeout)
 
 
-def commit_sends_nothing(conn: Any, status: int) -> bool:
-    """True where psycopg's commit() and rollback() would send nothing and
-    raise nothing: an IDLE connection outside a prepared two-phase
-    transaction, a transaction() block and a pipeline. UNKNOWN is a closed or
-    broken connection, which psycopg's __exit__ skips too."""
+def commit_sends_nothing(conn: Any, status: int, failed: bool = True) -> bool:
+    """True where psycopg's commit() (or, ``failed``: the block raised,
+    rollback()) would send nothing and raise nothing: an IDLE connection
+    outside a prepared two-phase transaction and a transaction() block, and
+    for rollback() a pipeline (commit() at IDLE returns before it would sync
+    one). UNKNOWN is a closed or broken connection, which psycopg's __exit__
+    skips too."""
     if status == _UNKNOWN:
         return True
     return (
         status == _IDLE
         and getattr(conn, "_tpc", None) is None
         and not getattr(conn, "_num_transactions", 0)
-        and getattr(conn, "_pipeline", None) is None
+        and not (failed and getattr(conn, "_pipeline", None) is not None)
     )
 
 
@@ -223,7 +226,8 @@ class ConnectionContext:
         pool: Any = self.pool
         self.conn = None
         try:
-            if not commit_sends_nothing(conn, conn.pgconn.transaction_status):
+            status = conn.pgconn.transaction_status
+            if not commit_sends_nothing(conn, status, exc_type is not None):
                 if exc_type is None:
                     conn.commit()
                 else:

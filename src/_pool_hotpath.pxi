@@ -83,6 +83,7 @@ cdef class PoolFastPath:
     cdef public Counters _counters
     cdef public Counters _hist          # fastpool.base.Histograms counters
     cdef public list _conns          # slot -> connection
+    cdef public list _pgconns        # slot -> its connection's pgconn (None: not psycopg)
     cdef public list _expire_at      # slot -> monotonic time the connection expires
     cdef public list _created_at     # slot -> monotonic time it was made
     cdef public list _last_used      # slot -> last successful return (check_bypass)
@@ -96,6 +97,11 @@ cdef class PoolFastPath:
     # False when a subclass overrides getconn()/putconn(): then connection() must
     # go through the overrides, as psycopg_pool's does.
     cdef public bint _plain_hot_path
+    # Connections given back through _return_fast_c (putconn(), close() with
+    # close_returns, a with-block's general exit), counted (relaxed atomic): a
+    # with-block that sees it unchanged since its checkout knows its
+    # connection was not given back meanwhile without reading conn._pool.
+    cdef int64_t _returns
 
     def _checkout_fast(self, timeout):
         """The lock-free checkout: a connection ready to hand out (counted in
@@ -103,12 +109,18 @@ cdef class PoolFastPath:
         connection, or not allowed now (take the slow path, which counts the
         request). A slot never leaves this method other than with its
         connection checked out, so an interrupt can't strand it in between."""
-        return self._checkout_fast_c(timeout)
+        cdef int64_t slot
+        cdef double now
+        conn = self._checkout_fast_c(timeout, &slot, &now)
+        return -1 if slot < 0 else conn
 
-    cdef inline object _checkout_fast_c(self, object timeout):
+    cdef inline object _checkout_fast_c(self, object timeout, int64_t *slot_out, double *now_out):
+        # As _checkout_fast; also gives the slot (-1: nothing handed out, the
+        # result is None) and the clock reading the expiry was checked against.
         cdef int64_t slot
         cdef int code
         cdef double now
+        slot_out[0] = -1
         # A timeout that isn't a plain positive number takes the slow path,
         # which rejects it with a clear error, or (<= 0: no time left, as in
         # psycopg_pool) raises PoolTimeout; fastpool.Pool serves timeout=0 there.
@@ -125,6 +137,8 @@ cdef class PoolFastPath:
                     conn._pool = self
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
+                    slot_out[0] = slot
+                    now_out[0] = now
                     return conn
                 # Expired: put it back for the slow path, which replaces it.
                 code = fp_release(&self._ring.r, slot)
@@ -134,7 +148,7 @@ cdef class PoolFastPath:
                     self._serve_waiters()
             elif slot != FP_EMPTY:
                 _raise_for(<int>slot, "try_acquire", None, self._ring.r.capacity)
-        return -1
+        return None
 
     def _return_fast(self, conn):
         """The lock-free return: -1 when ``conn`` is back (in the ring or with a
@@ -150,6 +164,7 @@ cdef class PoolFastPath:
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
             return -1
+        fp_fetch_add_relaxed_i64(&self._returns, 1)
         slot = conn._fp_slot
         conn._pool = None
         if slot < 0 or slot >= len(self._conns) or <object>PyList_GET_ITEM(self._conns, slot) is not conn:
@@ -183,6 +198,67 @@ cdef class PoolFastPath:
                 return -1
         return slot
 
+    cdef bint _return_clean_c(self, object conn, int64_t slot, int64_t returns_seen, bint failed,
+                              double *now_out) except -1:
+        """The whole return of a ``with pool.connection()`` block's connection
+        ``conn``, checked out by the fast path into ``slot``, where it is the
+        simplest: nothing to send (psycopg's commit() or, after an exception,
+        rollback() would send nothing and raise nothing), nothing to reset,
+        not expired, nobody waiting, no leak tracking. ``returns_seen``:
+        ``_returns`` when it was checked out. Then the slot goes
+        straight back to the ring and this returns True, with the clock
+        reading in ``now_out``; else False and nothing was done (the caller
+        takes the general path, which reads everything again).
+
+        The same decisions as the general path (ConnectionContext's exit,
+        then _return_fast_c), each attribute read once."""
+        cdef double now
+        cdef int code
+        if (self._closed or self._reset is not None or self._leak_threshold > 0
+                or self._waiting):
+            return False
+        if slot >= len(self._conns) or <object>PyList_GET_ITEM(self._conns, slot) is not conn:
+            return False  # (checked out before a fork: the general path drops it)
+        # Already returned (conn.close() with close_returns, or putconn())?
+        # Only a return through _return_fast_c can have done it, and if none
+        # happened in the whole pool since the checkout, none did.
+        if (fp_load_relaxed_i64(&self._returns) != returns_seen
+                and getattr(conn, "_pool", None) is not self):
+            return False
+        if slot >= len(self._pgconns):
+            return False
+        pgconn = <object>PyList_GET_ITEM(self._pgconns, slot)
+        if pgconn is None:
+            return False
+        status = pgconn.transaction_status
+        if type(status) is not int or <long>status != _IDLE:
+            return False
+        if (getattr(conn, "_tpc", None) is not None
+                or getattr(conn, "_num_transactions", 0)
+                or (failed and getattr(conn, "_pipeline", None) is not None)):
+            # commit()/rollback() would raise, or rollback() sync a pipeline.
+            # (commit() at IDLE returns before it would sync one.)
+            return False
+        now = _monotonic()
+        if not (now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
+                and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._created_at, slot)) > self._drained_at):
+            return False
+        if self._check is not None:
+            self._last_used[slot] = now
+        conn._pool = None
+        code = fp_release(&self._ring.r, slot)
+        if code != FP_OK:
+            _raise_for(code, "release", slot, self._ring.r.capacity)
+        now_out[0] = now
+        if self._waiting:
+            # Someone queued while we released: the slot may sit idle.
+            self._serve_waiters()
+        elif self._closed:
+            # close() ran between our check and the release: it has already
+            # emptied the ring, so close what we put back.
+            self._close_idle()
+        return True
+
 
 cdef class PoolHotPath(PoolFastPath):
     """Base class of ConnectionPool: the sync getconn/putconn/connection on the
@@ -196,9 +272,11 @@ cdef class PoolHotPath(PoolFastPath):
         return self._getconn(timeout)
 
     cdef object _getconn(self, object timeout):
-        cdef object r = self._checkout_fast_c(timeout)
-        if type(r) is not int:
-            return r
+        cdef int64_t slot
+        cdef double now
+        conn = self._checkout_fast_c(timeout, &slot, &now)
+        if slot >= 0:
+            return conn
         return self._getconn_slow(timeout, False)
 
     def putconn(self, conn):
@@ -214,8 +292,12 @@ cdef class PoolHotPath(PoolFastPath):
     def connection(self, timeout=None):
         """Context manager: a connection for the block, committed on success,
         rolled back on error, then returned to the pool."""
+        cdef ConnectionContext ctx
         if self._plain_hot_path:
-            return ConnectionContext(self, timeout)
+            ctx = ConnectionContext.__new__(ConnectionContext)
+            ctx.pool = self
+            ctx.timeout = timeout
+            return ctx
         return _generic_context()(self, timeout)
 
 
@@ -224,27 +306,38 @@ cdef object _generic_context():
     return GenericConnectionContext
 
 
-cdef inline bint _commit_sends_nothing(object conn, object status):
-    # True where psycopg's commit() and rollback() would send nothing and raise
-    # nothing: an IDLE connection outside a prepared two-phase transaction, a
-    # transaction() block and a pipeline. UNKNOWN is a closed or broken
-    # connection, which psycopg's __exit__ skips too.
+cdef inline bint _commit_sends_nothing(object conn, object status, bint failed):
+    # True where psycopg's commit() (or, after an exception, rollback()) would
+    # send nothing and raise nothing: an IDLE connection outside a prepared
+    # two-phase transaction and a transaction() block, and for rollback() a
+    # pipeline (commit() at IDLE returns before it would sync one). UNKNOWN
+    # is a closed or broken connection, which psycopg's __exit__ skips too.
     if status == _UNKNOWN:
         return True
     return (status == _IDLE
             and getattr(conn, "_tpc", None) is None
             and not getattr(conn, "_num_transactions", 0)
-            and getattr(conn, "_pipeline", None) is None)
+            and not (failed and getattr(conn, "_pipeline", None) is not None))
 
 
-def commit_sends_nothing(conn, status):
-    """Python access to the test above (the async context manager uses it)."""
-    return _commit_sends_nothing(conn, status)
+def commit_sends_nothing(conn, status, failed=True):
+    """Python access to the test above (the async context manager uses it);
+    ``failed``: the block raised, so rollback() is the call in question."""
+    return _commit_sends_nothing(conn, status, failed)
 
 
 cdef str _REENTERED = ("this pool.connection() context manager was already entered: "
               "call pool.connection() once for each with-block (and don't share one between threads)")
 cdef str _EXIT_WITHOUT_ENTER = "pool.connection() context manager exited without a connection: was __enter__ called?"
+
+
+cdef inline void _count_use(PoolFastPath pool, double used) noexcept:
+    # As fastpool.base.Histograms.observe(USE, used) and the usage_ms stat in
+    # the Python twin.
+    cdef int64_t used_us = <int64_t>(used * 1e6)
+    fp_fetch_add_relaxed_i64(&pool._counters.values[_I_USAGE_MS], used_us)
+    fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE + _h_bucket(used)], 1)
+    fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE_SUM], used_us)
 
 
 @cython.freelist(32)
@@ -258,32 +351,50 @@ cdef class ConnectionContext:
     cdef object timeout
     cdef object conn
     cdef double t0
+    cdef int64_t slot    # >= 0: checked out by the fast path, into this slot
+    cdef int64_t returns  # the pool's _returns at that checkout
     cdef bint entered
 
-    def __cinit__(self, PoolHotPath pool not None, timeout):
+    # (No __cinit__: PoolHotPath.connection() makes these with __new__ and
+    # sets the fields, the cheapest construction.)
+    def __init__(self, PoolHotPath pool not None, timeout):
         self.pool = pool
         self.timeout = timeout
 
     def __enter__(self):
+        cdef int64_t slot
+        cdef double now
         if self.entered:
             raise RuntimeError(_REENTERED)
+        pool = self.pool
+        if pool is None:
+            raise TypeError("ConnectionContext needs a pool: use pool.connection()")
         self.entered = True
-        self.conn = self.pool._getconn(self.timeout)
+        self.returns = fp_load_relaxed_i64(&pool._returns)
+        conn = pool._checkout_fast_c(self.timeout, &slot, &now)
+        if slot < 0:
+            conn = pool._getconn_slow(self.timeout, False)
+            now = _monotonic()
+        self.conn = conn
+        self.slot = slot
         # usage_ms counts from hand-out to return, as psycopg_pool's does.
-        self.t0 = _monotonic()
-        return self.conn
+        self.t0 = now
+        return conn
 
     def __exit__(self, exc_type, exc_val, exc_tb):
-        cdef double used
-        cdef int64_t used_us
+        cdef double now
         conn = self.conn
         if conn is None:
             raise RuntimeError(_EXIT_WITHOUT_ENTER)
         pool = self.pool
         self.conn = None
+        if self.slot >= 0 and pool._return_clean_c(conn, self.slot, self.returns,
+                                                   exc_type is not None, &now):
+            _count_use(pool, now - self.t0)
+            return None
         try:
             status = conn.pgconn.transaction_status
-            if not _commit_sends_nothing(conn, status):
+            if not _commit_sends_nothing(conn, status, exc_type is not None):
                 if exc_type is None:
                     conn.commit()
                 else:
@@ -296,12 +407,7 @@ cdef class ConnectionContext:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
                 pool._putconn(conn)
-            # As fastpool.base.Histograms.observe(USE, used) in the Python twin.
-            used = _monotonic() - self.t0
-            used_us = <int64_t>(used * 1e6)
-            fp_fetch_add_relaxed_i64(&pool._counters.values[_I_USAGE_MS], used_us)
-            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE + _h_bucket(used)], 1)
-            fp_fetch_add_relaxed_i64(&pool._hist.values[_H_USE_SUM], used_us)
+            _count_use(pool, _monotonic() - self.t0)
 
 
 cdef object _psycopg_logger():

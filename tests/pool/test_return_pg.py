@@ -148,6 +148,44 @@ def test_close_returns_makes_close_give_the_connection_back(make_pool) -> None:
     assert p.get_stats()["pool_available"] == 1
 
 
+def test_block_that_gave_its_connection_back_does_not_return_it_twice(make_pool) -> None:
+    # The block's exit must notice the putconn() made inside it.
+    p = make_pool(min_size=2)
+    p.wait()
+    with p.connection() as conn:
+        p.putconn(conn)
+        assert p.get_stats()["pool_available"] == 2
+    assert p.get_stats()["pool_available"] == 2
+    p._ring.check_invariants()
+    with p.connection() as a, p.connection() as b:
+        assert a is not b
+
+
+def test_block_ended_inside_a_transaction_block_raises_as_psycopg(make_pool, pg_dsn) -> None:
+    # IDLE, yet psycopg's commit() refuses it (a transaction() block is still
+    # open): the pool's exit must call it all the same, as psycopg's would.
+    def leave_transaction_open(conn: psycopg.Connection) -> object:
+        block = conn.transaction()
+        block.__enter__()
+        conn.execute("COMMIT")  # the server's transaction ends, psycopg's block does not
+        assert conn.info.transaction_status.name == "IDLE"
+        return block  # (collected, it would end psycopg's block)
+
+    with psycopg.connect(pg_dsn, autocommit=True) as raw:
+        with pytest.raises(
+            psycopg.ProgrammingError, match="forbidden within a Transaction"
+        ) as ours:
+            with raw:
+                block = leave_transaction_open(raw)
+        del block
+    p = make_pool(min_size=1, kwargs={"autocommit": True})
+    with pytest.raises(psycopg.ProgrammingError) as theirs:
+        with p.connection() as conn:
+            block = leave_transaction_open(conn)
+    del block
+    assert str(theirs.value) == str(ours.value)
+
+
 def test_putconn_of_another_pools_connection(make_pool) -> None:
     a = make_pool(min_size=1, name="a")
     b = make_pool(min_size=1, name="b")
