@@ -1,4 +1,4 @@
-"""Case 7: the pool's own cost per ``with pool.connection()``, in CPU
+"""Case 9: the pool's own cost per ``with pool.connection()``, in CPU
 instructions counted by callgrind.
 
 Wall-clock times move by tens of percent on a shared machine; instruction
@@ -112,7 +112,7 @@ def _dumps(folder: Path) -> dict[int, int]:
 
 
 def case_instructions(args: argparse.Namespace) -> list[Table]:
-    """7. Instructions per ``with pool.connection()`` cycle, one thread, real connections."""
+    """9. Instructions per ``with pool.connection()`` cycle, one thread, real connections."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print(
@@ -137,7 +137,7 @@ def case_instructions(args: argparse.Namespace) -> list[Table]:
         tables.append(
             Table(
                 f"pool_instructions_{mode}",
-                f"7. instructions per `with pool.connection()` cycle (no query), 1 thread, "
+                f"9. instructions per `with pool.connection()` cycle (no query), 1 thread, "
                 f"real connections, {what}, counted by callgrind (lower is better)",
                 results,
                 ["psycopg_pool"],
