@@ -41,7 +41,7 @@ NOTE = (
     "The difference between regions of {n2} and {n} cycles, divided by {n}, in one interpreter "
     "under callgrind: two such pairs (the extremes are min and max) in each of {seeds} "
     "interpreter(s), with hash seeds 0, 1, ... (string hashes decide how long dictionary "
-    "lookups probe, which moves fastpool.c's count by up to a tenth). The count includes the "
+    "lookups probe, which moves fastpool.c's count by a few percent). The count includes the "
     "loop and the `with` statement's own machinery: about 1,650 instructions on CPython 3.11 "
     "for a compiled context manager that does nothing."
 )
@@ -70,7 +70,7 @@ def count(
         ]
         # A given hash seed: how long a dict lookup probes depends on the
         # strings' hashes, which otherwise change with every interpreter (by up
-        # to a tenth of fastpool.c's count).
+        # to a few percent of fastpool.c's count).
         env = dict(os.environ, PYTHONHASHSEED=str(seed))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=env)
         if proc.returncode != 0:
