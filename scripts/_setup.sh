@@ -53,37 +53,20 @@ ensure_postgres() {
     say "PostgreSQL: no server found, a private throwaway cluster will be started"
 }
 
-ensure_pgbouncer() {
-    # The PgBouncer tests start their own pgbouncer; they are skipped without one.
-    if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+ensure_tool() {  # $1: command, $2: Debian package, $3: what needs it, $4: what happens without it
+    if command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; then
         return
     fi
-    say "installing Debian's pgbouncer package (for the PgBouncer tests)"
-    apt_install pgbouncer \
-        || say "could not install pgbouncer (needs root and apt-get): the PgBouncer tests will be skipped"
+    say "installing Debian's $2 package ($3)"
+    apt_install "$2" || say "could not install $2 (needs root and apt-get): $4"
 }
 
-ensure_wrk() {
-    # The server case of the benchmark loads its HTTP servers with wrk; without
-    # it the case stops with a clear message (and its smoke tests are skipped).
-    if command -v wrk >/dev/null 2>&1; then
-        return
-    fi
-    say "installing Debian's wrk package (the HTTP load generator of the server benchmark)"
-    apt_install wrk \
-        || say "could not install wrk (needs root and apt-get): the server benchmark cannot run"
-}
-
-ensure_valgrind() {
-    # The benchmark's instruction-count case (bench/callgrind.py) runs the pools
-    # under callgrind; without valgrind it is skipped with a note.
-    if command -v valgrind >/dev/null 2>&1; then
-        return
-    fi
-    say "installing Debian's valgrind (for the benchmark's instruction counts)"
-    apt_install valgrind \
-        || say "could not install valgrind (needs root and apt-get): the instruction-count case will be skipped"
-}
+# The PgBouncer tests start their own pgbouncer.
+ensure_pgbouncer() { ensure_tool pgbouncer pgbouncer "for the PgBouncer tests" "the PgBouncer tests will be skipped"; }
+# The benchmark's server case loads its HTTP servers with wrk (its smoke tests skip without it).
+ensure_wrk() { ensure_tool wrk wrk "the HTTP load generator of the server benchmark" "the server benchmark cannot run"; }
+# The benchmark's instruction-count case (bench/callgrind.py) runs the pools under callgrind.
+ensure_valgrind() { ensure_tool valgrind valgrind "for the benchmark's instruction counts" "the instruction-count case will be skipped"; }
 
 ensure_mariadb() {
     # The generic-pool tests use a MariaDB on 127.0.0.1:3306 or start a private
