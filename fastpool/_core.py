@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         ConnectionContext,
         PoolFastPath,
         PoolHotPath,
+        SlotRecord,
         commit_sends_nothing,
         monotonic,
     )
@@ -33,6 +34,7 @@ elif _requested == "python":
         ConnectionContext,
         PoolFastPath,
         PoolHotPath,
+        SlotRecord,
         commit_sends_nothing,
         monotonic,
     )
@@ -47,6 +49,7 @@ elif _requested == "c":
             Counters,
             PoolFastPath,
             PoolHotPath,
+            SlotRecord,
             SlotRing,
             commit_sends_nothing,
             monotonic,
@@ -66,6 +69,7 @@ else:
             Counters,
             PoolFastPath,
             PoolHotPath,
+            SlotRecord,
             SlotRing,
             commit_sends_nothing,
             monotonic,
@@ -76,6 +80,7 @@ else:
             ConnectionContext,
             PoolFastPath,
             PoolHotPath,
+            SlotRecord,
             commit_sends_nothing,
             monotonic,
         )
@@ -92,6 +97,7 @@ __all__ = [
     "Counters",
     "PoolFastPath",
     "PoolHotPath",
+    "SlotRecord",
     "SlotRing",
     "commit_sends_nothing",
     "monotonic",

@@ -7,7 +7,7 @@ stubtest on this file against the built module."""
 
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -57,6 +57,26 @@ class Counters:
 def monotonic() -> float: ...
 def histogram_bucket(seconds: float) -> int: ...
 def commit_sends_nothing(conn: Any, status: int, failed: bool = ...) -> bool: ...
+@final
+class SlotRecord:
+    """One slot's connection and times (typed fields, ``cdef public``)."""
+
+    conn: Any
+    pgconn: Any
+    created_at: float
+    expire_at: float
+    last_used: float
+    checked_out_at: float
+    checkout_stack: Any
+    leak_reported: float
+    def __init__(
+        self,
+        conn: Any = ...,
+        pgconn: Any = ...,
+        created_at: float = ...,
+        expire_at: float = ...,
+    ) -> None: ...
+
 @disjoint_base
 class PoolFastPath:
     """Base class of the sync and async pools: the compiled checkout/return path."""
@@ -65,11 +85,7 @@ class PoolFastPath:
     _ring: SlotRing
     _counters: Counters
     _hist: Counters
-    _conns: list[Any]
-    _pgconns: list[Any]
-    _expire_at: list[Any]
-    _created_at: list[Any]
-    _last_used: list[Any]
+    _slots: list[SlotRecord]
     _waiting: Any
     _check: Any
     _reset: Any

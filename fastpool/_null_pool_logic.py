@@ -165,7 +165,7 @@ class NullPoolLogic(_NullLogicBase):
         ring = SlotRing(new_capacity)
         for _ in range(capacity):
             ring.add(acquired=True)
-        self._grow_slot_state(new_capacity)  # first: readers index the lists by slot
+        self._grow_slot_state(new_capacity)  # first: readers index the records by slot
         self._ring, self._capacity = ring, new_capacity
 
     # Return -----------------------------------------------------------------
@@ -192,7 +192,7 @@ class NullPoolLogic(_NullLogicBase):
         if self._is_stale(slot, now):
             logger.info("discarding expired connection")
             return False
-        self._last_used[slot] = now
+        self._slots[slot].last_used = now
         return True
 
     def _hand_over(self, slot: int) -> bool:
@@ -203,8 +203,7 @@ class NullPoolLogic(_NullLogicBase):
     def _retire_returned(self, slot: int) -> None:
         """A returned connection will be closed: its slot leaves the pool."""
         with self._lock:
-            self._conns[slot] = None
-            self._pgconns[slot] = None
+            self._clear_slot(slot)
             self._ring.retire(slot)
 
     def _return_unclaimed(self, slot: int) -> None:

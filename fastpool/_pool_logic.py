@@ -25,7 +25,7 @@ import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._core import SlotRing
+from ._core import SlotRecord, SlotRing
 from .base import MIN_SLOT_CAPACITY, AttemptWithBackoff, Histograms, PoolMetrics, Stats
 from .errors import PoolClosed, TooManyRequests
 from .waiting import remove_waiter
@@ -135,19 +135,9 @@ class PoolLogic(_LogicBase):
         self._ring = SlotRing(self._capacity, lifo=self._use_lifo)
         self._counters = self._stats.counters
         self._hist = self._histograms.counters
-        cap = self._capacity
-        self._conns: list[Any] = [None] * cap  # slot -> connection
-        # slot -> its connection's pgconn (psycopg never replaces it; None for a
-        # DB-API connection): saves the compiled return path one attribute read
-        self._pgconns: list[Any] = [None] * cap
-        self._expire_at: list[float] = [0.0] * cap  # slot -> monotonic expiry
-        self._created_at: list[float] = [0.0] * cap
-        self._last_used: list[float] = [0.0] * cap  # slot -> last successful return
-        # Leak detection (leak_threshold set): when and where each held slot was
-        # checked out, and the checkout already reported.
-        self._checked_out_at: list[float] = [0.0] * cap
-        self._checkout_stack: list[Any] = [None] * cap
-        self._leak_reported: list[float] = [0.0] * cap
+        # slot -> its record (connection, times, leak detection); an empty one
+        # (conn None) where the slot has no connection
+        self._slots: list[SlotRecord] = [SlotRecord() for _ in range(self._capacity)]
         # slot -> id() of its connection, seen unreachable by the last orphan scan
         self._orphan_suspects: dict[int, int] = {}
         self._waiting: deque[Any] = deque()  # Waiter (threads) or AsyncWaiter
@@ -169,22 +159,12 @@ class PoolLogic(_LogicBase):
         return self._ring.lifo
 
     def _grow_slot_state(self, capacity: int) -> None:
-        """Lengthen the per-slot lists of ``_init_state`` to ``capacity`` (a null
-        pool's ring grows on demand). Extended in place: a thread that read a
-        list before the growth still indexes the same, complete record."""
-        extra = capacity - len(self._conns)
-        fill: Any  # (each list's own)
-        for values, fill in (
-            (self._conns, None),
-            (self._pgconns, None),
-            (self._expire_at, 0.0),
-            (self._created_at, 0.0),
-            (self._last_used, 0.0),
-            (self._checked_out_at, 0.0),
-            (self._checkout_stack, None),
-            (self._leak_reported, 0.0),
-        ):
-            values.extend([fill] * extra)
+        """Lengthen the slot records of ``_init_state`` to ``capacity`` (a null
+        pool's ring grows on demand). Extended in place: a thread that read the
+        list before the growth still finds the same records in it."""
+        slots = self._slots
+        for _ in range(capacity - len(slots)):  # (a loop: a comprehension is a frame of its own)
+            slots.append(SlotRecord())
 
     def _enqueue_locked(self, w: Any = None) -> Any:
         """Queue the caller's waiter ``w`` (a new one if None; pool lock held),
@@ -208,7 +188,7 @@ class PoolLogic(_LogicBase):
     def _raise_foreign(self, conn: Any) -> None:
         other = getattr(conn, "_pool", None)
         slot = getattr(conn, "_fp_slot", None)
-        if other is None and slot is not None and self._conns[slot] is conn:
+        if other is None and slot is not None and self._slots[slot].conn is conn:
             raise ValueError(
                 f"can't return connection to pool {self.name!r}: it was already returned: {conn}"
             )
@@ -278,7 +258,7 @@ class PoolLogic(_LogicBase):
             slot = self._ring.try_acquire()
             if slot < 0:
                 break
-            out.append((slot, self._conns[slot]))
+            out.append((slot, self._slots[slot].conn))
         if self._ring.lifo:
             out.reverse()  # taken from the top of the stack
         return out
@@ -301,10 +281,13 @@ class PoolLogic(_LogicBase):
         with self._lock:
             if holder is not None:
                 holder.slot = -1
-            self._conns[slot] = None
-            self._pgconns[slot] = None
+            self._clear_slot(slot)
             self._ring.retire(slot)
             self._nconns -= 1
+
+    def _clear_slot(self, slot: int) -> None:
+        """Empty a held slot's record: its connection is leaving the pool."""
+        self._slots[slot] = SlotRecord()
 
     def _grow_locked(self, n: int) -> None:
         """Schedule ``n`` new connections (bounded by max_size)."""
@@ -326,11 +309,12 @@ class PoolLogic(_LogicBase):
         """Put a new connection in a fresh slot, held by the caller (pool lock held)."""
         slot = self._ring.add(acquired=True)
         now = monotonic()
-        self._conns[slot] = conn
-        self._pgconns[slot] = getattr(conn, "pgconn", None)
-        self._created_at[slot] = now
-        self._expire_at[slot] = now + self._jitter(self.max_lifetime, -0.05, 0.0)
-        self._last_used[slot] = now
+        # A complete record, in place before the slot can be published to the
+        # ring (when its holder gives it back). The pgconn saves the compiled
+        # return path an attribute read (psycopg never replaces it; None for a
+        # DB-API connection).
+        expire_at = now + self._jitter(self.max_lifetime, -0.05, 0.0)
+        self._slots[slot] = SlotRecord(conn, getattr(conn, "pgconn", None), now, expire_at)
         conn._fp_slot = slot
         return slot
 
@@ -489,14 +473,16 @@ class PoolLogic(_LogicBase):
     def _note_checkout(self, slot: int) -> None:
         """Record when and from where a slot was checked out (leak_threshold set).
         Costs a stack capture (tens of microseconds): opt-in for that reason."""
-        self._checked_out_at[slot] = monotonic()
-        self._checkout_stack[slot] = [
+        rec = self._slots[slot]
+        rec.checked_out_at = monotonic()
+        rec.checkout_stack = [
             f for f in traceback.extract_stack()[:-1] if not f.filename.startswith(_PACKAGE_DIR)
         ]
 
     def _note_return(self, slot: int) -> None:
-        self._checked_out_at[slot] = 0.0
-        self._checkout_stack[slot] = None
+        rec = self._slots[slot]
+        rec.checked_out_at = 0.0
+        rec.checkout_stack = None
 
     def _leak_scan_period(self) -> float:
         return min(max(self._leak_threshold / 4, 0.01), 5.0)
@@ -510,18 +496,19 @@ class PoolLogic(_LogicBase):
         workers.run_later(self._leak_scan_period(), type(self)._leak_task)
         now = monotonic()
         for slot in self._ring.in_use():
-            at = self._checked_out_at[slot]
-            if not at or now - at <= self._leak_threshold or self._leak_reported[slot] == at:
+            rec = self._slots[slot]
+            at = rec.checked_out_at
+            if not at or now - at <= self._leak_threshold or rec.leak_reported == at:
                 continue
-            self._leak_reported[slot] = at
+            rec.leak_reported = at
             self._stats.add(Stats.CONNECTIONS_LEAKED)
-            stack = "".join(traceback.format_list(self._checkout_stack[slot] or []))
+            stack = "".join(traceback.format_list(rec.checkout_stack or []))
             logger.warning(
                 "connection %s of pool %r has been checked out for %.1f sec (leak_threshold=%s);"
                 " possible leak, checked out at:\n%s",
                 # str(): a log record (kept by a buffering handler) must not keep
                 # a connection alive, or the orphan scan could never reclaim it
-                str(self._conns[slot]),
+                str(rec.conn),
                 self.name,
                 now - at,
                 self._leak_threshold,
@@ -539,26 +526,27 @@ class PoolLogic(_LogicBase):
         slot, so it must do that itself). A connection is one only if it is
         marked checked out (``_pool`` is this pool: a checkout in progress or
         an idle slot claimed by maintenance is not), its reference count shows
-        no holder but the slot list, and the garbage collector confirms it.
+        no holder but its slot record, and the garbage collector confirms it.
         With ``confirmed_only`` it must also have looked so at the previous
         scan, so no instant between two steps of a checkout is ever mistaken
         for one."""
-        conns = self._conns
+        slots = self._slots
         suspects: dict[int, int] = {}
         orphans = []
-        # What getrefcount says of an object held only by a list and a local
-        # read the same way (3 on CPython <= 3.13; interpreters that borrow
-        # references may say less): calibrated, not assumed.
-        probe = [object()]
-        only_ours = probe[0]
+        # What getrefcount says of an object held only by a slot record and a
+        # local read the same way (3 on CPython <= 3.13; interpreters that
+        # borrow references may say less): calibrated, not assumed.
+        probe = SlotRecord(object())
+        only_ours = probe.conn
         held_by_nobody = sys.getrefcount(only_ours)
         for slot in self._ring.in_use():
-            conn = conns[slot]
+            rec = slots[slot]
+            conn = rec.conn
             if conn is None or getattr(conn, "_pool", None) is not self:
                 continue
             if sys.getrefcount(conn) > held_by_nobody:
                 continue
-            if any(r is not conns and not _is_scan_frame(r) for r in gc.get_referrers(conn)):
+            if any(r is not rec and not _is_scan_frame(r) for r in gc.get_referrers(conn)):
                 continue
             if not confirmed_only or self._orphan_suspects.get(slot) == id(conn):
                 orphans.append((slot, conn))
@@ -571,7 +559,7 @@ class PoolLogic(_LogicBase):
         """Count and log a reclaimed orphan (with where it was checked out,
         when leak detection recorded it); the caller closes it."""
         self._stats.add(Stats.CONNECTIONS_LOST)
-        where = self._checkout_stack[slot]
+        where = self._slots[slot].checkout_stack
         logger.warning(
             "connection %s of pool %r was checked out and never returned, and nothing refers to"
             " it any more (its thread ended, or the code dropped it): closed%s",
@@ -675,12 +663,13 @@ class PoolLogic(_LogicBase):
 
     def _is_stale(self, slot: int, now: float) -> bool:
         """Past its lifetime, or made before the last drain(): to be replaced."""
-        return now >= self._expire_at[slot] or self._created_at[slot] <= self._drained_at
+        rec = self._slots[slot]
+        return now >= rec.expire_at or rec.created_at <= self._drained_at
 
     def _check_due(self, slot: int, now: float) -> bool:
         """The ``check`` callback must run on this checkout (check_bypass aside)."""
         return self._check is not None and not (
-            self.check_bypass and now - self._last_used[slot] < self.check_bypass
+            self.check_bypass and now - self._slots[slot].last_used < self.check_bypass
         )
 
     def _replace_discarded(self) -> None:
@@ -773,7 +762,7 @@ class PoolLogic(_LogicBase):
             slot = self._try_acquire_oldest()  # idle longest
             if slot < 0:
                 return None
-            conn = self._conns[slot]
+            conn = self._slots[slot].conn
         logger.info(
             "shrinking pool %r to %s because some connections were unused in the last %s sec",
             self.name,
@@ -797,8 +786,9 @@ class PoolLogic(_LogicBase):
             slot = self._try_acquire_oldest()
             if slot < 0:
                 break
-            if now >= self._expire_at[slot]:
-                expired.append((slot, self._conns[slot]))
+            rec = self._slots[slot]
+            if now >= rec.expire_at:
+                expired.append((slot, rec.conn))
             else:
                 self._give_back(slot)
         return expired

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -28,6 +28,45 @@ def histogram_bucket(seconds: float) -> int:
     return bisect.bisect_left(_H_BOUNDS, seconds)
 
 
+@final
+class SlotRecord:
+    """What the pool keeps about one slot: its connection and that
+    connection's times. One record per slot, filled before the slot is
+    published in the ring, so the thread that acquires the slot reads a
+    complete record. Twin of the compiled core's typed ``SlotRecord``."""
+
+    __slots__ = (
+        "checked_out_at",
+        "checkout_stack",
+        "conn",
+        "created_at",
+        "expire_at",
+        "last_used",
+        "leak_reported",
+        "pgconn",
+    )
+
+    def __init__(
+        self,
+        conn: Any = None,
+        pgconn: Any = None,
+        created_at: float = 0.0,
+        expire_at: float = 0.0,
+    ) -> None:
+        self.conn = conn  # None: no connection in this slot
+        # conn.pgconn (psycopg never replaces it); None: not psycopg. Read by
+        # the compiled twin's return path only.
+        self.pgconn = pgconn
+        self.created_at = created_at  # monotonic time the connection was made
+        self.expire_at = expire_at  # monotonic time it expires
+        self.last_used = created_at  # last successful return (check_bypass)
+        # Leak detection (leak_threshold set): when and where the slot was
+        # checked out, and the checkout already reported.
+        self.checked_out_at = 0.0
+        self.checkout_stack: Any = None
+        self.leak_reported = 0.0
+
+
 class PoolFastPath:
     """Base class of the sync and async pools holding what the fast path reads,
     and the fast path itself, free of I/O so both pools share it."""
@@ -36,11 +75,7 @@ class PoolFastPath:
     _ring: Any
     _counters: Any
     _hist: Any
-    _conns: list[Any]
-    _pgconns: list[Any]  # (read by the compiled twin's return path only)
-    _expire_at: list[float]
-    _created_at: list[float]
-    _last_used: list[float]
+    _slots: list[SlotRecord]  # slot -> its record
     _waiting: Any
     _check: Any
     _reset: Any
@@ -77,10 +112,11 @@ class PoolFastPath:
         ):
             slot = self._ring.try_acquire()
             if slot >= 0:
-                if monotonic() < self._expire_at[slot]:
+                rec = self._slots[slot]
+                if monotonic() < rec.expire_at:
                     self._counters.add(_I_REQUESTS_NUM)
                     self._hist.add(_H_WAIT)  # no wait
-                    conn = self._conns[slot]
+                    conn = rec.conn
                     conn._pool = self
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
@@ -101,10 +137,11 @@ class PoolFastPath:
             return -1
         slot: int = conn._fp_slot
         conn._pool = None
-        if not 0 <= slot < len(self._conns) or self._conns[slot] is not conn:
+        if not 0 <= slot < len(self._slots) or self._slots[slot].conn is not conn:
             # Checked out before a fork and returned in the child: the parent owns
             # the socket. Drop it without closing.
             return -1
+        rec = self._slots[slot]
         if self._leak_threshold > 0:
             self._note_return(slot)
         if not self._closed:
@@ -112,12 +149,12 @@ class PoolFastPath:
             if (
                 conn.pgconn.transaction_status == _IDLE
                 and getattr(conn, "_tpc", None) is None  # no prepared two-phase xact
-                and now < self._expire_at[slot]
+                and now < rec.expire_at
                 and self._reset is None
-                and self._created_at[slot] > self._drained_at
+                and rec.created_at > self._drained_at
             ):
                 if self._check is not None:
-                    self._last_used[slot] = now
+                    rec.last_used = now
                 if not self._waiting:
                     self._ring.release(slot)
                     if self._waiting:

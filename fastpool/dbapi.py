@@ -334,8 +334,8 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         try:
             _set_held(conn, None)
             held._pool = None
-            conns = self._conns
-            if not 0 <= slot < len(conns) or conns[slot] is not held:
+            slots = self._slots
+            if not 0 <= slot < len(slots) or slots[slot].conn is not held:
                 return  # checked out before a fork, returned in the child: the parent's
             if self._leak_threshold:
                 self._note_return(slot)
@@ -353,8 +353,9 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
                 self._return_slow(slot, held, False, False)
                 return
             now = monotonic()
-            if now < self._expire_at[slot] and self._created_at[slot] > self._drained_at:
-                self._last_used[slot] = now
+            rec = slots[slot]
+            if now < rec.expire_at and rec.created_at > self._drained_at:
+                rec.last_used = now
                 self._give_back(slot)
             else:
                 self._discard(slot, held)
@@ -396,7 +397,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         if self._is_stale(slot, now):
             self._discard(slot, held)
             return
-        self._last_used[slot] = now
+        self._slots[slot].last_used = now
         self._give_back(slot)
 
     def _reset_returned(self, held: _Held, failed: bool) -> bool:

@@ -139,7 +139,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             self._await(w, deadline, timeout)
         if w.slot < 0:
             return self._connect_new(w, deadline, timeout)
-        conn = self._conns[w.slot]
+        conn = self._slots[w.slot].conn
         conn._pool = self
         return conn  # type: ignore[no-any-return]  # the pool keeps its connections untyped
 
@@ -219,7 +219,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             if holder is not None:
                 holder.slot = -1
             if not handed:
-                if self._conns[slot] is conn:
+                if self._slots[slot].conn is conn:
                     self._retire_returned(slot)
                 self._close_quietly_now(conn)
                 self._free_connection_slot()
@@ -232,7 +232,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         with self._lock:
             if holder is not None:
                 holder.slot = -1
-            self._conns[slot] = None
+            self._clear_slot(slot)
             self._ring.retire(slot)
         self._close_quietly_now(conn)
         self._free_connection_slot()
@@ -242,7 +242,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         # by its returner) or just made, that an interrupted checkout never got
         # to use: the next waiter's, or closed.
         if not self._hand_over(slot):
-            self._drop_now(slot, self._conns[slot])
+            self._drop_now(slot, self._slots[slot].conn)
 
     def _reclaim_orphan(self, slot: int, conn: Any) -> None:
         # Closed, and its place under max_size passes on (a null pool replaces nothing).

@@ -141,7 +141,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         slot = CONNECT_YOURSELF if w is None else await self._await(w, deadline, timeout)
         if slot < 0:
             return await self._connect_new(deadline, timeout)
-        conn = self._conns[slot]
+        conn = self._slots[slot].conn
         conn._pool = self
         return conn
 
@@ -227,7 +227,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         # Only reached when a cancelled waiter had been handed a connection it
         # never used (already reset by its returner): the next waiter's, or closed.
         if not self._hand_over(slot):
-            self._close_returned_soon(slot, self._conns[slot])
+            self._close_returned_soon(slot, self._slots[slot].conn)
 
     async def _reclaim_orphan(self, slot: int, conn: Any) -> None:
         # Closed, and its place under max_size passes on (a null pool replaces nothing).

@@ -7,9 +7,9 @@ return). No Python lock, no logging, no task queue. Everything else — waiting,
 growing, replacing broken or expired connections, closing — takes the pool's
 lock and lives in the ``_slow`` methods.
 
-Per-connection bookkeeping is kept in lists indexed by slot (``_conns``,
-``_expire_at``, ...), written before the slot is published to the ring, so a
-thread that acquires a slot reads a complete record.
+Per-connection bookkeeping is kept in one record per slot (``_slots``: the
+connection, its expiry, ...), written before the slot is published to the ring,
+so a thread that acquires a slot reads a complete record.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             slot = w.slot  # final: a server writes it under this lock
         w.slot = -1
         if slot >= 0:
-            conn = self._conns[slot]
+            conn = self._slots[slot].conn
             if getattr(conn, "_pool", None) is self:  # checked out, not yet returned to the caller
                 conn._pool = None
                 if self._leak_threshold:
@@ -355,7 +355,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         now); or FAILED_CHECK: it went back to the pool as psycopg_pool does
         (retry after a backoff). ``w`` holds nothing unless it succeeded."""
         slot = w.slot
-        conn = self._conns[slot]
+        conn = self._slots[slot].conn
         if self._is_stale(slot, now):
             logger.info("discarding expired connection %s", conn)
             self._discard_held(w, conn)
@@ -399,7 +399,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     def _discard_held_now(self, h: Any) -> None:
         """In an exception handler: discard what ``h`` still holds, if anything."""
         if h.slot >= 0:
-            conn = self._conns[h.slot]
+            conn = self._slots[h.slot].conn
             self._forget_slot(h.slot, h)
             self._close_quietly_now(conn)
             self._replace_discarded()
@@ -442,7 +442,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 self._discard(slot, conn)
                 return
             if not from_getconn:  # (a failed check is no proof of health for check_bypass)
-                self._last_used[slot] = now
+                self._slots[slot].last_used = now
             self._give_back(slot)
         except BaseException:
             self._drop_interrupted(slot, conn)
@@ -452,10 +452,12 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         """An exception interrupted the return of ``conn``: if its slot is
         still held here, take it out of the pool; close the connection."""
         with self._lock:
-            held = self._conns[slot] is conn and self._ring.is_in_use(slot) and not self._closed
+            held = (
+                self._slots[slot].conn is conn and self._ring.is_in_use(slot) and not self._closed
+            )
         # (a slot this return already handed on is in use by someone else only
         # in an open pool, where handing on raises nothing: see _give_back)
-        if held or (self._closed and self._conns[slot] is conn and self._ring.is_in_use(slot)):
+        if held or (self._closed and self._slots[slot].conn is conn and self._ring.is_in_use(slot)):
             self._forget_slot(slot)
         self._close_quietly_now(conn)
         self._replace_discarded()
@@ -623,8 +625,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             for _ in range(n):
                 if not self._take_idle_into(h):
                     break
-                conn = self._conns[h.slot]
-                if monotonic() >= self._expire_at[h.slot]:
+                conn = self._slots[h.slot].conn
+                if monotonic() >= self._slots[h.slot].expire_at:
                     logger.info("discarding expired connection %s", conn)
                     self._discard_held(h, conn)
                     continue
@@ -673,7 +675,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 if not self._take_idle_into(h):
                     break
                 if self._is_stale(h.slot, monotonic()):
-                    self._discard_held(h, self._conns[h.slot])
+                    self._discard_held(h, self._slots[h.slot].conn)
                 else:  # a replacement made meanwhile
                     self._give_back_held(h)
         except BaseException:

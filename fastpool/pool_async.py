@@ -340,7 +340,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         ``check`` callback. The connection; or DISCARDED: it was stale and is
         being replaced (retry now); or FAILED_CHECK: it went back to the pool
         as psycopg_pool does (retry after a backoff)."""
-        conn = self._conns[slot]
+        conn = self._slots[slot].conn
         if self._is_stale(slot, now):
             logger.info("discarding expired connection %s", conn)
             await self._discard(slot, conn)
@@ -419,7 +419,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             await self._discard(slot, conn)
             return
         if not from_getconn:  # (a failed check is no proof of health for check_bypass)
-            self._last_used[slot] = now
+            self._slots[slot].last_used = now
         self._give_back(slot)
 
     async def _reset_connection(self, conn: Any) -> None:
@@ -605,7 +605,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         now = monotonic()
         for i, (slot, conn) in enumerate(idle):
             try:
-                if now >= self._expire_at[slot]:
+                if now >= self._slots[slot].expire_at:
                     logger.info("discarding expired connection %s", conn)
                     await self._discard(slot, conn)
                     continue
@@ -620,7 +620,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             except BaseException:
                 # Cancelled: the one being checked is in an unknown state, the
                 # rest go back untouched.
-                if self._conns[slot] is conn:
+                if self._slots[slot].conn is conn:
                     self._discard_soon(slot, conn)
                 for other, _ in idle[i + 1 :]:
                     self._give_back(other)

@@ -10,7 +10,6 @@
 cimport cython
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from cpython.list cimport PyList_GET_ITEM
-from cpython.float cimport PyFloat_AS_DOUBLE
 
 cdef enum:
     _IDLE = 0       # psycopg.pq.TransactionStatus.IDLE
@@ -72,21 +71,45 @@ def monotonic() -> float:
     return _monotonic()
 
 
+@cython.final
+cdef class SlotRecord:
+    """What the pool keeps about one slot: its connection and that
+    connection's times. One record per slot (asyncpg keeps one holder per
+    connection), filled before the slot is published in the ring, so the
+    thread that acquires the slot reads a complete record; typed fields, so
+    the fast path reads them as C struct members. fastpool._pyhotpath has
+    the Python twin (same names)."""
+
+    cdef public object conn            # None: no connection in this slot
+    cdef public object pgconn          # conn.pgconn (psycopg never replaces it); None: not psycopg
+    cdef public double created_at      # monotonic time the connection was made
+    cdef public double expire_at       # monotonic time it expires
+    cdef public double last_used       # last successful return (check_bypass)
+    # Leak detection (leak_threshold set): when and where the slot was checked
+    # out, and the checkout already reported.
+    cdef public double checked_out_at
+    cdef public object checkout_stack
+    cdef public double leak_reported
+
+    def __init__(self, conn=None, pgconn=None, double created_at=0.0, double expire_at=0.0):
+        self.conn = conn
+        self.pgconn = pgconn
+        self.created_at = created_at
+        self.expire_at = expire_at
+        self.last_used = created_at
+
+
 cdef class PoolFastPath:
     """Base class of the sync and async pools holding what the fast path reads,
     and the fast path itself, free of I/O so both pools share it.
 
-    Per-slot lists are written by the pool (under its lock, before the slot is
-    published in the ring) and only read here."""
+    Slot records are written by the pool (under its lock, before the slot is
+    published in the ring) and only read here (but for last_used)."""
 
     cdef public SlotRing _ring
     cdef public Counters _counters
     cdef public Counters _hist          # fastpool.base.Histograms counters
-    cdef public list _conns          # slot -> connection
-    cdef public list _pgconns        # slot -> its connection's pgconn (None: not psycopg)
-    cdef public list _expire_at      # slot -> monotonic time the connection expires
-    cdef public list _created_at     # slot -> monotonic time it was made
-    cdef public list _last_used      # slot -> last successful return (check_bypass)
+    cdef public list _slots          # slot -> its SlotRecord
     cdef public object _waiting      # deque of waiters: non-empty means "no barging"
     cdef public object _check
     cdef public object _reset
@@ -120,6 +143,7 @@ cdef class PoolFastPath:
         cdef int64_t slot
         cdef int code
         cdef double now
+        cdef SlotRecord rec
         slot_out[0] = -1
         # A timeout that isn't a plain positive number takes the slow path,
         # which rejects it with a clear error, or (<= 0: no time left, as in
@@ -129,11 +153,12 @@ cdef class PoolFastPath:
                 or ((type(timeout) is float or type(timeout) is int) and timeout > 0)):
             slot = fp_try_acquire(&self._ring.r)
             if slot >= 0:
+                rec = <SlotRecord>PyList_GET_ITEM(self._slots, slot)
                 now = _monotonic()
-                if now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot)):
+                if now < rec.expire_at:
                     fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
                     fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
-                    conn = <object>PyList_GET_ITEM(self._conns, slot)
+                    conn = rec.conn
                     conn._pool = self
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
@@ -161,27 +186,30 @@ cdef class PoolFastPath:
         cdef double now
         cdef int64_t slot
         cdef int code
+        cdef SlotRecord rec
         if getattr(conn, "_pool", None) is not self:
             self._raise_foreign(conn)
             return -1
         fp_fetch_add_relaxed_i64(&self._returns, 1)
         slot = conn._fp_slot
         conn._pool = None
-        if slot < 0 or slot >= len(self._conns) or <object>PyList_GET_ITEM(self._conns, slot) is not conn:
+        if (slot < 0 or slot >= len(self._slots)
+                or (<SlotRecord>PyList_GET_ITEM(self._slots, slot)).conn is not conn):
             # Checked out before a fork and returned in the child: the parent owns
             # the socket. Drop it without closing.
             return -1
+        rec = <SlotRecord>PyList_GET_ITEM(self._slots, slot)
         if self._leak_threshold > 0:
             self._note_return(slot)
         if not self._closed:
             now = _monotonic()
             if (conn.pgconn.transaction_status == _IDLE
                     and getattr(conn, "_tpc", None) is None  # no prepared two-phase xact
-                    and now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
+                    and now < rec.expire_at
                     and self._reset is None
-                    and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._created_at, slot)) > self._drained_at):
+                    and rec.created_at > self._drained_at):
                 if self._check is not None:
-                    self._last_used[slot] = now
+                    rec.last_used = now
                 if not self._waiting:
                     code = fp_release(&self._ring.r, slot)
                     if code != FP_OK:
@@ -214,10 +242,14 @@ cdef class PoolFastPath:
         then _return_fast_c), each attribute read once."""
         cdef double now
         cdef int code
+        cdef SlotRecord rec
         if (self._closed or self._reset is not None or self._leak_threshold > 0
                 or self._waiting):
             return False
-        if slot >= len(self._conns) or <object>PyList_GET_ITEM(self._conns, slot) is not conn:
+        if slot >= len(self._slots):
+            return False
+        rec = <SlotRecord>PyList_GET_ITEM(self._slots, slot)
+        if rec.conn is not conn:
             return False  # (checked out before a fork: the general path drops it)
         # Already returned (conn.close() with close_returns, or putconn())?
         # Only a return through _return_fast_c can have done it, and if none
@@ -225,9 +257,7 @@ cdef class PoolFastPath:
         if (fp_load_relaxed_i64(&self._returns) != returns_seen
                 and getattr(conn, "_pool", None) is not self):
             return False
-        if slot >= len(self._pgconns):
-            return False
-        pgconn = <object>PyList_GET_ITEM(self._pgconns, slot)
+        pgconn = rec.pgconn
         if pgconn is None:
             return False
         status = pgconn.transaction_status
@@ -240,11 +270,10 @@ cdef class PoolFastPath:
             # (commit() at IDLE returns before it would sync one.)
             return False
         now = _monotonic()
-        if not (now < PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._expire_at, slot))
-                and PyFloat_AS_DOUBLE(<object>PyList_GET_ITEM(self._created_at, slot)) > self._drained_at):
+        if not (now < rec.expire_at and rec.created_at > self._drained_at):
             return False
         if self._check is not None:
-            self._last_used[slot] = now
+            rec.last_used = now
         conn._pool = None
         code = fp_release(&self._ring.r, slot)
         if code != FP_OK:

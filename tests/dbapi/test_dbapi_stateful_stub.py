@@ -87,7 +87,7 @@ class GenericPoolMachine(RuleBasedStateMachine):
             conn.invalidate()
         self.out.discard(raw.id)
         conn.close()
-        kept = any(h is not None and h.raw is raw for h in self.pool._conns)
+        kept = any(r.conn is not None and r.conn.raw is raw for r in self.pool._slots)
         assert kept == (how in ("clean", "intrans") and raw.id not in self.drained)
         if kept:
             assert not raw.in_transaction, "rolled back on return"
@@ -128,9 +128,9 @@ class GenericPoolMachine(RuleBasedStateMachine):
         settle(self.pool)
         p = self.pool
         stats = p.get_stats()
-        kept = [h for h in p._conns if h is not None]
+        kept = [r.conn for r in p._slots if r.conn is not None]
         assert len({h.raw.id for h in kept}) == len(kept)
-        held_ids = {p._conns[s].raw.id for s in p._ring.in_use()}
+        held_ids = {p._slots[s].conn.raw.id for s in p._ring.in_use()}
         assert held_ids == self.out
         assert stats["pool_available"] + len(self.out) == len(kept) == p._ring.size()
         assert not any(h.raw.closed_flag for h in kept)

@@ -26,8 +26,7 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> Non
 def test_lifetime_jitter_is_within_95_to_100_percent(make_pool) -> None:
     p = make_pool(min_size=8, max_lifetime=100.0)
     p.wait()
-    slots = [s for s in range(len(p._conns)) if p._conns[s] is not None]
-    spans = [p._expire_at[s] - p._created_at[s] for s in slots]
+    spans = [r.expire_at - r.created_at for r in p._slots if r.conn is not None]
     assert len(spans) == 8 and all(95.0 <= x <= 100.0 for x in spans)
 
 
@@ -42,7 +41,7 @@ def test_expired_idle_connection_is_never_handed_out(make_pool) -> None:
     for _ in range(4):
         with p.connection() as conn:
             assert conn.info.backend_pid not in first
-            assert time.monotonic() < p._expire_at[conn._fp_slot]
+            assert time.monotonic() < p._slots[conn._fp_slot].expire_at
 
 
 def test_expired_connection_is_replaced_on_return(make_pool) -> None:

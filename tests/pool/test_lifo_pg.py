@@ -31,7 +31,7 @@ def pid_of(conn) -> int:
 
 def idle_pids(pool) -> list[int]:
     """Backend pids of the idle connections, returned longest ago first."""
-    return [pid_of(pool._conns[s]) for s in pool._ring.idle()]
+    return [pid_of(pool._slots[s].conn) for s in pool._ring.idle()]
 
 
 def backends(admin, app: str) -> set[int]:
@@ -140,12 +140,12 @@ def test_expiry_sweep_visits_every_idle_connection(make_pool) -> None:
     p = make_pool(min_size=3, max_lifetime=1.0, use_lifo=True)
     p.wait()
     below, top = idle_pids(p)[:2], p._ring.idle()[-1]
-    p._expire_at[top] = time.monotonic() + 3600
+    p._slots[top].expire_at = time.monotonic() + 3600
     wait_until(
         lambda: len(idle_pids(p)) == 3 and not set(below) & set(idle_pids(p)),
         "the sweep to replace the expired idle connections",
     )
-    assert p._conns[top] is not None and p.get_stats()["pool_size"] == 3
+    assert p._slots[top].conn is not None and p.get_stats()["pool_size"] == 3
 
 
 def test_check_visits_each_idle_connection_once_and_keeps_the_order(make_pool, admin) -> None:

@@ -58,7 +58,7 @@ class PoolMachine(RuleBasedStateMachine):
         self.out.discard(conn.id)
         self.pool.putconn(conn)
         if how == "intrans":
-            kept = any(c is conn for c in self.pool._conns)
+            kept = any(r.conn is conn for r in self.pool._slots)
             # rolled back and kept, unless the pool was drained since it went out
             assert conn.pgconn.transaction_status == (0 if kept else UNKNOWN)
 
@@ -87,9 +87,9 @@ class PoolMachine(RuleBasedStateMachine):
         settle(self.pool)
         p = self.pool
         stats = p.get_stats()
-        conns = [c for c in p._conns if c is not None]
+        conns = [r.conn for r in p._slots if r.conn is not None]
         assert len({c.id for c in conns}) == len(conns)
-        held_ids = {p._conns[s].id for s in p._ring.in_use()}
+        held_ids = {p._slots[s].conn.id for s in p._ring.in_use()}
         assert held_ids == self.out
         assert p._ring.size() == len(conns)
         assert stats["pool_available"] + len(self.out) == len(conns)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.postgres
 
 def idle_pids(pool) -> list[int]:
     """Backend pids of the idle connections, returned longest ago first."""
-    return [pool._conns[s].info.backend_pid for s in pool._ring.idle()]
+    return [pool._slots[s].conn.info.backend_pid for s in pool._ring.idle()]
 
 
 def test_last_returned_first_out_and_check_keeps_the_order(aio, pg_dsn: str, admin) -> None:

@@ -636,7 +636,7 @@ def test_ring_growth_and_the_slot_limit_on_stub_connections(aio) -> None:
         async with open_pool("", Capped, connection_class=AsyncStubConnection) as p:
             assert p._ring.capacity == 2
             conns = [await p.getconn() for _ in range(5)]
-            assert p._ring.capacity == 5 and len(p._conns) == 5
+            assert p._ring.capacity == 5 and len(p._slots) == 5
             with pytest.raises(PoolTimeout):
                 await p.getconn(timeout=0.05)
             assert p.get_stats()["connections_num"] == 5 and p.get_stats()["pool_size"] == 5

@@ -179,9 +179,9 @@ class AsyncPoolMachine(RuleBasedStateMachine):
                 break
         self.collect()
         p = self.pool
-        conns = [c for c in p._conns if c is not None]
+        conns = [r.conn for r in p._slots if r.conn is not None]
         assert len({c.id for c in conns}) == len(conns)
-        held_ids = {p._conns[s].id for s in p._ring.in_use()}
+        held_ids = {p._slots[s].conn.id for s in p._ring.in_use()}
         assert held_ids == set(self.out), (held_ids, set(self.out))
         assert p._ring.size() == len(conns)
         stats = p.get_stats()

@@ -137,7 +137,7 @@ def test_expired_connection_replaced(make, admin) -> None:
     def op(inj: Injector) -> None:
         with pool._lock:
             for slot in pool._ring.idle():
-                pool._expire_at[slot] = 0.0  # every idle connection expired
+                pool._slots[slot].expire_at = 0.0  # every idle connection expired
         with pool.connection() as conn:
             conn.execute("SELECT 1")
 

@@ -69,6 +69,7 @@ ATOMIC = frozenset(
     {
         # _pool_logic / _null_pool_logic / pools: slot and waiter bookkeeping under the lock
         "_forget_slot",
+        "_clear_slot",
         "_give_back",
         "_hand_to_oldest_locked",
         "_serve_waiters",
@@ -288,7 +289,7 @@ def pool_books(pool: _AnyPool) -> PoolBooks:
     with pool._lock:
         in_use = pool._ring.in_use()
         idle = pool._ring.idle_count()
-        out = sum(1 for s in in_use if _owner(pool._conns[s]) is pool)
+        out = sum(1 for s in in_use if _owner(pool._slots[s].conn) is pool)
         return PoolBooks(
             size=pool._nconns,
             idle=idle,
