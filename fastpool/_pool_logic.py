@@ -352,7 +352,8 @@ class PoolLogic(_LogicBase):
             "requests_waiting": len(self._waiting),
         }
 
-    def _metrics_snapshot(self) -> PoolMetrics:
+    def get_metrics(self) -> PoolMetrics:
+        """Return the pool's metrics now (see ``BasePool.get_metrics``)."""
         ring = self._ring
         return PoolMetrics(
             pool_name=self.name,

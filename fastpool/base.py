@@ -244,17 +244,28 @@ class Histograms:
 
 
 class PoolMetrics(typing.NamedTuple):
-    """What the exporters (``fastpool.metrics``) read from a pool at once,
-    named after OpenTelemetry's ``db.client.connection.*`` metrics."""
+    """A pool's metrics read at one moment: what ``pool.get_metrics()`` returns
+    and the exporters (``fastpool.metrics``) report, named after
+    OpenTelemetry's ``db.client.connection.*`` metrics.
+
+    ``pool_name``: the pool's ``name``; ``idle``: connections in the pool, not
+    checked out; ``used``: connections checked out (or being checked, reset or
+    replaced by the pool); ``idle_min``: ``min_size``; ``idle_max``: how many
+    may be idle at once; ``max``: how many may be open at once;
+    ``pending_requests``: requests waiting for a connection; ``timeouts``:
+    checkouts that raised PoolTimeout since the pool was made; ``histograms``:
+    ``"wait"``, ``"use"`` and ``"create"`` times, each as (count per bucket of
+    ``fastpool.metrics.HISTOGRAM_BOUNDS`` then +Inf, not cumulative; sum in
+    seconds). The counts and sums only grow: ``pop_stats()`` resets none."""
 
     pool_name: str
-    idle: int  # connections in the pool, not checked out
-    used: int  # connections checked out (or being checked, reset)
-    idle_min: int  # min_size
-    idle_max: int  # how many may be idle at once
-    max: int  # how many may be open at once
-    pending_requests: int  # requests waiting for a connection
-    timeouts: int  # checkouts that raised PoolTimeout, since the pool was made
+    idle: int
+    used: int
+    idle_min: int
+    idle_max: int
+    max: int
+    pending_requests: int
+    timeouts: int
     histograms: dict[str, tuple[list[int], float]]  # Histograms.snapshot()
 
 
@@ -488,9 +499,10 @@ class BasePool:
     def _get_measures(self) -> dict[str, int]:
         raise NotImplementedError
 
-    def _metrics_snapshot(self) -> PoolMetrics:
-        """The exporters' seam (``fastpool.metrics``): the pool's gauges,
-        timeouts and histograms, read now. Never resets anything."""
+    def get_metrics(self) -> PoolMetrics:
+        """Return the pool's metrics now (a ``PoolMetrics``): its connection
+        gauges, timeouts and wait/use/create histograms, what the exporters of
+        ``fastpool.metrics`` report. Resets nothing, unlike ``pop_stats()``."""
         raise NotImplementedError
 
     def get_stats(self) -> dict[str, int]:

@@ -327,7 +327,7 @@ class PoolCollector:
         ends = self._bucket_ends
         les = [go_float(HISTOGRAM_BOUNDS[i]) for i in ends]
         for pool in self.pools:
-            m = pool._metrics_snapshot()
+            m = pool.get_metrics()
             for spec, attrs, value in _points(m):
                 labels = [m.pool_name, *(v for _, v in attrs)]
                 if spec in counters:
@@ -377,7 +377,7 @@ def instrument_opentelemetry(
     def callback(spec: MetricSpec) -> list[CallbackT]:
         def observe(options: CallbackOptions) -> Iterator[Observation]:
             for pool in checked:
-                m = pool._metrics_snapshot()
+                m = pool.get_metrics()
                 for point_spec, attrs, value in _points(m):
                     if point_spec is spec:
                         yield Observation(value, {POOL_NAME: m.pool_name, **dict(attrs)})
@@ -403,5 +403,6 @@ __all__ = [
     "METRICS",
     "MetricSpec",
     "PoolCollector",
+    "PoolMetrics",
     "instrument_opentelemetry",
 ]

@@ -16,8 +16,8 @@ from fastpool import (
 )
 
 # psycopg_pool's async pools keep these sync (connection() is an async
-# context manager, the others do no I/O).
-SYNC_IN_ASYNC = {"connection", "get_stats", "pop_stats"}
+# context manager, the others do no I/O); so is fastpool's get_metrics().
+SYNC_IN_ASYNC = {"connection", "get_stats", "pop_stats", "get_metrics"}
 # Only the sync pool has them: fork_safe has no meaning for a pool bound to one loop.
 SYNC_ONLY_PARAMS = {"fork_safe"}
 
