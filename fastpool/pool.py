@@ -44,8 +44,9 @@ else:
 logger: logging.Logger = logging.getLogger("psycopg.pool")
 
 # psycopg >= 3.3 makes Connection.close() call pool.putconn() when the pool's
-# close_returns is set; older versions need PoolConnection below.
-_CLOSE_RETURNS_BUILTIN = psycopg is not None and tuple(
+# close_returns is set; older versions need PoolConnection below. (Read by the
+# async pool too.)
+CLOSE_RETURNS_BUILTIN = psycopg is not None and tuple(
     int(x) for x in psycopg.__version__.split(".")[:2] if x.isdigit()
 ) >= (3, 3)
 
@@ -128,7 +129,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             fork_safe=fork_safe,
             leak_threshold=leak_threshold,
         )
-        if close_returns and not _CLOSE_RETURNS_BUILTIN:
+        if close_returns and not CLOSE_RETURNS_BUILTIN:
             # psycopg < 3.3's Connection.close() knows nothing of pools: use a
             # subclass whose close() returns the connection (as psycopg_pool does).
             if connection_class is not psycopg.Connection:

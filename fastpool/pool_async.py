@@ -29,7 +29,7 @@ from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoPara
 from .async_workers import AsyncWorkers
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
-from .pool import _CLOSE_RETURNS_BUILTIN
+from .pool import CLOSE_RETURNS_BUILTIN
 from .waiting import AsyncWaiter
 
 if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
@@ -119,7 +119,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             check_bypass=check_bypass,
             leak_threshold=leak_threshold,
         )
-        if close_returns and not _CLOSE_RETURNS_BUILTIN:
+        if close_returns and not CLOSE_RETURNS_BUILTIN:
             raise TypeError(
                 "close_returns=True in an async pool needs psycopg >= 3.3"
                 f" (installed: {psycopg.__version__})"

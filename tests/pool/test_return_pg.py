@@ -231,7 +231,7 @@ def test_close_returns_on_psycopg_without_pool_support(make_pool, monkeypatch) -
     # psycopg < 3.3: the pool swaps in PoolConnection, whose close() returns it.
     import fastpool.pool as pool_module
 
-    monkeypatch.setattr(pool_module, "_CLOSE_RETURNS_BUILTIN", False)
+    monkeypatch.setattr(pool_module, "CLOSE_RETURNS_BUILTIN", False)
     p = make_pool(min_size=1, close_returns=True)
     assert p.connection_class is pool_module.PoolConnection
     conn = p.getconn()
