@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Protocol, Ty
 from . import base
 from ._core import PoolHotPath
 from ._driver_traits import DriverTraits, traits_of
+from ._fork import reinit_in_forked_child
 from ._pool_logic import DISCARDED
 from .base import Stats
 from .errors import PoolClosed
@@ -297,9 +298,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         held_check = None if self._user_check is None else self._check_held
         self._init_pool(_Held, configure, held_check, None, False, PoolHotPath, use_lifo)
         if fork_safe:
-            from .pool import _fork_safe_pools
-
-            _fork_safe_pools.add(self)
+            reinit_in_forked_child(self, type(self)._after_fork_in_child)
         if open:
             self.open()
 

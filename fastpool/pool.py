@@ -15,13 +15,12 @@ so a thread that acquires a slot reads a complete record.
 from __future__ import annotations
 
 import logging
-import os
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
 from ._core import PoolHotPath
+from ._fork import reinit_in_forked_child
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from .abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
@@ -142,7 +141,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             connection_class, configure, check, reset, close_returns, PoolHotPath, use_lifo
         )
         if fork_safe:
-            _fork_safe_pools.add(self)
+            reinit_in_forked_child(self, type(self)._after_fork_in_child)
         if open is None:
             # psycopg_pool compatibility: open now, warn on first use.
             self._open_implicit = True
@@ -705,15 +704,3 @@ class _Holder:
 
     def __init__(self) -> None:
         self.slot: int = -1
-
-
-_fork_safe_pools: "weakref.WeakSet[ConnectionPool[Any]]" = weakref.WeakSet()
-
-
-def _reinit_pools_after_fork() -> None:
-    for pool in list(_fork_safe_pools):
-        pool._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_pools_after_fork)
