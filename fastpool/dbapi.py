@@ -445,6 +445,13 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         if conn._held is not None:
             self.putconn(conn)
 
+    def _count_use(self, t0: float) -> None:
+        """Count a block's use, from hand-out at ``t0`` to now, in the
+        ``usage_ms`` stat and the use-time histogram."""
+        used = monotonic() - t0
+        self._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
+        self._histograms.observe(base.Histograms.USE, used)
+
     def _end_transaction(self, held: _Held, commit: bool) -> None:
         """Commit (``commit``) or roll back what the block did, skipping the call
         when the driver says no transaction is open."""
@@ -681,6 +688,4 @@ class _ConnectionBlock(Generic[_ConnT]):
             if conn is not None:
                 pool = self.pool
                 pool._return_after_block(conn)  # if an interrupt came first
-                used = monotonic() - self.t0
-                pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
-                pool._histograms.observe(base.Histograms.USE, used)
+                pool._count_use(self.t0)
