@@ -1,15 +1,25 @@
+# Generated from fastpool/pool_async.py by scripts/async_to_sync.py: do not edit.
+# Edit fastpool/pool_async.py and run `python scripts/async_to_sync.py`.
 """``ConnectionPool``: psycopg_pool's ConnectionPool API on fastpool's core.
 
-The hot path (an idle connection is available, the pool is healthy) is one
-lock-free ``SlotRing.try_acquire()`` to check out and one ``release()`` to
-return, plus a clock read each way (lifetime is enforced at checkout and on
-return). No Python lock, no logging, no task queue. Everything else — waiting,
-growing, replacing broken or expired connections, closing — takes the pool's
-lock and lives in the ``_slow`` methods.
+The bookkeeping (slots, the FIFO waiter queue, growth) is ``PoolLogic`` and the
+lock-free checkout/return (one ``SlotRing.try_acquire()``, one ``release()``
+and a clock read each way) is the compiled core's. This module adds only what
+blocks or awaits: connecting, closing, rolling back, the
+``configure``/``check``/``reset`` callbacks, and waiting for a connection.
 
 Per-connection bookkeeping is kept in one record per slot (``_slots``: the
 connection, its expiry, ...), written before the slot is published to the ring,
-so a thread that acquires a slot reads a complete record.
+so a client that acquires a slot reads a complete record.
+
+Neither a cancelled task nor an interrupted thread (KeyboardInterrupt...)
+loses a connection: a checkout gives back a connection handed to it in the
+meantime, and a connection whose reset or check was cut short (its state is
+unknown) is discarded and replaced.
+
+Both pools are written once, in the async module: ``scripts/async_to_sync.py``
+generates the sync one from it (what differs is in ``if True:  # ASYNC`` and
+``if False:  # SYNC`` blocks, see the script).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from . import base
 from ._core import PoolHotPath
 from ._fork import reinit_in_forked_child
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
+from ._pool_threads import CLOSE_RETURNS_BUILTIN, Holder, PoolConnection
 from .abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
@@ -41,28 +52,6 @@ else:
         psycopg = None
 
 logger: logging.Logger = logging.getLogger("psycopg.pool")
-
-# psycopg >= 3.3 makes Connection.close() call pool.putconn() when the pool's
-# close_returns is set; older versions need PoolConnection below. (Read by the
-# async pool too.)
-CLOSE_RETURNS_BUILTIN = psycopg is not None and tuple(
-    int(x) for x in psycopg.__version__.split(".")[:2] if x.isdigit()
-) >= (3, 3)
-
-if psycopg is not None:
-
-    class PoolConnection(psycopg.Connection[Any]):
-        """A connection whose close() returns it to its pool if the pool says so
-        (``close_returns=True``); used with psycopg < 3.3 only."""
-
-        def close(self) -> None:
-            pool = getattr(self, "_pool", None)
-            if pool is not None and getattr(pool, "close_returns", False):
-                pool.putconn(self)
-            else:
-                super().close()
-
-
 monotonic: Callable[[], float] = time.monotonic
 
 
@@ -138,7 +127,13 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 )
             connection_class = cast("type[CT]", PoolConnection)
         self._init_pool(
-            connection_class, configure, check, reset, close_returns, PoolHotPath, use_lifo
+            connection_class,
+            configure,
+            check,
+            reset,
+            close_returns,
+            PoolHotPath,
+            use_lifo,
         )
         if fork_safe:
             reinit_in_forked_child(self, type(self)._after_fork_in_child)
@@ -149,31 +144,13 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         elif open:
             self.open()
 
-    if TYPE_CHECKING:
-        # Inherited at run time from the compiled PoolHotPath (or its twin,
-        # fastpool._pyhotpath), which can't be generic: their typed signatures.
-        def getconn(self, timeout: float | None = None) -> CT:
-            """Take a connection out of the pool; give it back with ``putconn()``.
-
-            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
-            raises PoolTimeout."""
-            ...
-
-        def putconn(self, conn: CT) -> None:
-            """Give back a connection obtained with ``getconn()``."""
-            ...
-
-        def connection(self, timeout: float | None = None) -> AbstractContextManager[CT, None]:
-            """Context manager: a connection for the block, committed on
-            success, rolled back on error, then returned to the pool."""
-            ...
-
     # ------------------------------------------------------------------
     # Open / close
     # ------------------------------------------------------------------
 
     def open(self, wait: bool = False, timeout: float = 30.0) -> None:
-        """Open the pool: start the workers and the initial connections."""
+        """Open the pool: start the workers and the initial connections (an
+        pool needs a running event loop: the only one it will serve)."""
         timeout = base.check_timeout(timeout)
         with self._lock:
             self._open_locked()
@@ -186,8 +163,9 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
 
-        Waiting clients get PoolClosed at once. Worker threads are joined for up
-        to ``timeout`` seconds."""
+        Waiting clients get PoolClosed at once, before any connection is
+        closed. The workers get ``timeout`` seconds to finish (worker tasks are
+        then cancelled)."""
         timeout = base.check_timeout(timeout)
         with self._lock:
             closing = self._begin_close_locked()
@@ -197,8 +175,8 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if workers is not None:
             workers.stop()
         self._close_idle(idle)
-        # Connections already unreachable (a thread died holding one) would
-        # never come back to be closed: close them now.
+        # Connections already unreachable (a thread died holding one, a task
+        # dropped one) would never come back to be closed: close them now.
         self._reclaim_orphans(confirmed_only=False)
         if workers is not None:
             workers.join(timeout)
@@ -285,6 +263,16 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     # Checkout
     # ------------------------------------------------------------------
 
+    if TYPE_CHECKING:
+        # Inherited at run time from the compiled PoolHotPath (or its twin,
+        # fastpool._pyhotpath), which can't be generic: its typed signatures.
+        def getconn(self, timeout: float | None = None) -> CT:
+            """Take a connection out of the pool; give it back with ``putconn()``.
+
+            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+            raises PoolTimeout."""
+            ...
+
     def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
         if not counted:
             self._counters.add(base.I_REQUESTS_NUM)
@@ -292,11 +280,11 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         deadline = monotonic() + timeout
         self._check_open_getconn()
         self._refuse_if_no_time(timeout)
+        attempt = None
         # The waiter holds the slot from the moment it is taken or handed over
         # until the connection is returned to the caller, so wherever an
         # exception lands (a KeyboardInterrupt, an asynchronous exception, a
         # raising callback) the handler below finds what to give back.
-        attempt = None
         w = self._new_waiter()  # (the last step before the try: it holds the waiter)
         try:
             while True:
@@ -404,7 +392,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self._close_quietly_now(conn)
             self._replace_discarded()
 
-    def _take_idle_into(self, h: _Holder) -> bool:
+    def _take_idle_into(self, h: Holder) -> bool:
         """Claim the idle connection returned longest ago into holder ``h``;
         False if none."""
         with self._lock:
@@ -419,6 +407,12 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     # ------------------------------------------------------------------
     # Return
     # ------------------------------------------------------------------
+
+    if TYPE_CHECKING:
+
+        def putconn(self, conn: CT) -> None:
+            """Give back a connection obtained with ``getconn()``."""
+            ...
 
     def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
         """The return path (rollback, reset, expiry, a closed pool), also taken
@@ -491,19 +485,21 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 logger.warning("error resetting connection: %s", ex)
                 conn.close()
 
+    if TYPE_CHECKING:
+
+        def connection(self, timeout: float | None = None) -> AbstractContextManager[CT, None]:
+            """Context manager: a connection for the block, committed on
+            success, rolled back on error, then returned to the pool."""
+            ...
+
     # ------------------------------------------------------------------
-    # Slots and connections
+    # Connections
     # ------------------------------------------------------------------
 
     def _discard(self, slot: int, conn: Any) -> None:
         """Close a held slot's connection and have a new one made in its place."""
         self._forget_slot(slot)
         self._close_and_replace(conn)
-
-    def _reclaim_orphan(self, slot: int, conn: Any) -> None:
-        """A checked-out connection nobody can return: out of the pool, closed,
-        and replaced while the pool is open."""
-        self._discard(slot, conn)
 
     def _close_and_replace(self, conn: Any) -> None:
         """Close a connection already out of the pool and make a new one if
@@ -556,7 +552,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             raise
 
     # ------------------------------------------------------------------
-    # Maintenance tasks (run in worker threads; first argument is the pool)
+    # Maintenance tasks (run by the workers; first argument is the pool)
     # ------------------------------------------------------------------
 
     def _add_connection_task(self, attempt: AttemptWithBackoff | None) -> None:
@@ -591,6 +587,11 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             logger.warning("reconnect_failed callback failed: %s: %s", type(ex).__name__, ex)
         self._refill_later(gave_up)
 
+    def _reclaim_orphan(self, slot: int, conn: Any) -> None:
+        """A checked-out connection nobody can return: out of the pool, closed,
+        and replaced while the pool is open."""
+        self._discard(slot, conn)
+
     def _shrink_task(self) -> None:
         victim = self._shrink_candidate()
         if victim is not None:
@@ -603,7 +604,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self._discard(slot, conn)
 
     # ------------------------------------------------------------------
-    # Sizing, health, statistics
+    # Sizing, health
     # ------------------------------------------------------------------
 
     def resize(self, min_size: int, max_size: int | None = None) -> None:
@@ -620,7 +621,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             if self._closed:
                 return
             n = self._ring.idle_count()
-        h = _Holder()
+        h = Holder()
         try:
             for _ in range(n):
                 if not self._take_idle_into(h):
@@ -669,7 +670,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                 return
             self._drained_at = monotonic()
             n = self._ring.idle_count()
-        h = _Holder()
+        h = Holder()
         try:
             for _ in range(n):
                 if not self._take_idle_into(h):
@@ -694,13 +695,3 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if was_open:
             self._start_workers_locked()
             self._fast = not self._open_implicit
-
-
-class _Holder:
-    """Holds one slot for a maintenance step (check, drain) so that an
-    exception never finds it held by nobody."""
-
-    __slots__ = ("slot",)
-
-    def __init__(self) -> None:
-        self.slot: int = -1

@@ -1,16 +1,23 @@
 """``AsyncConnectionPool``: psycopg_pool's AsyncConnectionPool API on fastpool's core.
 
 The bookkeeping (slots, the FIFO waiter queue, growth) is ``PoolLogic`` and the
-lock-free checkout/return is ``PoolFastPath``: the same code, compiled, as the
-sync ``ConnectionPool``. This module adds only what awaits: connecting,
-closing, rolling back, the ``configure``/``check``/``reset`` callbacks, and
-waiting for a connection.
+lock-free checkout/return (one ``SlotRing.try_acquire()``, one ``release()``
+and a clock read each way) is the compiled core's. This module adds only what
+blocks or awaits: connecting, closing, rolling back, the
+``configure``/``check``/``reset`` callbacks, and waiting for a connection.
 
-Cancellation never loses a connection: a task cancelled while queued gives
-back a connection handed to it in the meantime; one cancelled while its
-connection is being reset or checked has that connection discarded (its state
-is unknown) and replaced. A task that ends while still holding a connection it
-took with ``getconn()`` is reported with a warning on the ``psycopg.pool`` logger.
+Per-connection bookkeeping is kept in one record per slot (``_slots``: the
+connection, its expiry, ...), written before the slot is published to the ring,
+so a client that acquires a slot reads a complete record.
+
+Neither a cancelled task nor an interrupted thread (KeyboardInterrupt...)
+loses a connection: a checkout gives back a connection handed to it in the
+meantime, and a connection whose reset or check was cut short (its state is
+unknown) is discarded and replaced.
+
+Both pools are written once, in the async module: ``scripts/async_to_sync.py``
+generates the sync one from it (what differs is in ``if True:  # ASYNC`` and
+``if False:  # SYNC`` blocks, see the script).
 """
 
 from __future__ import annotations
@@ -25,12 +32,17 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 from . import base
 from ._core import PoolFastPath, commit_sends_nothing
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
+from ._pool_threads import CLOSE_RETURNS_BUILTIN
 from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
 from .async_workers import AsyncWorkers
 from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
-from .pool import CLOSE_RETURNS_BUILTIN
 from .waiting import AsyncWaiter
+
+# sync: from ._fork import reinit_in_forked_child
+if False:  # SYNC
+    from ._pool_threads import Holder, PoolConnection
+    from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 
 if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
     from contextlib import AbstractAsyncContextManager
@@ -48,19 +60,20 @@ logger: logging.Logger = logging.getLogger("psycopg.pool")
 monotonic: Callable[[], float] = time.monotonic
 
 
-async def _resolved(value: Any) -> Any:
-    """``value()`` if callable, awaited if that is awaitable (sync or async
-    ``conninfo``/``kwargs``/``reconnect_failed`` are all accepted)."""
-    if callable(value):
-        value = value()
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        value = await value
-    return value
+if True:  # ASYNC
+
+    async def _resolved(value: Any) -> Any:
+        """``value()`` if callable, awaited if that is awaitable (sync or async
+        ``conninfo``/``kwargs``/``reconnect_failed`` are all accepted)."""
+        if callable(value):
+            value = value()
+        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+            value = await value
+        return value
 
 
 class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
-    """A pool of psycopg async connections, drop-in for
-    ``psycopg_pool.AsyncConnectionPool``.
+    """A pool of psycopg async connections, drop-in for ``psycopg_pool.AsyncConnectionPool``.
 
     Generic in its connection type, as psycopg_pool's: ``connection_class``
     binds it (default ``psycopg.AsyncConnection[TupleRow]``)."""
@@ -91,6 +104,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         reconnect_failed: AsyncConnectFailedCB | None = None,
         num_workers: int = 3,
         check_bypass: float = 0.0,
+        # sync: fork_safe: bool = False,
         leak_threshold: float | None = None,
         use_lifo: bool = False,
     ) -> None:
@@ -117,63 +131,96 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             reconnect_failed=reconnect_failed,
             num_workers=num_workers,
             check_bypass=check_bypass,
+            # sync: fork_safe=fork_safe,
             leak_threshold=leak_threshold,
         )
         if close_returns and not CLOSE_RETURNS_BUILTIN:
-            raise TypeError(
-                "close_returns=True in an async pool needs psycopg >= 3.3"
-                f" (installed: {psycopg.__version__})"
-            )
+            if True:  # ASYNC
+                raise TypeError(
+                    "close_returns=True in an async pool needs psycopg >= 3.3"
+                    f" (installed: {psycopg.__version__})"
+                )
+            else:
+                # psycopg < 3.3's Connection.close() knows nothing of pools: use a
+                # subclass whose close() returns the connection (as psycopg_pool does).
+                if connection_class is not psycopg.Connection:
+                    raise TypeError(
+                        "close_returns=True with a custom connection_class needs psycopg >= 3.3"
+                        f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
+                    )
+                connection_class = cast("type[ACT]", PoolConnection)
         self._init_pool(
-            connection_class, configure, check, reset, close_returns, AsyncConnectionPool, use_lifo
+            connection_class,
+            configure,
+            check,
+            reset,
+            close_returns,
+            AsyncConnectionPool,  # sync: PoolFastPath,
+            use_lifo,
         )
-        # Connections being closed by a task nobody awaits (a sync code path
-        # had to drop them): kept here so the tasks aren't garbage-collected.
-        self._background: set[asyncio.Task[Any]] = set()
-        # The event loop the pool was opened in: the only one it can serve
-        # (its waiters, workers and timers live there).
-        self._loop: asyncio.AbstractEventLoop | None = None
-        if open:
-            self._warn_open_async()
-        if open is None:
-            open = self._open_implicit = True
-        if open:
-            self._open()
+        if True:  # ASYNC
+            # Connections being closed by a task nobody awaits (a sync code path
+            # had to drop them): kept here so the tasks aren't garbage-collected.
+            self._background: set[asyncio.Task[Any]] = set()
+            # The event loop the pool was opened in: the only one it can serve
+            # (its waiters, workers and timers live there).
+            self._loop: asyncio.AbstractEventLoop | None = None
+            if open:
+                self._warn_open_async()
+            if open is None:
+                open = self._open_implicit = True
+            if open:
+                self._open()
+        else:
+            # sync: if fork_safe:
+            # sync:     reinit_in_forked_child(self, type(self)._after_fork_in_child)
+            if open is None:
+                # psycopg_pool compatibility: open now, warn on first use.
+                self._open_implicit = True
+                self.open()
+            elif open:
+                self.open()
 
     # ------------------------------------------------------------------
     # Open / close
     # ------------------------------------------------------------------
 
     async def open(self, wait: bool = False, timeout: float = 30.0) -> None:
-        """Open the pool: start the worker tasks and the initial connections.
-        Needs a running event loop."""
+        """Open the pool: start the workers and the initial connections (an
+        async pool needs a running event loop: the only one it will serve)."""
         timeout = base.check_timeout(timeout)
-        self._open()
+        if True:  # ASYNC
+            self._open()
+        else:
+            with self._lock:
+                self._open_locked()
         if wait:
             await self.wait(timeout=timeout)
 
-    def _open(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(f"{type(self).__name__} open with no running loop") from None
-        with self._lock:
-            if self._loop is not None and self._loop is not loop and not self._closed:
-                self._raise_wrong_loop(self._loop)
-            self._open_locked()
-            self._loop = loop
+    if True:  # ASYNC
 
-    def _raise_wrong_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        if loop.is_closed():
+        def _open(self) -> None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RuntimeError(f"{type(self).__name__} open with no running loop") from None
+            with self._lock:
+                if self._loop is not None and self._loop is not loop and not self._closed:
+                    self._raise_wrong_loop(self._loop)
+                self._open_locked()
+                self._loop = loop
+
+        def _raise_wrong_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+            if loop.is_closed():
+                raise RuntimeError(
+                    f"{type(self).__name__} {self.name!r} was opened in an event loop that has"
+                    " closed since: it can't serve another one. Close it (await pool.close() works"
+                    " in any loop) and open a new pool in the running loop"
+                )
             raise RuntimeError(
-                f"{type(self).__name__} {self.name!r} was opened in an event loop that has"
-                " closed since: it can't serve another one. Close it (await pool.close() works"
-                " in any loop) and open a new pool in the running loop"
+                f"{type(self).__name__} {self.name!r} belongs to another event loop: a pool"
+                " serves only the loop it was opened in"
             )
-        raise RuntimeError(
-            f"{type(self).__name__} {self.name!r} belongs to another event loop: a pool"
-            " serves only the loop it was opened in"
-        )
 
     def _new_workers(self) -> AsyncWorkers:
         return AsyncWorkers(self, self.num_workers)
@@ -181,8 +228,9 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     async def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
 
-        Waiting tasks get PoolClosed at once. Worker tasks get ``timeout``
-        seconds to finish, then are cancelled."""
+        Waiting clients get PoolClosed at once, before any connection is
+        closed. The workers get ``timeout`` seconds to finish (worker tasks are
+        then cancelled)."""
         timeout = base.check_timeout(timeout)
         with self._lock:
             closing = self._begin_close_locked()
@@ -191,39 +239,70 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         idle, workers = closing
         if workers is not None:
             workers.stop()
-        with self._lock:
-            for slot, _ in idle:
-                self._forget_slot(slot)
-        for i, (_, conn) in enumerate(idle):
-            try:
-                await self._close_quietly(conn)
-            except BaseException:  # cancelled: the rest are closed in the background
-                for _, other in idle[i + 1 :]:
-                    self._close_in_background(other)
-                raise
-        # Connections already unreachable (a task dropped one) would never come
-        # back to be closed: close them now.
+        if True:  # ASYNC
+            with self._lock:
+                for slot, _ in idle:
+                    self._forget_slot(slot)
+            for i, (_, conn) in enumerate(idle):
+                try:
+                    await self._close_quietly(conn)
+                except BaseException:  # cancelled: the rest are closed in the background
+                    for _, other in idle[i + 1 :]:
+                        self._close_in_background(other)
+                    raise
+        else:
+            self._close_idle(idle)
+        # Connections already unreachable (a thread died holding one, a task
+        # dropped one) would never come back to be closed: close them now.
         await self._reclaim_orphans_async(confirmed_only=False)
-        if self._loop is not None and self._loop.is_closed():
-            return  # its workers and background closes went with it
+        if True:  # ASYNC
+            if self._loop is not None and self._loop.is_closed():
+                return  # its workers and background closes went with it
         if workers is not None:
             await workers.join(timeout)
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=timeout)
+        if True:  # ASYNC
+            if self._background:
+                await asyncio.wait(list(self._background), timeout=timeout)
 
-    def _close_idle(self) -> None:
-        # Called by the sync fast path when close() raced a return: close what
-        # is in the ring in a background task.
-        with self._lock:
-            idle = self._take_all_idle_locked()
-        for slot, conn in idle:
-            self._forget_slot(slot)
-            self._close_in_background(conn)
+    if True:  # ASYNC
 
-    def _close_in_background(self, conn: Any) -> None:
-        task = asyncio.get_running_loop().create_task(self._close_quietly(conn))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        def _close_idle(self) -> None:
+            # Called by the sync fast path when close() raced a return: close what
+            # is in the ring in a background task.
+            with self._lock:
+                idle = self._take_all_idle_locked()
+            for slot, conn in idle:
+                self._forget_slot(slot)
+                self._close_in_background(conn)
+
+        def _close_in_background(self, conn: Any) -> None:
+            task = asyncio.get_running_loop().create_task(self._close_quietly(conn))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+    else:
+
+        def _close_idle(self, idle: list[tuple[int, Any]] | None = None) -> None:
+            """Close idle connections of a closed pool (default: whatever is in the ring)."""
+            if idle is None:
+                with self._lock:
+                    idle = self._take_all_idle_locked()
+            with self._lock:
+                for slot, _ in idle:
+                    self._forget_slot(slot)
+            self._close_all(conn for _, conn in idle)
+
+        @classmethod
+        def _close_all(cls, conns: Any) -> None:
+            """Close connections no longer in the pool; if closing one is
+            interrupted (KeyboardInterrupt...), still close the others, then raise."""
+            conns = iter(conns)
+            try:
+                for conn in conns:
+                    cls._close_quietly(conn)
+            except BaseException:
+                for conn in conns:
+                    cls._close_quietly_now(conn)
+                raise
 
     async def __aenter__(self) -> Self:
         self._open_implicit = False
@@ -238,21 +317,42 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     ) -> None:
         await self.close()
 
-    def _warn_open_async(self) -> None:
-        warnings.warn(
-            f"opening the async pool {type(self).__name__} in the constructor"
-            " is deprecated and will not be supported anymore in a future"
-            " release. Please use `await pool.open()`, or use the pool as context"
-            f" manager using: `async with {type(self).__name__}(...) as pool: `...",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    if True:  # ASYNC
+
+        def _warn_open_async(self) -> None:
+            warnings.warn(
+                f"opening the async pool {type(self).__name__} in the constructor"
+                " is deprecated and will not be supported anymore in a future"
+                " release. Please use `await pool.open()`, or use the pool as context"
+                f" manager using: `async with {type(self).__name__}(...) as pool: `...",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    else:
+
+        def __del__(self) -> None:
+            workers = getattr(self, "_workers", None)
+            if workers is not None and not getattr(self, "_closed", True):
+                workers.stop()
 
     def _check_open_getconn(self) -> None:
         self._raise_if_closed()
         if self._open_implicit:
             self._open_implicit = False
-            self._warn_open_async()
+            if True:  # ASYNC
+                self._warn_open_async()
+            else:
+                import warnings
+
+                warnings.warn(
+                    f"the default for the {type(self).__name__} 'open' parameter will become"
+                    " 'False' in a future release. Please use open={True|False} explicitly,"
+                    f" or use the pool as context manager using: `with {type(self).__name__}(...)"
+                    " as pool: ...`",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
             with self._lock:
                 self._fast = not self._closed
 
@@ -280,23 +380,35 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     # Checkout
     # ------------------------------------------------------------------
 
-    async def getconn(self, timeout: float | None = None) -> ACT:
-        """Take a connection out of the pool; give it back with ``putconn()``.
+    if True:  # ASYNC
 
-        Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
-        raises PoolTimeout. If the calling task ends still holding the
-        connection, a warning is logged."""
-        conn: ACT = await self._getconn(timeout)
-        self._track_owner(conn)
-        return conn
+        async def getconn(self, timeout: float | None = None) -> ACT:
+            """Take a connection out of the pool; give it back with ``putconn()``.
 
-    async def _getconn(self, timeout: float | None) -> Any:
-        if self._loop is not None and self._loop is not asyncio.get_running_loop():
-            self._raise_wrong_loop(self._loop)
-        got = self._checkout_fast(timeout)
-        if type(got) is not int:
-            return got
-        return await self._getconn_slow(timeout, False)
+            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+            raises PoolTimeout. If the calling task ends still holding the
+            connection, a warning is logged."""
+            conn: ACT = await self._getconn(timeout)
+            self._track_owner(conn)
+            return conn
+
+        async def _getconn(self, timeout: float | None) -> Any:
+            if self._loop is not None and self._loop is not asyncio.get_running_loop():
+                self._raise_wrong_loop(self._loop)
+            got = self._checkout_fast(timeout)
+            if type(got) is not int:
+                return got
+            return await self._getconn_slow(timeout, False)
+    else:
+        if TYPE_CHECKING:
+            # Inherited at run time from the compiled PoolHotPath (or its twin,
+            # fastpool._pyhotpath), which can't be generic: its typed signatures.
+            def getconn(self, timeout: float | None = None) -> ACT:
+                """Take a connection out of the pool; give it back with ``putconn()``.
+
+                Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+                raises PoolTimeout."""
+                ...
 
     async def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
         if not counted:
@@ -306,131 +418,320 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         self._check_open_getconn()
         self._refuse_if_no_time(timeout)
         attempt = None
-        while True:
-            with self._lock:
-                got = self._slot_or_waiter_locked()
-            slot = got if type(got) is int else await self._await(got, deadline, timeout)
-            conn = await self._checkout_checked(slot, monotonic())
-            if conn is FAILED_CHECK:
-                attempt = self._after_failed_check(attempt, deadline, timeout)
-                await asyncio.sleep(attempt.delay)
-                self._raise_if_past(deadline, timeout)
-            elif conn is not DISCARDED:
-                return conn
-
-    def _new_waiter(self) -> AsyncWaiter:
-        return AsyncWaiter(asyncio.get_running_loop())
-
-    async def _await(self, w: AsyncWaiter, deadline: float, timeout: float) -> int:
-        """Wait until ``w`` is served; its slot, or raise."""
-        t0 = monotonic()
-        try:
-            await w.wait(deadline - t0)
-        except BaseException:
-            # Cancelled: give back whatever was handed to us meanwhile.
-            if w.settled or not self._stop_waiting(w):
-                self._return_unclaimed(w.slot)
-            raise
-        if not w.settled:
-            self._stop_waiting(w)  # timed out (or served just now: then settled)
-        return self._wait_outcome(w, monotonic() - t0, timeout)
-
-    async def _checkout_checked(self, slot: int, now: float) -> Any:
-        """Finish a checkout of a held slot: enforce lifetime/drain and run the
-        ``check`` callback. The connection; or DISCARDED: it was stale and is
-        being replaced (retry now); or FAILED_CHECK: it went back to the pool
-        as psycopg_pool does (retry after a backoff)."""
-        conn = self._slots[slot].conn
-        if self._is_stale(slot, now):
-            logger.info("discarding expired connection %s", conn)
-            await self._discard(slot, conn)
-            return DISCARDED
-        if self._check_due(slot, now):
+        if True:  # ASYNC
+            while True:
+                with self._lock:
+                    got = self._slot_or_waiter_locked()
+                slot = got if type(got) is int else await self._await(got, deadline, timeout)
+                conn = await self._checkout_checked(slot, monotonic())
+                if conn is FAILED_CHECK:
+                    attempt = self._after_failed_check(attempt, deadline, timeout)
+                    await asyncio.sleep(attempt.delay)
+                    self._raise_if_past(deadline, timeout)
+                elif conn is not DISCARDED:
+                    return conn
+        else:
+            # The waiter holds the slot from the moment it is taken or handed over
+            # until the connection is returned to the caller, so wherever an
+            # exception lands (a KeyboardInterrupt, an asynchronous exception, a
+            # raising callback) the handler below finds what to give back.
+            w = self._new_waiter()  # (the last step before the try: it holds the waiter)
             try:
-                await self._check(conn)
-            except Exception as ex:
-                logger.info("connection failed check: %s", ex)
-                await self._putconn_slow(slot, conn, from_getconn=True)
-                return FAILED_CHECK
+                while True:
+                    with self._lock:
+                        queued = self._slot_or_wait_locked(w)
+                    if queued:
+                        self._await(w, deadline, timeout)
+                    outcome = self._checkout_checked(w, monotonic())
+                    if outcome is not DISCARDED and outcome is not FAILED_CHECK:
+                        release_waiter(w)
+                        return outcome
+                    if outcome is FAILED_CHECK:
+                        attempt = self._after_failed_check(attempt, deadline, timeout)
+                        time.sleep(attempt.delay)
+                        self._raise_if_past(deadline, timeout)
             except BaseException:
-                # Cancelled mid-check: the connection may be mid-query.
-                self._discard_soon(slot, conn)
+                self._abandon_checkout(w)
                 raise
-        conn._pool = self
-        if self._leak_threshold:
-            self._note_checkout(slot)
-        return conn
 
-    def _track_owner(self, conn: Any) -> None:
-        task = asyncio.current_task()
-        if task is None:
-            return
-        callback = partial(self._owner_done, conn)
-        task.add_done_callback(callback)
-        conn._fp_owner = (task, callback)
+    if True:  # ASYNC
 
-    def _owner_done(self, conn: Any, task: asyncio.Task[Any]) -> None:
-        owner = getattr(conn, "_fp_owner", None)
-        if owner is not None and owner[0] is task and getattr(conn, "_pool", None) is self:
-            conn._fp_owner = None
-            logger.warning(
-                "task %r finished while holding connection %s from pool %r:"
-                " return it with putconn() or use pool.connection()",
-                # str(): the record must not keep the connection alive (orphan scan)
-                task.get_name(),
-                str(conn),
-                self.name,
-            )
+        def _new_waiter(self) -> AsyncWaiter:
+            return AsyncWaiter(asyncio.get_running_loop())
+
+        async def _await(self, w: AsyncWaiter, deadline: float, timeout: float) -> int:
+            """Wait until ``w`` is served; its slot, or raise."""
+            t0 = monotonic()
+            try:
+                await w.wait(deadline - t0)
+            except BaseException:
+                # Cancelled: give back whatever was handed to us meanwhile.
+                if w.settled or not self._stop_waiting(w):
+                    self._return_unclaimed(w.slot)
+                raise
+            if not w.settled:
+                self._stop_waiting(w)  # timed out (or served just now: then settled)
+            return self._wait_outcome(w, monotonic() - t0, timeout)
+
+        async def _checkout_checked(self, slot: int, now: float) -> Any:
+            """Finish a checkout of a held slot: enforce lifetime/drain and run the
+            ``check`` callback. The connection; or DISCARDED: it was stale and is
+            being replaced (retry now); or FAILED_CHECK: it went back to the pool
+            as psycopg_pool does (retry after a backoff)."""
+            conn = self._slots[slot].conn
+            if self._is_stale(slot, now):
+                logger.info("discarding expired connection %s", conn)
+                await self._discard(slot, conn)
+                return DISCARDED
+            if self._check_due(slot, now):
+                try:
+                    await self._check(conn)
+                except Exception as ex:
+                    logger.info("connection failed check: %s", ex)
+                    await self._putconn_slow(slot, conn, from_getconn=True)
+                    return FAILED_CHECK
+                except BaseException:
+                    # Cancelled mid-check: the connection may be mid-query.
+                    self._discard_soon(slot, conn)
+                    raise
+            conn._pool = self
+            if self._leak_threshold:
+                self._note_checkout(slot)
+            return conn
+    else:
+
+        def _await(self, w: Waiter, deadline: float, timeout: float) -> int:
+            """Wait (pool lock not held) until ``w`` is served or failed, or the
+            deadline passes; its slot (still held by ``w``), or raise. Whether it
+            was served is decided by its outcome under the lock, never by the
+            wake-up, which an interrupt may have consumed or not."""
+            t0 = monotonic()
+            w.wait(deadline - t0)
+            if not w.settled:
+                self._stop_waiting(w)  # timed out, unless it was served just now
+            return self._wait_outcome(w, monotonic() - t0, timeout)
+
+        def _abandon_checkout(self, w: Waiter) -> None:
+            """An exception ended a checkout: take ``w`` off the queue and give
+            back what it holds (a slot handed over, or one whose checkout was not
+            finished), without waiting for anything."""
+            with self._lock:
+                remove_waiter(self._waiting, w)
+                slot = w.slot  # final: a server writes it under this lock
+            w.slot = -1
+            if slot >= 0:
+                conn = self._slots[slot].conn
+                if (
+                    getattr(conn, "_pool", None) is self
+                ):  # checked out, not yet returned to the caller
+                    conn._pool = None
+                    if self._leak_threshold:
+                        self._note_return(slot)
+            self._return_unclaimed(slot)  # (or a null pool's right to connect)
+            release_waiter(w)
+
+        def _new_waiter(self) -> Waiter:
+            return thread_waiter()
+
+        def _checkout_checked(self, w: Waiter, now: float) -> object:
+            """Finish the checkout of the slot ``w`` holds: enforce lifetime/drain
+            and run the ``check`` callback. The connection, now the caller's (and
+            referenced from here on, so the orphan scan never mistakes it for
+            dropped); or DISCARDED: it was stale and is being replaced (retry
+            now); or FAILED_CHECK: it went back to the pool as psycopg_pool does
+            (retry after a backoff). ``w`` holds nothing unless it succeeded."""
+            slot = w.slot
+            conn = self._slots[slot].conn
+            if self._is_stale(slot, now):
+                logger.info("discarding expired connection %s", conn)
+                self._discard_held(w, conn)
+                return DISCARDED
+            if self._check_due(slot, now):
+                try:
+                    self._check(conn)
+                except Exception as ex:
+                    logger.info("connection failed check: %s", ex)
+                    return self._failed_check(w, conn)
+                except BaseException:
+                    # Interrupted mid-check: the connection may be mid-query.
+                    self._discard_held(w, conn)
+                    raise
+            conn._pool = self
+            if self._leak_threshold:
+                self._note_checkout(slot)
+            return conn
+
+        def _failed_check(self, w: Waiter, conn: Any) -> object:
+            """psycopg_pool's answer to a failed ``check``: the connection goes
+            back through the return path (kept if it still looks healthy, else
+            counted lost and replaced) and the checkout retries after a backoff."""
+            slot, w.slot = w.slot, -1
+            self._putconn_slow(slot, conn, from_getconn=True)
+            return FAILED_CHECK
+
+        def _discard_held(self, h: Any, conn: Any) -> None:
+            """``_discard`` for the slot a holder (a checkout's waiter, a
+            ``_Holder``) holds: it lets go of it in the same step that takes it
+            out of the pool; if that step was not reached, it still holds it."""
+            try:
+                self._forget_slot(h.slot, h)
+                self._close_and_replace(conn)
+            except BaseException:
+                if h.slot == -1:  # out of the pool already: finish closing it
+                    self._close_quietly_now(conn)
+                    self._replace_discarded()
+                raise
+
+        def _discard_held_now(self, h: Any) -> None:
+            """In an exception handler: discard what ``h`` still holds, if anything."""
+            if h.slot >= 0:
+                conn = self._slots[h.slot].conn
+                self._forget_slot(h.slot, h)
+                self._close_quietly_now(conn)
+                self._replace_discarded()
+
+        def _take_idle_into(self, h: Holder) -> bool:
+            """Claim the idle connection returned longest ago into holder ``h``;
+            False if none."""
+            with self._lock:
+                h.slot = self._try_acquire_oldest()
+                return h.slot >= 0
+
+        def _give_back_held(self, h: Any) -> None:
+            """Return the slot holder ``h`` holds (see ``_give_back``)."""
+            slot, h.slot = h.slot, -1
+            self._give_back(slot)
+
+    if True:  # ASYNC
+
+        def _track_owner(self, conn: Any) -> None:
+            task = asyncio.current_task()
+            if task is None:
+                return
+            callback = partial(self._owner_done, conn)
+            task.add_done_callback(callback)
+            conn._fp_owner = (task, callback)
+
+        def _owner_done(self, conn: Any, task: asyncio.Task[Any]) -> None:
+            owner = getattr(conn, "_fp_owner", None)
+            if owner is not None and owner[0] is task and getattr(conn, "_pool", None) is self:
+                conn._fp_owner = None
+                logger.warning(
+                    "task %r finished while holding connection %s from pool %r:"
+                    " return it with putconn() or use pool.connection()",
+                    # str(): the record must not keep the connection alive (orphan scan)
+                    task.get_name(),
+                    str(conn),
+                    self.name,
+                )
 
     # ------------------------------------------------------------------
     # Return
     # ------------------------------------------------------------------
 
-    async def putconn(self, conn: ACT) -> None:
-        """Give back a connection obtained with ``getconn()``."""
-        owner = getattr(conn, "_fp_owner", None)
-        if owner is not None and getattr(conn, "_pool", None) is self:
-            conn._fp_owner = None  # type: ignore[attr-defined]  # the pool's own mark on a psycopg connection
-            owner[0].remove_done_callback(owner[1])
-        slot = self._return_fast(conn)
-        if slot >= 0:
-            await self._putconn_slow(slot, conn)
+    if True:  # ASYNC
 
-    async def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
-        """The return path (rollback, reset, expiry, a closed pool), also taken
-        by a connection that failed the ``check`` callback (``from_getconn``)."""
-        if self._closed:
-            self._forget_slot(slot)
-            await self._close_quietly(conn)
-            return
-        try:
-            await self._reset_connection(conn)
-        except BaseException:
-            # Cancelled mid-reset: the connection's state is unknown.
-            self._discard_soon(slot, conn)
-            raise
-        if conn.pgconn.transaction_status == UNKNOWN:
-            self._count_broken_return(conn, from_getconn)
-            await self._discard(slot, conn)
-            return
-        now = monotonic()
-        if self._is_stale(slot, now):
-            logger.info("discarding expired connection")
-            await self._discard(slot, conn)
-            return
-        if not from_getconn:  # (a failed check is no proof of health for check_bypass)
-            self._slots[slot].last_used = now
-        self._give_back(slot)
+        async def putconn(self, conn: ACT) -> None:
+            """Give back a connection obtained with ``getconn()``."""
+            owner = getattr(conn, "_fp_owner", None)
+            if owner is not None and getattr(conn, "_pool", None) is self:
+                conn._fp_owner = None  # type: ignore[attr-defined]  # the pool's own mark on a psycopg connection
+                owner[0].remove_done_callback(owner[1])
+            slot = self._return_fast(conn)
+            if slot >= 0:
+                await self._putconn_slow(slot, conn)
+    else:
+        if TYPE_CHECKING:
+
+            def putconn(self, conn: ACT) -> None:
+                """Give back a connection obtained with ``getconn()``."""
+                ...
+
+    if True:  # ASYNC
+
+        async def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+            """The return path (rollback, reset, expiry, a closed pool), also taken
+            by a connection that failed the ``check`` callback (``from_getconn``)."""
+            if self._closed:
+                self._forget_slot(slot)
+                await self._close_quietly(conn)
+                return
+            try:
+                await self._reset_connection(conn)
+            except BaseException:
+                # Cancelled mid-reset: the connection's state is unknown.
+                self._discard_soon(slot, conn)
+                raise
+            if conn.pgconn.transaction_status == UNKNOWN:
+                self._count_broken_return(conn, from_getconn)
+                await self._discard(slot, conn)
+                return
+            now = monotonic()
+            if self._is_stale(slot, now):
+                logger.info("discarding expired connection")
+                await self._discard(slot, conn)
+                return
+            if not from_getconn:  # (a failed check is no proof of health for check_bypass)
+                self._slots[slot].last_used = now
+            self._give_back(slot)
+
+    else:
+
+        def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+            """The return path (rollback, reset, expiry, a closed pool), also taken
+            by a connection that failed the ``check`` callback (``from_getconn``)."""
+            # Anything raised before the slot is handed on (a KeyboardInterrupt in
+            # the rollback or the reset callback...) leaves the connection in an
+            # unknown state: it is closed and replaced, then the exception goes on.
+            try:
+                if self._closed:
+                    self._forget_slot(slot)
+                    self._close_quietly(conn)
+                    return
+                self._reset_connection(conn)
+                if conn.pgconn.transaction_status == UNKNOWN:
+                    self._count_broken_return(conn, from_getconn)
+                    self._discard(slot, conn)
+                    return
+                now = monotonic()
+                if self._is_stale(slot, now):
+                    logger.info("discarding expired connection")
+                    self._discard(slot, conn)
+                    return
+                if not from_getconn:  # (a failed check is no proof of health for check_bypass)
+                    self._slots[slot].last_used = now
+                self._give_back(slot)
+            except BaseException:
+                self._drop_interrupted(slot, conn)
+                raise
+
+        def _drop_interrupted(self, slot: int, conn: Any) -> None:
+            """An exception interrupted the return of ``conn``: if its slot is
+            still held here, take it out of the pool; close the connection."""
+            with self._lock:
+                held = (
+                    self._slots[slot].conn is conn
+                    and self._ring.is_in_use(slot)
+                    and not self._closed
+                )
+            # (a slot this return already handed on is in use by someone else only
+            # in an open pool, where handing on raises nothing: see _give_back)
+            if held or (
+                self._closed and self._slots[slot].conn is conn and self._ring.is_in_use(slot)
+            ):
+                self._forget_slot(slot)
+            self._close_quietly_now(conn)
+            self._replace_discarded()
 
     async def _reset_connection(self, conn: Any) -> None:
         """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
         status = conn.pgconn.transaction_status
         if status == IDLE:
             if base.prepared_two_phase(conn):
-                await self._close_quietly(conn)
+                await self._close_quietly(conn)  # sync: conn.close()
         elif status == ACTIVE:
             logger.warning("closing returned connection: %s", conn)
-            await self._close_quietly(conn)
+            await self._close_quietly(conn)  # sync: conn.close()
         elif status in (INTRANS, INERROR):
             logger.warning("rolling back returned connection: %s", conn)
             try:
@@ -442,41 +743,70 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                     ex,
                     conn,
                 )
-                await self._close_quietly(conn)
+                await self._close_quietly(conn)  # sync: conn.close()
         if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:
             try:
                 await self._reset(conn)
                 base.check_left_idle(conn, "reset", self._reset)
             except Exception as ex:
                 logger.warning("error resetting connection: %s", ex)
-                await self._close_quietly(conn)
+                await self._close_quietly(conn)  # sync: conn.close()
 
-    def connection(self, timeout: float | None = None) -> AbstractAsyncContextManager[ACT, None]:
-        """Async context manager: a connection for the block, committed on
-        success, rolled back on error, then returned to the pool."""
-        return AsyncConnectionContext(self, timeout)
+    if True:  # ASYNC
+
+        def connection(
+            self, timeout: float | None = None
+        ) -> AbstractAsyncContextManager[ACT, None]:
+            """Async context manager: a connection for the block, committed on
+            success, rolled back on error, then returned to the pool."""
+            return AsyncConnectionContext(self, timeout)
+    else:
+        if TYPE_CHECKING:
+
+            def connection(
+                self, timeout: float | None = None
+            ) -> AbstractAsyncContextManager[ACT, None]:
+                """Context manager: a connection for the block, committed on
+                success, rolled back on error, then returned to the pool."""
+                ...
 
     # ------------------------------------------------------------------
     # Connections
     # ------------------------------------------------------------------
 
-    async def _discard(self, slot: int, conn: Any) -> None:
-        """Close a held slot's connection and have a new one made in its place
-        (even if the close is cancelled: then it goes on in the background)."""
-        self._forget_slot(slot)
-        try:
-            await self._close_quietly(conn)
-        except BaseException:
-            self._close_in_background(conn)
-            raise
-        finally:
-            self._replace_discarded()
+    if True:  # ASYNC
 
-    def _discard_soon(self, slot: int, conn: Any) -> None:
-        """``_discard`` for a task being cancelled: nothing here awaits."""
-        self._forget_slot(slot)
-        self._close_in_background(conn)
-        self._replace_discarded()
+        async def _discard(self, slot: int, conn: Any) -> None:
+            """Close a held slot's connection and have a new one made in its place
+            (even if the close is cancelled: then it goes on in the background)."""
+            self._forget_slot(slot)
+            try:
+                await self._close_quietly(conn)
+            except BaseException:
+                self._close_in_background(conn)
+                raise
+            finally:
+                self._replace_discarded()
+
+        def _discard_soon(self, slot: int, conn: Any) -> None:
+            """``_discard`` for a task being cancelled: nothing here awaits."""
+            self._forget_slot(slot)
+            self._close_in_background(conn)
+            self._replace_discarded()
+    else:
+
+        def _discard(self, slot: int, conn: Any) -> None:
+            """Close a held slot's connection and have a new one made in its place."""
+            self._forget_slot(slot)
+            self._close_and_replace(conn)
+
+        def _close_and_replace(self, conn: Any) -> None:
+            """Close a connection already out of the pool and make a new one if
+            needed, even if the close is interrupted."""
+            try:
+                self._close_quietly(conn)
+            finally:
+                self._replace_discarded()
 
     @staticmethod
     async def _close_quietly(conn: Any) -> None:
@@ -486,33 +816,63 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         except Exception as ex:  # a broken socket must not break the pool
             logger.warning("error closing connection %s: %s", conn, ex)
 
+    if False:  # SYNC
+
+        @classmethod
+        def _close_quietly_now(cls, conn: Any) -> None:
+            """Close while an exception is on its way: nothing raised here may hide it."""
+            try:
+                cls._close_quietly(conn)
+            except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
+                pass
+
     async def _connect(self, timeout: float | None = None) -> Any:
         """Open a connection and run ``configure``; raise on any failure."""
-        kwargs = await _resolved(self.kwargs)
-        kwargs = self._check_kwargs(kwargs)
+        if True:  # ASYNC
+            kwargs = await _resolved(self.kwargs)
+            kwargs = self._check_kwargs(kwargs)
+        else:
+            kwargs = self._resolve_kwargs()
         limit = None if timeout is None else base.connect_timeout(timeout)
         if limit is not None:
             kwargs = dict(kwargs, connect_timeout=limit)
-        conninfo = self._check_conninfo(await _resolved(self.conninfo))
+        if True:  # ASYNC
+            conninfo = self._check_conninfo(await _resolved(self.conninfo))
+        else:
+            conninfo = self._resolve_conninfo()
         t0 = self._connect_started()
         try:
             conn = await self.connection_class.connect(conninfo, **kwargs)
         except Exception:
             self._connect_ended(t0, False)
             raise
-        self._connect_ended(t0, True)
-        conn._pool = None
-        if self._configure is not None:
+        if True:  # ASYNC
+            self._connect_ended(t0, True)
+            conn._pool = None
+            if self._configure is not None:
+                try:
+                    await self._configure(conn)
+                    base.check_left_idle(conn, "configure", self._configure)
+                except BaseException:
+                    await self._close_quietly(conn)
+                    raise
+            return conn
+        else:
+            # From here the connection is ours to close if anything goes wrong
+            # (configure fails, or an interrupt lands before the caller has it).
             try:
-                await self._configure(conn)
-                base.check_left_idle(conn, "configure", self._configure)
+                self._connect_ended(t0, True)
+                conn._pool = None
+                if self._configure is not None:
+                    self._configure(conn)
+                    base.check_left_idle(conn, "configure", self._configure)
+                return conn
             except BaseException:
-                await self._close_quietly(conn)
+                self._close_quietly_now(conn)
                 raise
-        return conn
 
     # ------------------------------------------------------------------
-    # Maintenance tasks (run by the worker tasks; first argument is the pool)
+    # Maintenance tasks (run by the workers; first argument is the pool)
     # ------------------------------------------------------------------
 
     async def _add_connection_task(self, attempt: AttemptWithBackoff | None) -> None:
@@ -520,20 +880,33 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             with self._lock:
                 self._attempt_ended_locked()
             return
-        try:
-            conn = await self._connect()
-        except Exception as ex:
-            logger.warning("error connecting in %r: %s", self.name, ex)
-            await self._retry_connection(attempt)
-            return
-        except BaseException:
-            # The worker was cancelled (close() timed out), or the attempt was
-            # (its worker logs that and goes on): either way this attempt is
-            # over; an open pool makes up for it.
-            with self._lock:
-                self._attempt_ended_locked()
-            self._replace_discarded()
-            raise
+        if True:  # ASYNC
+            try:
+                conn = await self._connect()
+            except Exception as ex:
+                logger.warning("error connecting in %r: %s", self.name, ex)
+                await self._retry_connection(attempt)
+                return
+            except BaseException:
+                # The worker was cancelled (close() timed out), or the attempt was
+                # (its worker logs that and goes on): either way this attempt is
+                # over; an open pool makes up for it.
+                with self._lock:
+                    self._attempt_ended_locked()
+                self._replace_discarded()
+                raise
+        else:
+            try:
+                conn = self._connect()
+            except BaseException as ex:
+                # Also a BaseException (a callback's SystemExit: this is no main
+                # thread): the attempt must not stay counted as in flight forever,
+                # or the pool would neither grow nor refill for it.
+                logger.warning("error connecting in %r: %s", self.name, ex)
+                self._retry_connection(attempt)
+                if not isinstance(ex, Exception):
+                    raise  # for the worker to log (and survive)
+                return
         slot = self._install_connected(conn)
         if slot < 0:
             await self._close_quietly(conn)
@@ -544,27 +917,35 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         gave_up = self._retry_or_give_up(attempt)
         if gave_up is None:
             return
-        try:
-            await self.reconnect_failed()
-        except Exception as ex:
-            logger.warning("reconnect_failed callback failed: %s", ex)
+        if True:  # ASYNC
+            try:
+                await self.reconnect_failed()
+            except Exception as ex:
+                logger.warning("reconnect_failed callback failed: %s", ex)
+        else:
+            try:
+                self.reconnect_failed()
+            except BaseException as ex:  # (a worker thread: a SystemExit would only end it)
+                logger.warning("reconnect_failed callback failed: %s: %s", type(ex).__name__, ex)
         self._refill_later(gave_up)
 
-    async def reconnect_failed(self) -> None:  # type: ignore[override]  # a coroutine here, as in psycopg_pool
-        """Called when reconnecting gives up; runs the ``reconnect_failed``
-        callback (sync or async)."""
-        if self._reconnect_failed:
-            await _resolved(partial(self._reconnect_failed, self))
+    if True:  # ASYNC
 
-    async def _orphan_task(self) -> None:  # type: ignore[override]  # a coroutine here: the async workers await it
-        """Maintenance task: reclaim orphans every ``_orphan_scan_period``."""
-        if self._orphan_scan_due():
-            await self._reclaim_orphans_async()
+        async def reconnect_failed(self) -> None:  # type: ignore[override]  # a coroutine here, as in psycopg_pool
+            """Called when reconnecting gives up; runs the ``reconnect_failed``
+            callback (sync or async)."""
+            if self._reconnect_failed:
+                await _resolved(partial(self._reconnect_failed, self))
 
-    async def _reclaim_orphans_async(self, confirmed_only: bool = True) -> None:
-        for slot, conn in self._find_orphans(confirmed_only):
-            self._report_orphan(slot, conn)
-            await self._reclaim_orphan(slot, conn)
+        async def _orphan_task(self) -> None:  # type: ignore[override]  # a coroutine here: the async workers await it
+            """Maintenance task: reclaim orphans every ``_orphan_scan_period``."""
+            if self._orphan_scan_due():
+                await self._reclaim_orphans_async()
+
+        async def _reclaim_orphans_async(self, confirmed_only: bool = True) -> None:
+            for slot, conn in self._find_orphans(confirmed_only):
+                self._report_orphan(slot, conn)
+                await self._reclaim_orphan(slot, conn)
 
     async def _reclaim_orphan(self, slot: int, conn: Any) -> None:
         """A checked-out connection nobody can return: out of the pool, closed,
@@ -577,16 +958,24 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             self._forget_slot(victim[0])
             await self._close_quietly(victim[1])
 
-    async def _expiry_task(self) -> None:
-        expired = self._take_expired_idle()
-        for i, (slot, conn) in enumerate(expired):
-            logger.info("discarding expired connection %s", conn)
-            try:
-                await self._discard(slot, conn)
-            except BaseException:  # cancelled: the claimed rest must not stay held
-                for other in expired[i + 1 :]:
-                    self._discard_soon(*other)
-                raise
+    if True:  # ASYNC
+
+        async def _expiry_task(self) -> None:
+            expired = self._take_expired_idle()
+            for i, (slot, conn) in enumerate(expired):
+                logger.info("discarding expired connection %s", conn)
+                try:
+                    await self._discard(slot, conn)
+                except BaseException:  # cancelled: the claimed rest must not stay held
+                    for other in expired[i + 1 :]:
+                        self._discard_soon(*other)
+                    raise
+    else:
+
+        def _expiry_task(self) -> None:
+            for slot, conn in self._take_expired_idle():
+                logger.info("discarding expired connection %s", conn)
+                self._discard(slot, conn)
 
     # ------------------------------------------------------------------
     # Sizing, health
@@ -596,41 +985,79 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         """Change the size of the pool during runtime."""
         self._resize(min_size, max_size)
 
-    async def check(self) -> None:
-        """Verify the state of the idle connections; replace the broken ones."""
-        with self._lock:
-            if self._closed:
-                return
-            idle = self._take_all_idle_locked()
-        now = monotonic()
-        for i, (slot, conn) in enumerate(idle):
-            try:
-                if now >= self._slots[slot].expire_at:
-                    logger.info("discarding expired connection %s", conn)
-                    await self._discard(slot, conn)
-                    continue
-                try:
-                    await self.check_connection(conn)
-                except Exception:
-                    self._stats.add(Stats.CONNECTIONS_LOST)
-                    logger.warning("discarding broken connection: %s", conn)
-                    await self._discard(slot, conn)
-                else:
-                    self._give_back(slot)
-            except BaseException:
-                # Cancelled: the one being checked is in an unknown state, the
-                # rest go back untouched.
-                if self._slots[slot].conn is conn:
-                    self._discard_soon(slot, conn)
-                for other, _ in idle[i + 1 :]:
-                    self._give_back(other)
-                raise
-        self._replace_discarded_to_min()
+    if True:  # ASYNC
 
-    def _replace_discarded_to_min(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._grow_locked(self._min_size - self._nconns)
+        async def check(self) -> None:
+            """Verify the state of the idle connections; replace the broken ones."""
+            with self._lock:
+                if self._closed:
+                    return
+                idle = self._take_all_idle_locked()
+            now = monotonic()
+            for i, (slot, conn) in enumerate(idle):
+                try:
+                    if now >= self._slots[slot].expire_at:
+                        logger.info("discarding expired connection %s", conn)
+                        await self._discard(slot, conn)
+                        continue
+                    try:
+                        await self.check_connection(conn)
+                    except Exception:
+                        self._stats.add(Stats.CONNECTIONS_LOST)
+                        logger.warning("discarding broken connection: %s", conn)
+                        await self._discard(slot, conn)
+                    else:
+                        self._give_back(slot)
+                except BaseException:
+                    # Cancelled: the one being checked is in an unknown state, the
+                    # rest go back untouched.
+                    if self._slots[slot].conn is conn:
+                        self._discard_soon(slot, conn)
+                    for other, _ in idle[i + 1 :]:
+                        self._give_back(other)
+                    raise
+            self._replace_discarded_to_min()
+
+        def _replace_discarded_to_min(self) -> None:
+            with self._lock:
+                if not self._closed:
+                    self._grow_locked(self._min_size - self._nconns)
+    else:
+
+        def check(self) -> None:
+            """Verify the state of the idle connections; replace the broken ones.
+
+            They are claimed one at a time (the others stay available), each
+            through a holder, so an interrupt (KeyboardInterrupt...) leaves the
+            one being checked discarded and replaced, the rest untouched."""
+            with self._lock:
+                if self._closed:
+                    return
+                n = self._ring.idle_count()
+            h = Holder()
+            try:
+                for _ in range(n):
+                    if not self._take_idle_into(h):
+                        break
+                    conn = self._slots[h.slot].conn
+                    if monotonic() >= self._slots[h.slot].expire_at:
+                        logger.info("discarding expired connection %s", conn)
+                        self._discard_held(h, conn)
+                        continue
+                    try:
+                        self.check_connection(conn)
+                    except Exception:
+                        self._stats.add(Stats.CONNECTIONS_LOST)
+                        logger.warning("discarding broken connection: %s", conn)
+                        self._discard_held(h, conn)
+                        continue
+                    self._give_back_held(h)
+            except BaseException:
+                self._discard_held_now(h)  # interrupted mid-check: its state is unknown
+                raise
+            with self._lock:
+                if not self._closed:
+                    self._grow_locked(self._min_size - self._nconns)
 
     @staticmethod
     async def check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -639,108 +1066,147 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         if conn.autocommit:
             await conn.execute("")
         else:
-            await conn.set_autocommit(True)
+            await conn.set_autocommit(True)  # sync: conn.autocommit = True
             try:
                 await conn.execute("")
             finally:
                 try:
-                    await conn.set_autocommit(False)
+                    await conn.set_autocommit(False)  # sync: conn.autocommit = False
                 except Exception:
                     pass  # the connection is broken: keep the original error
 
-    async def drain(self) -> None:
-        """Replace every connection: idle ones now, checked-out ones on return."""
-        with self._lock:
-            if self._closed:
-                return
-            self._drained_at = monotonic()
-            idle = self._take_all_idle_locked()
-        for i, (slot, conn) in enumerate(idle):
+    if True:  # ASYNC
+
+        async def drain(self) -> None:
+            """Replace every connection: idle ones now, checked-out ones on return."""
+            with self._lock:
+                if self._closed:
+                    return
+                self._drained_at = monotonic()
+                idle = self._take_all_idle_locked()
+            for i, (slot, conn) in enumerate(idle):
+                try:
+                    await self._discard(slot, conn)
+                except BaseException:  # cancelled: the rest are replaced all the same
+                    for other in idle[i + 1 :]:
+                        self._discard_soon(*other)
+                    raise
+    else:
+
+        def drain(self) -> None:
+            """Replace every connection: idle ones now, checked-out ones on return
+            (and any left idle by an interrupt, at their next checkout)."""
+            with self._lock:
+                if self._closed:
+                    return
+                self._drained_at = monotonic()
+                n = self._ring.idle_count()
+            h = Holder()
             try:
-                await self._discard(slot, conn)
-            except BaseException:  # cancelled: the rest are replaced all the same
-                for other in idle[i + 1 :]:
-                    self._discard_soon(*other)
+                for _ in range(n):
+                    if not self._take_idle_into(h):
+                        break
+                    if self._is_stale(h.slot, monotonic()):
+                        self._discard_held(h, self._slots[h.slot].conn)
+                    else:  # a replacement made meanwhile
+                        self._give_back_held(h)
+            except BaseException:
+                self._discard_held_now(h)
                 raise
 
+    if False:  # SYNC
+        # ------------------------------------------------------------------
+        # Fork
+        # ------------------------------------------------------------------
 
-class AsyncConnectionContext:
-    """``async with pool.connection() as conn:`` — psycopg's ``async with conn:``
-    semantics (commit on success, rollback on error), then the connection goes
-    back to the pool even if the task is cancelled meanwhile. Used once: a
-    second ``async with`` on the same object is refused."""
-
-    __slots__ = ("pool", "timeout", "conn", "t0", "entered")
-    pool: AsyncConnectionPool[Any]
-    timeout: float | None
-    conn: Any
-    t0: float
-    entered: bool
-
-    def __init__(self, pool: AsyncConnectionPool[Any], timeout: float | None) -> None:
-        self.pool = pool
-        self.timeout = timeout
-        self.conn = None
-        self.entered = False
-
-    async def __aenter__(self) -> Any:
-        if self.entered:
-            raise RuntimeError(
-                "this pool.connection() context manager was already entered: call"
-                " pool.connection() once for each async with-block (and don't share one between tasks)"
-            )
-        self.entered = True
-        pool = self.pool
-        if pool._plain_hot_path:
-            # _getconn() inline: an idle connection is handed out without one
-            # more coroutine (a checkout that finds one never suspends anyway).
-            loop = pool._loop
-            got = (
-                pool._checkout_fast(self.timeout)
-                if loop is None or loop is asyncio.get_running_loop()
-                else -1
-            )
-            self.conn = got if type(got) is not int else await pool._getconn(self.timeout)
-        else:
-            self.conn = await pool.getconn(self.timeout)
-        # usage_ms counts from hand-out to return, as psycopg_pool's does.
-        self.t0 = monotonic()
-        return self.conn
-
-    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
-        conn = self.conn
-        if conn is None:
-            raise RuntimeError(
-                "pool.connection() context manager exited without a connection: was __aenter__ called?"
-            )
-        pool = self.pool
-        self.conn = None
-        try:
-            if not commit_sends_nothing(conn, conn.pgconn.transaction_status):
-                if exc_type is None:
-                    await conn.commit()
-                else:
-                    try:
-                        await conn.rollback()
-                    except Exception as ex2:
-                        # psycopg's own record (its connection's __aexit__ logs it)
-                        logging.getLogger("psycopg").warning(
-                            "error ignored in rollback on %s: %s", conn, ex2
-                        )
-        finally:
-            # Already returned if the block called conn.close() with close_returns.
-            if getattr(conn, "_pool", None) is pool:
-                if pool._plain_hot_path:
-                    # putconn() inline (a connection of this context has no
-                    # owner to forget: only getconn() records one).
-                    slot = pool._return_fast(conn)
-                    if slot >= 0:
-                        await pool._putconn_slow(slot, conn)
-                else:
-                    await pool.putconn(conn)
-            used = monotonic() - self.t0
-            pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
-            pool._histograms.observe(base.Histograms.USE, used)
+        def _after_fork_in_child(self) -> None:
+            """Re-initialise in a forked child: forget (don't close) the parent's
+            connections, whose sockets the parent still uses, and start afresh."""
+            was_open = self._opened and not self._closed
+            self._init_state()
+            if was_open:
+                self._start_workers_locked()
+                self._fast = not self._open_implicit
 
 
-__all__ = ["AsyncConnectionPool"]
+if True:  # ASYNC
+
+    class AsyncConnectionContext:
+        """``async with pool.connection() as conn:`` — psycopg's ``async with conn:``
+        semantics (commit on success, rollback on error), then the connection goes
+        back to the pool even if the task is cancelled meanwhile. Used once: a
+        second ``async with`` on the same object is refused."""
+
+        __slots__ = ("pool", "timeout", "conn", "t0", "entered")
+        pool: AsyncConnectionPool[Any]
+        timeout: float | None
+        conn: Any
+        t0: float
+        entered: bool
+
+        def __init__(self, pool: AsyncConnectionPool[Any], timeout: float | None) -> None:
+            self.pool = pool
+            self.timeout = timeout
+            self.conn = None
+            self.entered = False
+
+        async def __aenter__(self) -> Any:
+            if self.entered:
+                raise RuntimeError(
+                    "this pool.connection() context manager was already entered: call"
+                    " pool.connection() once for each async with-block (and don't share one between tasks)"
+                )
+            self.entered = True
+            pool = self.pool
+            if pool._plain_hot_path:
+                # _getconn() inline: an idle connection is handed out without one
+                # more coroutine (a checkout that finds one never suspends anyway).
+                loop = pool._loop
+                got = (
+                    pool._checkout_fast(self.timeout)
+                    if loop is None or loop is asyncio.get_running_loop()
+                    else -1
+                )
+                self.conn = got if type(got) is not int else await pool._getconn(self.timeout)
+            else:
+                self.conn = await pool.getconn(self.timeout)
+            # usage_ms counts from hand-out to return, as psycopg_pool's does.
+            self.t0 = monotonic()
+            return self.conn
+
+        async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+            conn = self.conn
+            if conn is None:
+                raise RuntimeError(
+                    "pool.connection() context manager exited without a connection: was __aenter__ called?"
+                )
+            pool = self.pool
+            self.conn = None
+            try:
+                if not commit_sends_nothing(conn, conn.pgconn.transaction_status):
+                    if exc_type is None:
+                        await conn.commit()
+                    else:
+                        try:
+                            await conn.rollback()
+                        except Exception as ex2:
+                            # psycopg's own record (its connection's __aexit__ logs it)
+                            logging.getLogger("psycopg").warning(
+                                "error ignored in rollback on %s: %s", conn, ex2
+                            )
+            finally:
+                # Already returned if the block called conn.close() with close_returns.
+                if getattr(conn, "_pool", None) is pool:
+                    if pool._plain_hot_path:
+                        # putconn() inline (a connection of this context has no
+                        # owner to forget: only getconn() records one).
+                        slot = pool._return_fast(conn)
+                        if slot >= 0:
+                            await pool._putconn_slow(slot, conn)
+                    else:
+                        await pool.putconn(conn)
+                used = monotonic() - self.t0
+                pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
+                pool._histograms.observe(base.Histograms.USE, used)
+
+    __all__ = ["AsyncConnectionPool"]
