@@ -1,3 +1,5 @@
+# Generated from fastpool/null_pool_async.py by scripts/async_to_sync.py: do not edit.
+# Edit fastpool/null_pool_async.py and run `python scripts/async_to_sync.py`.
 """``NullConnectionPool``: psycopg_pool's pool that keeps no idle connection.
 
 Every checkout opens a connection and every return closes it, unless a client
@@ -6,6 +8,9 @@ oldest waiter. The rules (check, lifetime, logging, statistics) are
 psycopg_pool's, see ``_null_pool_logic``. Unlike psycopg_pool, connecting
 happens outside the pool lock, so concurrent first requests connect in parallel
 instead of one by one.
+
+The sync pool's module is generated from the async one by
+``scripts/async_to_sync.py``.
 """
 
 from __future__ import annotations
@@ -68,8 +73,8 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         """
         seconds = base.check_timeout(timeout)
         self._check_open_getconn()
-        ready, stop = threading.Event(), threading.Event()
         errors: list[Exception] = []
+        ready, stop = threading.Event(), threading.Event()
         threading.Thread(
             target=self._connect_for_wait,
             args=(ready, stop, errors),
@@ -141,7 +146,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             return self._connect_new(w, deadline, timeout)
         conn = self._slots[w.slot].conn
         conn._pool = self
-        return conn  # type: ignore[no-any-return]  # the pool keeps its connections untyped
+        return conn  # type: ignore[no-any-return, unused-ignore]  # the pool keeps its connections untyped
 
     def _connect_new(self, w: Waiter, deadline: float, timeout: float) -> CT:
         """Open a connection for the caller, whose waiter ``w`` holds a
@@ -155,7 +160,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             if self._install_or_none(conn, w) < 0:
                 raise PoolClosed(f"the pool {self.name!r} is already closed")
             conn._pool = self
-            return conn  # type: ignore[no-any-return]  # _connect() returns the pool's untyped connection
+            return conn  # type: ignore[no-any-return, unused-ignore]  # _connect() returns the pool's untyped connection
         except BaseException as ex:
             if w.slot == CONNECT_YOURSELF:  # not installed: ours to close, and the place to free
                 if conn is not None:

@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (hand-written async source, generated sync module)
 GENERATED = [
     ("fastpool/pool_async.py", "fastpool/pool.py"),
+    ("fastpool/null_pool_async.py", "fastpool/null_pool.py"),
 ]
 
 RENAMES = {
