@@ -210,22 +210,32 @@ def test_pool_timeout_raises_sqlalchemys_timeout_error(aio, make_engine) -> None
     aio(main())
 
 
+async def queue_two_workers(
+    engine: AsyncEngine,
+) -> tuple[AsyncConnection, asyncio.Future[None], asyncio.Future[None], list[str]]:
+    """Take the pool's only connection (the holder), then queue worker tasks a and
+    b in that order behind it; each appends its name to ``got`` once served.
+    Returns (holder, a, b, got)."""
+    got: list[str] = []
+
+    async def worker(name: str) -> None:
+        async with engine.connect() as conn:
+            got.append(name)
+            await pid(conn)
+
+    holder = await engine.connect()
+    a = asyncio.ensure_future(worker("a"))
+    await until(lambda: len(engine.pool._waiting) == 1, "a queued")
+    b = asyncio.ensure_future(worker("b"))
+    await until(lambda: len(engine.pool._waiting) == 2, "b queued")
+    return holder, a, b, got
+
+
 def test_a_task_cancelled_while_queued_leaves_its_turn(aio, make_engine) -> None:
     async def main() -> None:
         async with open_engine(make_engine) as engine:
             pool = engine.pool
-            got: list[str] = []
-
-            async def worker(name: str) -> None:
-                async with engine.connect() as conn:
-                    got.append(name)
-                    await pid(conn)
-
-            holder = await engine.connect()
-            a = asyncio.ensure_future(worker("a"))
-            await until(lambda: len(pool._waiting) == 1, "a queued")
-            b = asyncio.ensure_future(worker("b"))
-            await until(lambda: len(pool._waiting) == 2, "b queued")
+            holder, a, b, got = await queue_two_workers(engine)
             a.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await a
@@ -242,18 +252,7 @@ def test_a_task_cancelled_just_after_the_hand_over_passes_it_on(aio, make_engine
     async def main() -> None:
         async with open_engine(make_engine) as engine:
             pool = engine.pool
-            got: list[str] = []
-
-            async def worker(name: str) -> None:
-                async with engine.connect() as conn:
-                    got.append(name)
-                    await pid(conn)
-
-            holder = await engine.connect()
-            a = asyncio.ensure_future(worker("a"))
-            await until(lambda: len(pool._waiting) == 1, "a queued")
-            b = asyncio.ensure_future(worker("b"))
-            await until(lambda: len(pool._waiting) == 2, "b queued")
+            holder, a, b, got = await queue_two_workers(engine)
             await holder.close()
             # The connection is a's now (off the ring, a off the queue), but a
             # has not run yet: cancel it before it takes the connection.
