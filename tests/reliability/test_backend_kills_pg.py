@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from fastpool import ConnectionPool
+from tests.support.load import pool_under_load
 
 pytestmark = pytest.mark.postgres
 
@@ -36,67 +37,52 @@ SIZE = 10
     ],
 )
 def test_backend_kills_under_load(pg_dsn: str, admin, seconds: float) -> None:
-    pool = ConnectionPool(
+    kills = 0
+
+    def killer(stop: threading.Event) -> None:
+        nonlocal kills
+        rnd = random.Random(42)
+        while not stop.wait(0.02):
+            pids = [
+                r[0]
+                for r in admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [APP]
+                )
+            ]
+            if pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", [rnd.choice(pids)])
+                kills += 1
+
+    with pool_under_load(
         pg_dsn,
-        min_size=SIZE,
-        max_size=SIZE,
-        open=True,
+        sleep_a_millisecond,
+        size=SIZE,
+        threads=THREADS,
+        side=[killer],
         timeout=30,
         check=ConnectionPool.check_connection,
         kwargs={"autocommit": True, "application_name": APP},
-    )
-    try:
-        pool.wait(30)
-        stop = threading.Event()
-        errors: Counter[str] = Counter()
-        unexpected: list[str] = []
-        ops = [0] * THREADS
-        kills = 0
-
-        def client(i: int) -> None:
-            while not stop.is_set():
-                try:
-                    with pool.connection() as conn:
-                        conn.execute("SELECT pg_sleep(0.001)")
-                    ops[i] += 1
-                except psycopg.OperationalError as ex:  # the query in flight on a killed backend
-                    errors[type(ex).__name__] += 1
-                except Exception as ex:  # anything else is a pool bug
-                    unexpected.append(repr(ex))
-
-        def killer() -> None:
-            nonlocal kills
-            rnd = random.Random(42)
-            while not stop.wait(0.02):
-                pids = [
-                    r[0]
-                    for r in admin.execute(
-                        "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [APP]
-                    )
-                ]
-                if pids:
-                    admin.execute("SELECT pg_terminate_backend(%s)", [rnd.choice(pids)])
-                    kills += 1
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(THREADS)]
-        threads.append(threading.Thread(target=killer))
-        for t in threads:
-            t.start()
+    ) as load:
         time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join(60)
-        assert not any(t.is_alive() for t in threads), "a thread hung"
+        load.finish(60)
 
+        pool = load.pool
+        # the queries in flight on a killed backend; anything else is a pool bug
+        errors = Counter(
+            f.error.__name__ for f in load.failures if issubclass(f.error, psycopg.OperationalError)
+        )
+        unexpected = [
+            f.text for f in load.failures if not issubclass(f.error, psycopg.OperationalError)
+        ]
         stats = pool.get_stats()
         print(
             f"\nbackend kills, {THREADS} threads, {seconds:.0f} s: {kills} kills, "
-            f"{sum(ops)} queries, {sum(errors.values())} errors seen by callers {dict(errors)}, "
+            f"{sum(load.ops)} queries, {sum(errors.values())} errors seen by callers {dict(errors)}, "
             f"{stats.get('connections_lost', 0)} dead connections caught by check, "
             f"{stats.get('returns_bad', 0)} bad returns, {stats.get('connections_num', 0)} connects"
         )
         assert unexpected == []
-        assert kills > 0 and sum(ops) > 0
+        assert kills > 0 and sum(load.ops) > 0
         assert sum(errors.values()) <= kills, (errors, kills)
         pool.wait(30)  # refilled to min_size
         for _ in range(500):  # replacements still connecting
@@ -105,10 +91,12 @@ def test_backend_kills_under_load(pg_dsn: str, admin, seconds: float) -> None:
                 break
             time.sleep(0.02)
         assert (stats["pool_available"], stats["pool_size"]) == (SIZE, SIZE), stats
-        pool._ring.check_invariants()
+        load.assert_books_balance()
         live = admin.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP]
         ).fetchone()[0]
         assert live == SIZE  # no leaked server connection
-    finally:
-        pool.close()
+
+
+def sleep_a_millisecond(conn: psycopg.Connection, i: int, n: int) -> None:
+    conn.execute("SELECT pg_sleep(0.001)")

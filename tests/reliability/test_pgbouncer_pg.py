@@ -10,9 +10,11 @@ import threading
 import time
 from typing import Iterator
 
+import psycopg
 import pytest
 
 from fastpool import ConnectionPool
+from tests.support.load import pool_under_load
 from tests.support.pgbouncer import find_pgbouncer, pgbouncer_in_front_of
 
 pytestmark = [
@@ -41,67 +43,47 @@ def test_transactions_through_pgbouncer(bouncer_dsn: str, admin) -> None:
     admin.execute("DROP TABLE IF EXISTS fastpool_bouncer")
     admin.execute("CREATE TABLE fastpool_bouncer (thread int, n int, PRIMARY KEY (thread, n))")
     baseline = admin.execute(SERVER_BACKENDS).fetchone()[0]
-    # prepare_threshold=None: PgBouncer < 1.21 in transaction mode can't follow
-    # prepared statements from one transaction to the next server connection.
-    pool = ConnectionPool(
-        bouncer_dsn,
-        min_size=CLIENT_POOL,
-        max_size=CLIENT_POOL,
-        open=True,
-        timeout=30,
-        check=ConnectionPool.check_connection,
-        kwargs={"prepare_threshold": None},
-    )
-    errors: list[str] = []
     peak = [0]
-    stop = threading.Event()
 
-    def client(i: int) -> None:
-        for n in range(TXNS):
-            try:
-                with pool.connection() as conn:  # one transaction, committed on exit
-                    conn.execute("INSERT INTO fastpool_bouncer VALUES (%s, %s)", [i, n])
-                    assert (
-                        conn.execute(
-                            "SELECT count(*) FROM fastpool_bouncer WHERE thread = %s", [i]
-                        ).fetchone()[0]
-                        == n + 1
-                    )
-            except Exception as ex:
-                errors.append(repr(ex))
+    def insert_and_count(conn: psycopg.Connection, i: int, n: int) -> None:
+        # one transaction, committed when the pool takes the connection back
+        conn.execute("INSERT INTO fastpool_bouncer VALUES (%s, %s)", [i, n])
+        count = "SELECT count(*) FROM fastpool_bouncer WHERE thread = %s"
+        assert conn.execute(count, [i]).fetchone()[0] == n + 1
 
-    def sampler() -> None:
+    def sampler(stop: threading.Event) -> None:
         while not stop.wait(0.05):
             peak[0] = max(peak[0], admin.execute(SERVER_BACKENDS).fetchone()[0] - baseline)
 
     try:
-        pool.wait(30)
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(THREADS)]
-        watcher = threading.Thread(target=sampler)
-        watcher.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        stop.set()
-        watcher.join(10)
-        assert not any(t.is_alive() for t in threads), "a client hung"
-        print(
-            f"\nPgBouncer (transaction mode, pool {BOUNCER_POOL}): {THREADS} threads, client pool "
-            f"{CLIENT_POOL}, {THREADS * TXNS} transactions, {len(errors)} errors, at most "
-            f"{peak[0]} server connections"
-        )
-        assert errors == []
-        rows = admin.execute(
-            "SELECT count(*), count(DISTINCT (thread, n)) FROM fastpool_bouncer"
-        ).fetchone()
-        assert rows == (THREADS * TXNS, THREADS * TXNS)
-        assert 0 < peak[0] <= BOUNCER_POOL, peak[0]
-        pool.check()  # the health check goes through PgBouncer too
-        time.sleep(0.1)
-        assert pool.get_stats().get("connections_lost", 0) == 0
-        pool._ring.check_invariants()
+        # prepare_threshold=None: PgBouncer < 1.21 in transaction mode can't follow
+        # prepared statements from one transaction to the next server connection.
+        with pool_under_load(
+            bouncer_dsn,
+            insert_and_count,
+            size=CLIENT_POOL,
+            threads=THREADS,
+            calls_per_thread=TXNS,
+            side=[sampler],
+            timeout=30,
+            check=ConnectionPool.check_connection,
+            kwargs={"prepare_threshold": None},
+        ) as load:
+            load.finish(120)
+            print(
+                f"\nPgBouncer (transaction mode, pool {BOUNCER_POOL}): {THREADS} threads, client "
+                f"pool {CLIENT_POOL}, {THREADS * TXNS} transactions, {len(load.failures)} errors, "
+                f"at most {peak[0]} server connections"
+            )
+            assert load.failures == []
+            rows = admin.execute(
+                "SELECT count(*), count(DISTINCT (thread, n)) FROM fastpool_bouncer"
+            ).fetchone()
+            assert rows == (THREADS * TXNS, THREADS * TXNS)
+            assert 0 < peak[0] <= BOUNCER_POOL, peak[0]
+            load.pool.check()  # the health check goes through PgBouncer too
+            time.sleep(0.1)
+            assert load.pool.get_stats().get("connections_lost", 0) == 0
+            load.assert_books_balance()
     finally:
-        stop.set()
-        pool.close()
         admin.execute("DROP TABLE IF EXISTS fastpool_bouncer")

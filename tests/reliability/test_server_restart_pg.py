@@ -6,13 +6,13 @@ pool refills to min_size by itself and callers succeed again."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Iterator
 
 import pytest
 
 from fastpool import ConnectionPool, PoolTimeout, base
+from tests.support.load import Call, pool_under_load, select_one
 from tests.support.postgres import PostgresServer, find_bindir, start_private_server
 
 pytestmark = [
@@ -40,41 +40,19 @@ def private_server() -> Iterator[PostgresServer]:
 def test_server_restart_mid_load(private_server: PostgresServer, monkeypatch) -> None:
     # Reconnection backoff from 0.2 s (default 1 s) keeps the test short.
     monkeypatch.setattr(base.AttemptWithBackoff, "INITIAL_DELAY", 0.2)
-    pool = ConnectionPool(
+    with pool_under_load(
         private_server.dsn,
-        min_size=SIZE,
-        max_size=SIZE,
-        open=True,
+        select_one,
+        size=SIZE,
+        threads=THREADS,
+        pause_after_error=0.01,
+        record_calls=True,
         timeout=TIMEOUT,
         reconnect_timeout=120,
         check=ConnectionPool.check_connection,
         kwargs={"autocommit": True},
-    )
-    outcomes: list[tuple[float, str, float]] = []  # (start, outcome, duration)
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            t0 = time.monotonic()
-            try:
-                with pool.connection() as conn:
-                    conn.execute("SELECT 1")
-                outcome = "ok"
-            except PoolTimeout:
-                outcome = "timeout"
-            except Exception as ex:  # a query in flight when the server went down
-                outcome = type(ex).__name__
-            with lock:
-                outcomes.append((t0, outcome, time.monotonic() - t0))
-            if outcome != "ok":
-                time.sleep(0.01)
-
-    try:
-        pool.wait(30)
-        threads = [threading.Thread(target=client) for _ in range(THREADS)]
-        for t in threads:
-            t.start()
+    ) as load:
+        pool = load.pool
         time.sleep(1.0)
         errors_before = pool.get_stats().get("connections_errors", 0)
         private_server.stop()
@@ -89,17 +67,18 @@ def test_server_restart_mid_load(private_server: PostgresServer, monkeypatch) ->
         first_ok_after = None
         deadline = time.monotonic() + 30
         while first_ok_after is None and time.monotonic() < deadline:
-            with lock:
-                first_ok_after = next(
-                    (t0 + d for t0, o, d in outcomes if o == "ok" and t0 >= up_at), None
-                )
+            first_ok_after = next(
+                (
+                    c.start + c.duration
+                    for c in load.calls()
+                    if c.error is None and c.start >= up_at
+                ),
+                None,
+            )
             time.sleep(0.05)
-        stop.set()
-        for t in threads:
-            t.join(HANG + 5)
-        assert not any(t.is_alive() for t in threads), "a client hung"
+        load.finish(HANG + 5)
 
-        during = [(o, d) for t0, o, d in outcomes if down_at <= t0 < up_at]
+        during = [(outcome(c), c.duration) for c in load.calls() if down_at <= c.start < up_at]
         kinds = {o for o, _ in during}
         worst = max(d for _, d in during)
         attempts_per_s = errors_down / 3.0
@@ -116,8 +95,14 @@ def test_server_restart_mid_load(private_server: PostgresServer, monkeypatch) ->
         # (thousands per second against a refused port).
         assert 0 < errors_down <= 20 * SIZE, errors_down
         assert first_ok_after is not None, "no caller succeeded after the restart"
-        assert pool.get_stats()["pool_size"] == SIZE
-        pool._ring.check_invariants()
-    finally:
-        stop.set()
-        pool.close()
+        load.assert_books_balance()
+
+
+def outcome(call: Call) -> str:
+    """ "ok", "timeout" (PoolTimeout), or the class of what a query in flight
+    when the server went down raised."""
+    if call.error is None:
+        return "ok"
+    if issubclass(call.error, PoolTimeout):
+        return "timeout"
+    return call.error.__name__

@@ -7,12 +7,11 @@ hundred bytes per query would add tens of MiB). No query may fail."""
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 
 import pytest
 
-from fastpool import ConnectionPool
+from tests.support.load import pool_under_load, select_one
 
 pytestmark = pytest.mark.postgres
 
@@ -41,32 +40,14 @@ def rss_mib() -> float:
     ],
 )
 def test_soak(pg_dsn: str, admin, seconds: float) -> None:
-    pool = ConnectionPool(
+    with pool_under_load(
         pg_dsn,
-        min_size=SIZE,
-        max_size=SIZE,
-        open=True,
+        select_one,
+        size=SIZE,
+        threads=THREADS,
         timeout=30,
         kwargs={"autocommit": True, "application_name": APP},
-    )
-    stop = threading.Event()
-    ops = [0] * THREADS
-    errors: list[str] = []
-
-    def client(i: int) -> None:
-        while not stop.is_set():
-            try:
-                with pool.connection() as conn:
-                    conn.execute("SELECT 1")
-                ops[i] += 1
-            except Exception as ex:
-                errors.append(repr(ex))
-
-    try:
-        pool.wait(30)
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(THREADS)]
-        for t in threads:
-            t.start()
+    ) as load:
         t0 = time.monotonic()
         samples: list[tuple[float, float, int]] = []  # (elapsed, rss MiB, server connections)
         while time.monotonic() - t0 < seconds:
@@ -75,10 +56,7 @@ def test_soak(pg_dsn: str, admin, seconds: float) -> None:
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP]
             ).fetchone()[0]
             samples.append((time.monotonic() - t0, rss_mib(), n))
-        stop.set()
-        for t in threads:
-            t.join(60)
-        assert not any(t.is_alive() for t in threads), "a thread hung"
+        load.finish(60)
 
         steady = [s for s in samples if s[0] >= WARMUP]
         third = max(1, len(steady) // 3)
@@ -86,15 +64,12 @@ def test_soak(pg_dsn: str, admin, seconds: float) -> None:
         late = statistics.median(r for _, r, _ in steady[-third:])
         conns = {n for _, _, n in samples}
         print(
-            f"\nsoak {seconds:.0f} s, {THREADS} threads: {sum(ops)} queries, {len(errors)} errors, "
-            f"RSS {early:.1f} -> {late:.1f} MiB, server connections seen {sorted(conns)}"
+            f"\nsoak {seconds:.0f} s, {THREADS} threads: {sum(load.ops)} queries, "
+            f"{len(load.failures)} errors, RSS {early:.1f} -> {late:.1f} MiB, "
+            f"server connections seen {sorted(conns)}"
         )
-        assert errors == []
-        assert min(ops) > 0, "a thread never got a connection"
+        assert load.failures == []
+        assert min(load.ops) > 0, "a thread never got a connection"
         assert conns == {SIZE}, conns
         assert late - early <= RSS_DRIFT_MIB, (early, late)
-        assert pool.get_stats()["pool_size"] == SIZE
-        pool._ring.check_invariants()
-    finally:
-        stop.set()
-        pool.close()
+        load.assert_books_balance()
