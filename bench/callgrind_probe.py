@@ -43,7 +43,7 @@ def region(pool: Any, n: int) -> None:
 def main(dsn: str, n: int, names: list[str]) -> list[dict]:
     labels: list[dict] = []
     for name in names:
-        factory, _ = CONTENDERS[name]
+        factory = CONTENDERS[name].factory
         for mode, autocommit in MODES.items():
             c: Any = factory(Setup(dsn, size=POOL_SIZE, autocommit=autocommit))
             try:

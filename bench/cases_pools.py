@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .contenders import Contender, Setup, available
+from .contenders import CONTENDERS, Contender, Setup, available, in_case
 from .harness import Result, contended, interleaved, ns_per_op, paired_ratio
 from .report import Table, fmt
 from .stubconn import BenchConnection
@@ -28,41 +28,10 @@ POOL_SIZE = 10
 BASELINE = "psycopg_pool"
 CEILING = "dedicated"
 
-CYCLE = [
-    "fastpool.c",
-    "fastpool.c getconn",
-    "fastpool.python",
-    "psycopg_pool",
-    "psycopg_pool getconn",
-    "sqlalchemy QueuePool",
-    "sqlalchemy FastQueuePool",
-    "sqlalchemy engine",
-    "psycopg2 pool+sem",
-    "fastpool psycopg2_pool",
-    "DBUtils PooledDB",
-]
-E2E = [
-    "fastpool.c",
-    "fastpool.python",
-    "psycopg_pool",
-    "sqlalchemy QueuePool",
-    "sqlalchemy FastQueuePool",
-    "sqlalchemy engine",
-    "psycopg2 pool+sem",
-    "fastpool psycopg2_pool",
-    "DBUtils PooledDB",
-    "no pool",
-    CEILING,
-]
-SPIKE = [
-    "fastpool.c",
-    "fastpool.python",
-    "psycopg_pool",
-    "sqlalchemy QueuePool",
-    "psycopg2 pool+sem",
-    "DBUtils PooledDB",
-    "no pool",
-]
+# Which contenders run in which case: the ``cases`` column of contenders.CONTENDERS.
+CYCLE = in_case("cycle")
+E2E = in_case("e2e")
+SPIKE = in_case("spike")
 
 
 def _measured(factory: Callable[[], Contender], measure: Callable[[Contender], tuple[float, dict]]):
@@ -287,17 +256,16 @@ def case_spike(args: argparse.Namespace) -> list[Table]:
     ]
 
 
+# The bare drivers' rows (the same connections held in a list) come first in
+# each driver's group: a pool's own cost is its row minus its driver's.
+_PSYCOPG2_POOLS = [n for n in in_case("memory") if CONTENDERS[n].cls.requires == "psycopg2"]
 MEMORY = [
     "psycopg (no pool)",
-    "fastpool.c",
-    "fastpool.python",
-    "psycopg_pool",
-    "sqlalchemy QueuePool",
-    "DBUtils PooledDB",
+    *(n for n in in_case("memory") if n not in _PSYCOPG2_POOLS),
     "psycopg2 (no pool)",
-    "psycopg2 pool+sem",
+    *_PSYCOPG2_POOLS,
 ]
-DRIVER_OF = {"psycopg2 pool+sem": "psycopg2 (no pool)", "psycopg2 (no pool)": "psycopg2 (no pool)"}
+DRIVER_OF = dict.fromkeys([*_PSYCOPG2_POOLS, "psycopg2 (no pool)"], "psycopg2 (no pool)")
 
 
 def _probe(name: str, n: int, dsn: str) -> float:

@@ -264,9 +264,7 @@ def run(args: argparse.Namespace) -> int:
             "| name | on return |",
             "|---|---|",
         ]
-        out += [
-            f"| {name} | {on_return} |" for name, (_, on_return) in contenders.CONTENDERS.items()
-        ]
+        out += [f"| {name} | {entry.on_return} |" for name, entry in contenders.CONTENDERS.items()]
         out.append("")
     if "server" in args.cases:
         out += [

@@ -3,7 +3,7 @@
 Every contender is built from a :class:`Setup` (real PostgreSQL or stub
 connections, sizes, autocommit or transaction mode), opened and warmed before
 anything is timed, and closed after its measurement (so only one pool holds
-server connections at a time). The second element of each ``CONTENDERS`` entry
+server connections at a time). The ``on_return`` of each ``CONTENDERS`` entry
 says what that pool does with a connection that comes back: the safety work is
 as equal as the libraries allow.
 
@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from time import perf_counter
 from types import ModuleType
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from .stubconn import BenchConnection, stub_connect
 
@@ -462,65 +462,107 @@ class Dedicated(Contender):
             conn.close()
 
 
-# name -> (factory, what it does with a returned connection)
-CONTENDERS: dict[str, tuple[Callable[[Setup], Contender], str]] = {
-    "fastpool.c": (
+class Entry(NamedTuple):
+    factory: Callable[[Setup], Contender]
+    on_return: str  # what the pool does with a connection that comes back
+    cases: frozenset[str]  # the cases of cases_pools.py it runs in (see in_case)
+
+    @property
+    def cls(self) -> type[Contender]:
+        """The Contender class (a factory may be a functools.partial of one)."""
+        return getattr(self.factory, "func", self.factory)
+
+
+ALL_CASES = frozenset({"cycle", "e2e", "spike", "memory"})
+
+# One row per contender, in the order the cases run and list them.
+CONTENDERS: dict[str, Entry] = {
+    "fastpool.c": Entry(
         functools.partial(PoolContext, impl="c"),
         "`with pool.connection()`: commit/rollback only if a transaction is open; "
         "a broken or expired connection is replaced",
+        ALL_CASES,
     ),
-    "fastpool.c getconn": (
+    "fastpool.c getconn": Entry(
         functools.partial(PoolGetconn, impl="c"),
         "getconn/putconn: rollback (with a warning) if returned in a transaction",
+        frozenset({"cycle"}),
     ),
-    "fastpool.python": (
+    "fastpool.python": Entry(
         functools.partial(PoolContext, impl="python"),
         "as fastpool.c, on the pure-Python twin of the core",
+        ALL_CASES,
     ),
-    "fastpool.c lifo": (
+    "fastpool.c lifo": Entry(
         functools.partial(PoolContext, impl="c", use_lifo=True),
         "as fastpool.c, with use_lifo=True: the connection returned last is handed out next",
+        frozenset(),
     ),
-    "fastpool.python lifo": (
+    "fastpool.python lifo": Entry(
         functools.partial(PoolContext, impl="python", use_lifo=True),
         "as fastpool.c lifo, on the pure-Python twin of the core",
+        frozenset(),
     ),
-    "psycopg_pool": (
+    "psycopg_pool": Entry(
         functools.partial(PoolContext, impl="psycopg_pool"),
         "`with pool.connection()`: commit/rollback via the connection's context, "
         "status check, expiry check",
+        ALL_CASES,
     ),
-    "psycopg_pool getconn": (
+    "psycopg_pool getconn": Entry(
         functools.partial(PoolGetconn, impl="psycopg_pool"),
         "getconn/putconn: status check, rollback if needed",
+        frozenset({"cycle"}),
     ),
-    "sqlalchemy QueuePool": (
+    "sqlalchemy QueuePool": Entry(
         SQLAlchemyQueuePool,
         "raw `QueuePool.connect()`/`close()`: always rollback "
         "(reset_on_return; psycopg skips it on an idle connection)",
+        ALL_CASES,
     ),
-    "sqlalchemy FastQueuePool": (
+    "sqlalchemy FastQueuePool": Entry(
         functools.partial(SQLAlchemyQueuePool, fastpool=True),
         "as sqlalchemy QueuePool, with fastpool's FastQueuePool as the pool",
+        frozenset({"cycle", "e2e"}),
     ),
-    "sqlalchemy engine": (
+    "sqlalchemy engine": Entry(
         SQLAlchemyEngine,
         "`with engine.connect()`: rollback on return, as above",
+        frozenset({"cycle", "e2e"}),
     ),
-    "psycopg2 pool+sem": (
+    "psycopg2 pool+sem": Entry(
         Psycopg2Threaded,
         "psycopg2 driver (not psycopg 3); ThreadedConnectionPool behind a "
         "semaphore; rollback only if not idle",
+        ALL_CASES,
     ),
-    "fastpool psycopg2_pool": (
+    "fastpool psycopg2_pool": Entry(
         FastpoolPsycopg2,
         "psycopg2 driver; fastpool.psycopg2_pool.ThreadedConnectionPool "
         "(waits when exhausted); rollback only if in a transaction",
+        frozenset({"cycle", "e2e"}),
     ),
-    "DBUtils PooledDB": (DBUtilsPooledDB, "`PooledDB(blocking=True, reset=True)`: always rollback"),
-    "no pool": (NoPool, "connect per request, close after"),
-    "dedicated": (Dedicated, "each thread keeps its own connection (the ceiling)"),
+    "DBUtils PooledDB": Entry(
+        DBUtilsPooledDB,
+        "`PooledDB(blocking=True, reset=True)`: always rollback",
+        ALL_CASES,
+    ),
+    "no pool": Entry(
+        NoPool,
+        "connect per request, close after",
+        frozenset({"e2e", "spike"}),
+    ),
+    "dedicated": Entry(
+        Dedicated,
+        "each thread keeps its own connection (the ceiling)",
+        frozenset({"e2e"}),
+    ),
 }
+
+
+def in_case(case: str) -> list[str]:
+    """The contenders that run in ``case``, in table order."""
+    return [name for name, entry in CONTENDERS.items() if case in entry.cases]
 
 
 def available(names: list[str], setup: Setup) -> dict[str, Callable[[], Contender]]:
@@ -528,8 +570,7 @@ def available(names: list[str], setup: Setup) -> dict[str, Callable[[], Contende
     a missing library or core is reported once and skipped."""
     out = {}
     for name in names:
-        factory, _ = CONTENDERS[name]
-        cls = getattr(factory, "func", factory)
+        factory, cls = CONTENDERS[name].factory, CONTENDERS[name].cls
         if setup.stub and not cls.stub_ok:
             continue
         try:

@@ -67,7 +67,7 @@ def main(name: str, n: int, dsn: str) -> dict:
 
         held = [psycopg2.connect(dsn) for _ in range(n)]
     else:
-        held = CONTENDERS[name][0](setup)
+        held = CONTENDERS[name].factory(setup)
         held.warm()  # type: ignore[attr-defined]
     gc.collect()
     after = rss()
