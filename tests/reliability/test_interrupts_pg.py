@@ -17,7 +17,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 import pytest
@@ -174,6 +174,26 @@ def _serve_when_queued(pool: Any, conn: Any, done: threading.Event) -> threading
     return t
 
 
+def _checkout_served_by(
+    pool: Any, held: Any, h: Holder, then: Callable[[], None] = lambda: None
+) -> None:
+    """Check a connection out and back in while the pool is exhausted: the
+    caller queues until another thread returns ``held`` (the interrupted
+    operation of the hand-over tests). ``then`` runs at the end, with the
+    injection paused, whatever happened."""
+    done = threading.Event()
+    t = _serve_when_queued(pool, held, done)
+    try:
+        conn = pool.getconn()
+        h.conns.append(conn)
+        pool.putconn(conn)
+    finally:
+        done.set()
+        with Injector.paused():
+            t.join()
+            then()
+
+
 @pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool])
 def test_handover_to_waiting_thread(make, admin, cls) -> None:
     """The caller queues (the pool is exhausted), another thread returns a
@@ -186,16 +206,7 @@ def test_handover_to_waiting_thread(make, admin, cls) -> None:
     def op(inj: Injector) -> None:
         with Injector.paused():
             held = pool.getconn()
-        done = threading.Event()
-        t = _serve_when_queued(pool, held, done)
-        try:
-            conn = pool.getconn()
-            h.conns.append(conn)
-            pool.putconn(conn)
-        finally:
-            done.set()
-            with Injector.paused():
-                t.join()
+        _checkout_served_by(pool, held, h)
 
     n = run_points(
         op,
@@ -225,17 +236,10 @@ def test_null_pool_failed_check_after_a_handover(make, admin) -> None:
             held = pool.getconn()
             held.execute("SELECT 1")
             reject[0] = True
-        done = threading.Event()
-        t = _serve_when_queued(pool, held, done)
-        try:
-            conn = pool.getconn()
-            h.conns.append(conn)
-            pool.putconn(conn)
-        finally:
-            done.set()
-            with Injector.paused():
-                t.join()
-                reject[0] = False
+        _checkout_served_by(pool, held, h, then=unreject)
+
+    def unreject() -> None:
+        reject[0] = False
 
     n = run_points(op, after=check_after(pool, admin, app, h, None, "null pool failed check"))
     assert n > 20
