@@ -21,7 +21,12 @@ from bench.cases_server import _clean, _flagged_cell, paired
 from bench.compare import CASES
 from bench.harness import Result
 from bench.server import runner, settings
+from tests.support.passes import core_independent
 from tests.support.postgres import mask_password
+
+# The benchmark measures both cores in one process (bench.contenders.fastpool_module),
+# whichever one the pass loaded: one run of these smoke tests is enough.
+pytestmark = core_independent
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.passes import core_independent
+
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.c_extension
+# its own build, run with FASTPOOL_IMPL=c whatever the pass
+pytestmark = [pytest.mark.c_extension, core_independent]
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import pytest
 
 pymysql = pytest.importorskip("pymysql")
 from tests.support import mariadb  # noqa: E402
+from tests.support.passes import core_independent  # noqa: E402
 
-pytestmark = pytest.mark.mariadb
+pytestmark = [pytest.mark.mariadb, core_independent]  # tests a test helper
 
 
 def test_private_server_starts_answers_and_is_removed():

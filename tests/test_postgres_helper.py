@@ -8,8 +8,9 @@ import psycopg
 import pytest
 
 from tests.support import postgres
+from tests.support.passes import core_independent
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, core_independent]  # tests a test helper
 
 
 def test_session_server_answers_queries(pg_dsn: str) -> None:

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.c_extension
+from tests.support.passes import core_independent
+
+# its own build, run with FASTPOOL_IMPL=c whatever the pass
+pytestmark = [pytest.mark.c_extension, core_independent]
 
 LIBTSAN = next(
     iter(

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.passes import core_independent
+
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("FASTPOOL_IMPL") == "python",
-    reason="installs its own builds: run once, in the FASTPOOL_IMPL=c pass",
-)
+pytestmark = core_independent  # installs its own builds
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> str:

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.passes import core_independent
+
 pytestmark = [
-    pytest.mark.skipif(
-        os.environ.get("FASTPOOL_IMPL") == "python",
-        reason="static typing doesn't depend on the core: checked in the FASTPOOL_IMPL=c pass only",
-    ),
+    core_independent,  # static typing
     pytest.mark.skipif(
         sys.version_info < (3, 10),
         reason="the pinned mypy needs Python >= 3.10 (see the test group)",

@@ -29,18 +29,16 @@ from typing import Any
 
 import pytest
 
+from tests.support.passes import core_independent
+
 
 def _checker_test(test: Any) -> Any:
     """A test running mypy or pyright: once per scripts/test, on a Python they support."""
-    once = pytest.mark.skipif(
-        os.environ.get("FASTPOOL_IMPL") == "python",
-        reason="static typing doesn't depend on the core: checked in the FASTPOOL_IMPL=c pass only",
-    )
     supported = pytest.mark.skipif(
         sys.version_info < (3, 10),
         reason="the pinned mypy needs Python >= 3.10 (see the test group)",
     )
-    return once(supported(test))
+    return core_independent(supported(test))
 
 
 ROOT = Path(__file__).resolve().parents[2]
