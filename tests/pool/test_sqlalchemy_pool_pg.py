@@ -91,8 +91,9 @@ def test_overflow_timeout_and_status(make_engine) -> None:
     assert (pool.checkedin(), pool.overflow(), pool.checkedout()) == (2, 0, 0)
 
 
-def test_waiter_gets_the_returned_connection(make_engine) -> None:
-    engine = make_engine(pool_size=1, max_overflow=0)
+def assert_waiter_gets_the_returned_connection(engine) -> None:
+    """With the pool's only connection held, another thread queues for one: it
+    gets the held connection once that is returned."""
     held = engine.connect()
     held_pid = pid(held)
     got: list[int] = []
@@ -103,11 +104,15 @@ def test_waiter_gets_the_returned_connection(make_engine) -> None:
 
     t = threading.Thread(target=waiter)
     t.start()
-    while not engine.pool._waiting:
-        time.sleep(0.001)
+    queued(engine)
     held.close()
     t.join(10)
     assert got == [held_pid]
+
+
+def test_waiter_gets_the_returned_connection(make_engine) -> None:
+    engine = make_engine(pool_size=1, max_overflow=0)
+    assert_waiter_gets_the_returned_connection(engine)
 
 
 def test_pre_ping_replaces_a_killed_connection(make_engine, admin) -> None:
@@ -376,20 +381,7 @@ def test_dispose_keeps_the_place_of_a_connect_in_flight(pg_dsn) -> None:
 )
 def test_an_infinite_pool_timeout_waits_for_a_returned_connection(make_engine, timeout) -> None:
     engine = make_engine(pool_size=1, max_overflow=0, pool_timeout=timeout)
-    held = engine.connect()
-    held_pid = pid(held)
-    got: list[int] = []
-
-    def waiter() -> None:
-        with engine.connect() as conn:
-            got.append(pid(conn))
-
-    t = threading.Thread(target=waiter)
-    t.start()
-    queued(engine)
-    held.close()
-    t.join(10)
-    assert got == [held_pid]
+    assert_waiter_gets_the_returned_connection(engine)
 
 
 class RingThatCollects:
