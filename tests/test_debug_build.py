@@ -6,14 +6,11 @@ left alone. Skipped only when there is no compiler toolchain (Cython missing).""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.support.builds import run_on_build
 from tests.support.passes import core_independent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,15 +25,7 @@ def debug_build(build_core_variant) -> Path:
 
 
 def _run(work: Path, code: str) -> str:
-    env = dict(os.environ, FASTPOOL_IMPL="c", PYTHONPATH=str(work))
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_on_build(work, code, timeout=300)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc.stdout
 

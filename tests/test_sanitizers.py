@@ -10,14 +10,13 @@ about the ring. Skipped where GCC's libtsan is not installed."""
 from __future__ import annotations
 
 import glob
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.support.builds import run_on_build
 from tests.support.passes import core_independent
 
 # its own build, run with FASTPOOL_IMPL=c whatever the pass
@@ -43,20 +42,12 @@ def tsan_build(build_core_variant) -> Path:
 
 
 def run_under_tsan(work: Path, code: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        FASTPOOL_IMPL="c",
-        PYTHONPATH=str(work),
+    return run_on_build(
+        work,
+        code,
+        timeout=600,
         LD_PRELOAD=LIBTSAN,
         TSAN_OPTIONS=f"halt_on_error=1 exitcode={RACE_EXIT} report_signal_unsafe=0",
-    )
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
 
 
