@@ -11,12 +11,15 @@ import threading
 from collections import deque
 from typing import Any
 
+from ._constants import DEBUG_COUNTER_KEYS, MAX_COUNTERS
+from ._constants import MAX_CAPACITY as MAX_CAPACITY  # (part of this module's interface)
 from .errors import PoolInternalError
 
-#: The twin has no debug build; its checks are always on.
+#: The twin has no debug build; its checks are always on. (Not shared with the
+#: compiled core: there it says how the extension was compiled.)
 DEBUG = False
 
-MAX_CAPACITY = 1 << 20
+__all__ = ["DEBUG", "MAX_CAPACITY", "Counters", "SlotRing"]
 
 
 def _as_slot(op: str, slot: Any) -> int:
@@ -161,7 +164,7 @@ class SlotRing:
             raise PoolInternalError("check_invariants: " + "; ".join(problems))
 
     def debug_counters(self) -> dict[str, int]:
-        return {"acquires": 0, "releases": 0, "adds": 0, "retires": 0}
+        return dict.fromkeys(DEBUG_COUNTER_KEYS, 0)
 
     def __repr__(self) -> str:
         return (
@@ -176,8 +179,8 @@ class Counters:
     __slots__ = ("_lock", "_values", "n")
 
     def __init__(self, n: int) -> None:
-        if type(n) is not int or not 1 <= n <= 4096:
-            raise ValueError(f"n must be an int between 1 and 4096, got {n!r}")
+        if type(n) is not int or not 1 <= n <= MAX_COUNTERS:
+            raise ValueError(f"n must be an int between 1 and {MAX_COUNTERS}, got {n!r}")
         self.n: int = n
         self._lock = threading.RLock()  # re-entrant for the same reason as SlotRing's
         self._values = [0] * n

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any, final
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-from ._histogram_layout import BOUNDS as _H_BOUNDS
-from ._histogram_layout import USE as _H_USE
-from ._histogram_layout import WAIT as _H_WAIT
-
-_IDLE = 0
-_UNKNOWN = 4
-_I_REQUESTS_NUM = 0
-_I_USAGE_MS = 4
+from ._constants import BOUNDS as _H_BOUNDS
+from ._constants import EXIT_WITHOUT_ENTER as _EXIT_WITHOUT_ENTER
+from ._constants import I_REQUESTS_NUM as _I_REQUESTS_NUM
+from ._constants import I_USAGE_MS as _I_USAGE_MS
+from ._constants import IDLE as _IDLE
+from ._constants import REENTERED as _REENTERED
+from ._constants import UNKNOWN as _UNKNOWN
+from ._constants import USE as _H_USE
+from ._constants import WAIT as _H_WAIT
 
 monotonic = time.monotonic
 
@@ -222,15 +223,6 @@ def commit_sends_nothing(conn: Any, status: int, failed: bool = True) -> bool:
         and not getattr(conn, "_num_transactions", 0)
         and not (failed and getattr(conn, "_pipeline", None) is not None)
     )
-
-
-_REENTERED = (
-    "this pool.connection() context manager was already entered: "
-    "call pool.connection() once for each with-block (and don't share one between threads)"
-)
-_EXIT_WITHOUT_ENTER = (
-    "pool.connection() context manager exited without a connection: was __enter__ called?"
-)
 
 
 class ConnectionContext:

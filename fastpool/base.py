@@ -12,7 +12,14 @@ import threading
 import typing
 from typing import Any, Callable
 
-from . import _histogram_layout as _layout
+from . import _constants as _shared
+
+# psycopg.pq.TransactionStatus values, as plain ints (the pools import them from here)
+from ._constants import ACTIVE as ACTIVE
+from ._constants import IDLE as IDLE
+from ._constants import INERROR as INERROR
+from ._constants import INTRANS as INTRANS
+from ._constants import UNKNOWN as UNKNOWN
 from ._core import MAX_CAPACITY, Counters
 from .errors import PoolTimeout
 
@@ -22,9 +29,6 @@ logger: logging.Logger = logging.getLogger("psycopg.pool")
 # pool up to this (or to the initial max_size, if larger) without a new ring.
 MIN_SLOT_CAPACITY = 1024
 
-# psycopg.pq.TransactionStatus values, as plain ints: comparing ints is cheaper
-# than comparing enum members on the return path.
-IDLE, ACTIVE, INTRANS, INERROR, UNKNOWN = 0, 1, 2, 3, 4
 STATUS_NAMES = {
     IDLE: "IDLE",
     ACTIVE: "ACTIVE",
@@ -155,23 +159,12 @@ class Stats:
     CONNECTIONS_LOST = "connections_lost"
     CONNECTIONS_LEAKED = "connections_leaked"
 
-    KEYS = (
-        REQUESTS_NUM,
-        REQUESTS_QUEUED,
-        REQUESTS_WAIT_MS,
-        REQUESTS_ERRORS,
-        USAGE_MS,
-        RETURNS_BAD,
-        CONNECTIONS_NUM,
-        CONNECTIONS_MS,
-        CONNECTIONS_ERRORS,
-        CONNECTIONS_LOST,
-        CONNECTIONS_LEAKED,
-    )
+    # The counters' order, which the fast paths index too.
+    KEYS = _shared.STAT_KEYS
     _MS_KEYS = frozenset((REQUESTS_WAIT_MS, USAGE_MS, CONNECTIONS_MS))
     # Index of each key in the Counters array (attribute lookups on the hot path
-    # use these module-level ints).
-    INDEX = {k: i for i, k in enumerate(KEYS)}
+    # use the module-level ints I_REQUESTS_NUM and I_USAGE_MS).
+    INDEX = _shared.STAT_INDEX
 
     def __init__(self) -> None:
         self.counters: Counters = Counters(len(self.KEYS))
@@ -202,19 +195,19 @@ class Histograms:
     """Wait, use and connect times as cumulative-friendly histograms in atomic
     core counters that pop_stats() never resets (so exporters can treat them
     as monotonic), and the running count of checkout timeouts. The layout and
-    the fine, fixed bucket bounds (seconds) are ``fastpool._histogram_layout``'s,
+    the fine, fixed bucket bounds (seconds) are ``fastpool._constants``',
     which the compiled hot path reads too; sums are in microseconds.
 
     wait: time to obtain a connection (0 for a checkout that found one idle);
     use: from the start of ``with pool.connection()`` to the return;
     create: connection attempts, successful or not."""
 
-    BOUNDS = _layout.BOUNDS
-    NBUCKETS = _layout.NBUCKETS  # the last one is +Inf
-    WAIT, USE, CREATE = _layout.WAIT, _layout.USE, _layout.CREATE  # first bucket of each
-    SUMS = _layout.SUMS  # WAIT sum, USE sum, CREATE sum
-    TIMEOUTS = _layout.TIMEOUTS  # checkouts that raised PoolTimeout
-    SIZE = _layout.SIZE
+    BOUNDS = _shared.BOUNDS
+    NBUCKETS = _shared.NBUCKETS  # the last one is +Inf
+    WAIT, USE, CREATE = _shared.WAIT, _shared.USE, _shared.CREATE  # first bucket of each
+    SUMS = _shared.SUMS  # WAIT sum, USE sum, CREATE sum
+    TIMEOUTS = _shared.TIMEOUTS  # checkouts that raised PoolTimeout
+    SIZE = _shared.SIZE
     NAMES = ("wait", "use", "create")
 
     def __init__(self) -> None:
@@ -269,8 +262,8 @@ class PoolMetrics(typing.NamedTuple):
     histograms: dict[str, tuple[list[int], float]]  # Histograms.snapshot()
 
 
-I_REQUESTS_NUM = Stats.INDEX[Stats.REQUESTS_NUM]
-I_USAGE_MS = Stats.INDEX[Stats.USAGE_MS]
+I_REQUESTS_NUM = _shared.I_REQUESTS_NUM
+I_USAGE_MS = _shared.I_USAGE_MS
 
 
 class AttemptWithBackoff:

@@ -72,12 +72,27 @@ cdef extern from "<sched.h>" nogil:
 cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
 
-#: True when built with FASTPOOL_DEBUG=1 (extra invariant checks on every operation).
+#: True when built with FASTPOOL_DEBUG=1 (extra invariant checks on every
+#: operation): how this extension was compiled, so not shared with the twin.
 DEBUG = bool(FASTPOOL_DEBUG)
 
-#: Largest capacity a ring accepts. A connection pool never needs more; the bound
-#: keeps a typo (capacity=10**9) from allocating gigabytes.
-MAX_CAPACITY = 1 << 20
+# The limits and names this core shares with its pure-Python twin, written once
+# in fastpool._constants (which imports nothing from fastpool, so no cycle).
+#: Largest capacity a ring accepts.
+from fastpool._constants import MAX_CAPACITY
+cdef Py_ssize_t _MAX_COUNTERS = 0     # most counters in one Counters
+cdef tuple _DEBUG_COUNTER_KEYS = ()   # SlotRing.debug_counters() keys, in debug_counts order
+
+
+cdef int _load_core_constants() except -1:
+    global _MAX_COUNTERS, _DEBUG_COUNTER_KEYS
+    from fastpool import _constants as shared
+    _MAX_COUNTERS = shared.MAX_COUNTERS
+    _DEBUG_COUNTER_KEYS = shared.DEBUG_COUNTER_KEYS
+    return 0
+
+
+_load_core_constants()
 
 # Result codes of the fp_* functions. A slot index is >= 0, so negative numbers
 # can share the return value.
@@ -120,6 +135,9 @@ cdef enum:
 
 
 cdef uint64_t LINK_MASK = ((<uint64_t>1) << LINK_BITS) - 1
+if MAX_CAPACITY >= LINK_MASK:
+    raise ImportError(f"fastpool._constants.MAX_CAPACITY {MAX_CAPACITY} does not fit"
+                      f" a {LINK_BITS}-bit stack link: raise LINK_BITS")
 
 
 cdef inline uint64_t _bit(int64_t slot) noexcept nogil:
@@ -668,12 +686,8 @@ cdef class SlotRing:
     def debug_counters(self) -> dict:
         """Operation counts (acquires, releases, adds, retires); zeros unless the
         core was built with FASTPOOL_DEBUG=1."""
-        return {
-            "acquires": fp_load_relaxed_i64(&self.r.debug_counts[0]),
-            "releases": fp_load_relaxed_i64(&self.r.debug_counts[1]),
-            "adds": fp_load_relaxed_i64(&self.r.debug_counts[2]),
-            "retires": fp_load_relaxed_i64(&self.r.debug_counts[3]),
-        }
+        return dict(zip(_DEBUG_COUNTER_KEYS,
+                        [fp_load_relaxed_i64(&self.r.debug_counts[i]) for i in range(4)]))
 
     def __repr__(self):
         return (f"<SlotRing capacity={self.r.capacity} size={self.size()} "
@@ -831,8 +845,8 @@ cdef class Counters:
     cdef readonly Py_ssize_t n
 
     def __cinit__(self, n):
-        if type(n) is not int or n < 1 or n > 4096:
-            raise ValueError(f"n must be an int between 1 and 4096, got {n!r}")
+        if type(n) is not int or n < 1 or n > _MAX_COUNTERS:
+            raise ValueError(f"n must be an int between 1 and {_MAX_COUNTERS}, got {n!r}")
         self.n = n
         self.values = <int64_t *>calloc(n, sizeof(int64_t))
         if self.values == NULL:

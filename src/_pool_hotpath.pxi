@@ -12,36 +12,44 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from cpython.list cimport PyList_GET_ITEM
 
 cdef enum:
-    _IDLE = 0       # psycopg.pq.TransactionStatus.IDLE
-    _UNKNOWN = 4    # ... UNKNOWN: closed or broken connection
-    _I_REQUESTS_NUM = 0   # index of requests_num in fastpool.base.Stats.KEYS
-    _I_USAGE_MS = 4       # index of usage_ms (accumulated in microseconds)
-    _H_MAX_BOUNDS = 64    # room for fastpool._histogram_layout.BOUNDS
+    _H_MAX_BOUNDS = 64    # room for fastpool._constants.BOUNDS
 
 
-# The histograms' layout and bucket bounds (seconds), copied at import from
-# fastpool._histogram_layout, which fastpool.base.Histograms and the Python
-# twin read too: one source, and plain C values on the hot path.
+# The numbers this path shares with its Python twin and fastpool.base (where
+# each statistic and histogram count lives, the bucket bounds in seconds, the
+# transaction statuses, the refusal messages), copied at import from
+# fastpool._constants, which they read too: one source, and plain C values on
+# the hot path.
+cdef long _IDLE, _UNKNOWN                 # psycopg.pq.TransactionStatus values
+cdef Py_ssize_t _I_REQUESTS_NUM, _I_USAGE_MS  # usage_ms accumulates microseconds
 cdef double _H_BOUNDS[_H_MAX_BOUNDS]
 cdef Py_ssize_t _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM
+cdef str _REENTERED, _EXIT_WITHOUT_ENTER
 
 
-cdef int _load_histogram_layout() except -1:
-    global _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM
-    from fastpool import _histogram_layout as layout
-    bounds = layout.BOUNDS
+cdef int _load_shared_constants() except -1:
+    global _IDLE, _UNKNOWN, _I_REQUESTS_NUM, _I_USAGE_MS
+    global _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM, _REENTERED, _EXIT_WITHOUT_ENTER
+    from fastpool import _constants as shared
+    bounds = shared.BOUNDS
     if not 0 < len(bounds) <= _H_MAX_BOUNDS:
-        raise ImportError(f"fastpool._histogram_layout.BOUNDS must have 1 to {_H_MAX_BOUNDS} bounds")
+        raise ImportError(f"fastpool._constants.BOUNDS must have 1 to {_H_MAX_BOUNDS} bounds")
     for i, b in enumerate(bounds):
         _H_BOUNDS[i] = b
     _H_NBOUNDS = len(bounds)
-    _H_WAIT = layout.WAIT
-    _H_USE = layout.USE
-    _H_USE_SUM = layout.SUMS + 1
+    _H_WAIT = shared.WAIT
+    _H_USE = shared.USE
+    _H_USE_SUM = shared.SUMS + 1
+    _IDLE = shared.IDLE
+    _UNKNOWN = shared.UNKNOWN
+    _I_REQUESTS_NUM = shared.I_REQUESTS_NUM
+    _I_USAGE_MS = shared.I_USAGE_MS
+    _REENTERED = shared.REENTERED
+    _EXIT_WITHOUT_ENTER = shared.EXIT_WITHOUT_ENTER
     return 0
 
 
-_load_histogram_layout()
+_load_shared_constants()
 
 
 cdef inline Py_ssize_t _h_bucket(double seconds) noexcept nogil:
@@ -353,11 +361,6 @@ def commit_sends_nothing(conn, status, failed=True):
     """Python access to the test above (the async context manager uses it);
     ``failed``: the block raised, so rollback() is the call in question."""
     return _commit_sends_nothing(conn, status, failed)
-
-
-cdef str _REENTERED = ("this pool.connection() context manager was already entered: "
-              "call pool.connection() once for each with-block (and don't share one between threads)")
-cdef str _EXIT_WITHOUT_ENTER = "pool.connection() context manager exited without a connection: was __enter__ called?"
 
 
 cdef inline void _count_use(PoolFastPath pool, double used) noexcept:
