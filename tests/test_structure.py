@@ -325,12 +325,14 @@ def reaches(package_dir: Path = PACKAGE) -> list[Reach]:
         module_name(path, package_dir): (path, ast.parse(path.read_text(), str(path)))
         for path in sorted(package_dir.rglob("*.py"))
     }
+    # A compiled module is a module too: its stub names it (from . import _fastpool).
+    modules = set(trees) | {module_name(p, package_dir) for p in package_dir.rglob("*.pyi")}
     defined = {module: definitions(tree) for module, (_, tree) in trees.items()}
     found: list[Reach] = []
     for module, (path, tree) in trees.items():
         others = set().union(*(names for m, names in defined.items() if m != module))
         visitor = _ModuleReaches(
-            module, path.name == "__init__.py", defined[module], others, set(trees)
+            module, path.name == "__init__.py", defined[module], others, modules
         )
         # The module's own imports first: a function may use a name imported below it.
         for stmt in tree.body:
