@@ -1,7 +1,9 @@
 """Fixtures shared by tests/ and bench/ (the benchmark smoke test needs a server too).
 
-* ``core``: the core module under test. Every core test runs against both the
-  compiled core and the pure-Python twin; the compiled one is skipped (not
+* ``core`` / ``hotpath``: the twin under test (the slot ring and counters, the
+  pool's fast path), compiled or pure Python: one parametrised fixture each,
+  so a plain ``pytest`` tests both twins in one run; under FASTPOOL_IMPL only
+  that implementation's (see ``_load_twin``). The compiled one is skipped (not
   silently replaced) when it isn't built, unless FASTPOOL_IMPL=c demands it.
 * ``pg_dsn``: a DSN of a reachable PostgreSQL (FASTPOOL_TEST_DSN / libpq env,
   else 127.0.0.1:5432, else a private throwaway cluster started for the session).
@@ -26,30 +28,55 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
-def _load_core(name: str) -> ModuleType:
-    if name == "python":
-        return importlib.import_module("fastpool._pycore")
+# The twins, by role and implementation: the compiled extension plays both
+# roles; the pure-Python twin splits them in two modules.
+TWINS = {
+    "core": {"c": "fastpool._fastpool", "python": "fastpool._pycore"},
+    "hotpath": {"c": "fastpool._fastpool", "python": "fastpool._pyhotpath"},
+}
+IMPLS = [pytest.param("c", marks=pytest.mark.c_extension), "python"]
+
+
+def _load_twin(role: str, impl: str) -> ModuleType:
+    # scripts/test runs the whole suite once per FASTPOOL_IMPL. A twin's tests
+    # run in the pass of their own implementation only, so nothing runs twice
+    # across the two passes; unset (a plain `pytest`, the sdist check, a
+    # pure-Python install's CI) runs both, skipping the compiled one where it
+    # isn't built.
+    requested = os.environ.get("FASTPOOL_IMPL", "")
+    if requested and requested != impl:
+        pytest.skip(f"the {impl} twin's tests run in the FASTPOOL_IMPL={impl} pass")
     try:
-        return importlib.import_module("fastpool._fastpool")
+        return importlib.import_module(TWINS[role][impl])
     except ImportError as exc:
-        if os.environ.get("FASTPOOL_IMPL") == "c":
+        if impl == "python" or requested == "c":
             raise  # asked for the compiled core: failing to load it is an error
         pytest.skip(f"compiled core not built: {exc}")
 
 
-@pytest.fixture(
-    scope="session",
-    params=[pytest.param("c", marks=pytest.mark.c_extension), "python"],
-)
+@pytest.fixture(scope="session", params=IMPLS)
 def core(request: pytest.FixtureRequest) -> ModuleType:
-    """The core module (``fastpool._fastpool`` or ``fastpool._pycore``)."""
-    return _load_core(request.param)
+    """The slot ring and counters: ``fastpool._fastpool`` or ``fastpool._pycore``."""
+    return _load_twin("core", request.param)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session", params=IMPLS)
+def hotpath(request: pytest.FixtureRequest) -> ModuleType:
+    """The pool's fast path: ``fastpool._fastpool`` or ``fastpool._pyhotpath``."""
+    return _load_twin("hotpath", request.param)
+
+
+@pytest.fixture(scope="session")
 def c_core() -> ModuleType:
-    """The compiled core only (native-thread tests)."""
-    return _load_core("c")
+    """The compiled core only (tests comparing it with the twin run where the
+    compiled core's tests do)."""
+    return _load_twin("core", "c")
+
+
+@pytest.fixture(scope="session")
+def python_core() -> ModuleType:
+    """The pure-Python twin only (tests of what only it has, its lock)."""
+    return _load_twin("core", "python")
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,6 @@ from .errors import PoolInternalError
 #: compiled core: there it says how the extension was compiled.)
 DEBUG = False
 
-__all__ = ["DEBUG", "MAX_CAPACITY", "Counters", "SlotRing"]
-
 
 def _as_slot(op: str, slot: Any) -> int:
     if not isinstance(slot, int):

@@ -167,36 +167,6 @@ def test_fast_paths_bump_the_right_stat_counters() -> None:
     assert counted["usage_ms"] >= 6
 
 
-def test_fast_paths_count_times_in_the_same_histogram_buckets() -> None:
-    # Both hot paths read fastpool._constants (the compiled one copies it
-    # into C arrays at import); a time lands in the same bucket in each, and in
-    # the bucket of Histograms.observe: at, just under and just over each bound.
-    import math
-
-    from fastpool import _pyhotpath, base
-
-    H = base.Histograms
-    assert (_pyhotpath._H_WAIT, _pyhotpath._H_USE) == (H.WAIT, H.USE)
-    cores = [_pyhotpath.histogram_bucket]
-    if _compiled_available():
-        import fastpool._fastpool as compiled
-
-        cores.append(compiled.histogram_bucket)
-    times = [0.0, 1e-9, 1e6]
-    for b in H.BOUNDS:
-        times += [math.nextafter(b, 0), b, math.nextafter(b, math.inf)]
-    for seconds in times:
-        h = H()
-        h.observe(H.USE, seconds)
-        counts, _ = h.snapshot()["use"]
-        expected = counts.index(1)
-        assert [bucket(seconds) for bucket in cores] == [expected] * len(cores), seconds
-        # "le": a time equal to a bound counts in that bound's bucket
-        if seconds in H.BOUNDS:
-            assert H.BOUNDS[expected] == seconds
-    assert [bucket(math.inf) for bucket in cores] == [H.NBUCKETS - 1] * len(cores)
-
-
 def test_fastpool_never_imports_psycopg_pool() -> None:
     # psycopg_pool is installed beside us (the benchmark compares against it):
     # a drop-in replacement must not lean on the package it replaces.

@@ -345,15 +345,12 @@ MISUSES = [
 
 
 @pytest.mark.parametrize("name,misuse", MISUSES, ids=[m[0] for m in MISUSES])
-def test_both_implementations_report_misuse_identically(name, misuse) -> None:
+def test_both_implementations_report_misuse_identically(c_core, name, misuse) -> None:
+    # Both twins at once: runs where the compiled core's tests do.
     from fastpool import _pycore
 
-    try:
-        from fastpool import _fastpool
-    except ImportError:
-        pytest.skip("compiled core not built")
     outcomes = []
-    for mod in (_fastpool, _pycore):
+    for mod in (c_core, _pycore):
         ring = ring_with(mod, 4, 2)
         ring.try_acquire()
         with pytest.raises(Exception) as info:
@@ -362,26 +359,7 @@ def test_both_implementations_report_misuse_identically(name, misuse) -> None:
     assert outcomes[0] == outcomes[1]
 
 
-def test_counters_add_get_pop(core) -> None:
-    c = core.Counters(3)
-    c.add(0)
-    c.add(2, 5)
-    c.add(2, -1)
-    assert c.snapshot() == [1, 0, 4] and c.get(2) == 4
-    assert c.pop() == [1, 0, 4]
-    assert c.snapshot() == [0, 0, 0]
-    with pytest.raises(IndexError, match="counter 3 out of range for 3 counters"):
-        c.add(3)
-    c.add2(0, 2, 1, 7)
-    assert c.snapshot() == [2, 7, 0]
-    with pytest.raises(IndexError, match="counter 0 or 3 out of range for 3 counters"):
-        c.add2(0, 1, 3, 1)
-    assert c.snapshot() == [2, 7, 0]  # nothing added by the refused call
-    with pytest.raises(ValueError, match="n must be an int between 1 and 4096"):
-        core.Counters(0)
-
-
-def test_a_collection_inside_a_locked_operation_can_release_another_slot() -> None:
+def test_a_collection_inside_a_locked_operation_can_release_another_slot(python_core) -> None:
     """A garbage collection may run inside any operation of the pure-Python ring, with its lock
     held, and call a callback that returns another connection to the same ring from the same
     thread (SQLAlchemy returns dropped connections from weakref callbacks). That nested release
@@ -391,13 +369,11 @@ def test_a_collection_inside_a_locked_operation_can_release_another_slot() -> No
     import sys
     import threading
 
-    from fastpool import _pycore
-
-    ring = ring_with(_pycore, 8, 2)
+    ring = ring_with(python_core, 8, 2)
     held = ring.try_acquire()
     released: list[int] = []
 
-    add_code = _pycore.SlotRing.add.__code__
+    add_code = python_core.SlotRing.add.__code__
     lines, first = inspect.getsourcelines(add_code)
     locked_from = first + next(i for i, line in enumerate(lines) if "with self._lock" in line)
 

@@ -3,7 +3,6 @@ compiled core against the twin on the same random operation sequences."""
 
 from __future__ import annotations
 
-import os
 from collections import deque
 
 import pytest
@@ -20,20 +19,6 @@ from hypothesis.stateful import (
 )
 
 from fastpool import _pycore
-
-try:
-    from fastpool import _fastpool
-except ImportError:
-    if os.environ.get("FASTPOOL_IMPL") == "c":
-        raise
-    _fastpool = None
-
-IMPLEMENTATIONS = [pytest.param(_pycore, id="python")]
-IMPLEMENTATIONS.append(
-    pytest.param(_fastpool, id="c", marks=pytest.mark.c_extension)
-    if _fastpool is not None
-    else pytest.param(None, id="c", marks=pytest.mark.skip(reason="compiled core not built"))
-)
 
 CAPACITY = 6
 
@@ -142,7 +127,6 @@ def machine_for(core, lifo: bool):
 
 
 @pytest.mark.parametrize("lifo", [False, True], ids=["fifo", "lifo"])
-@pytest.mark.parametrize("core", IMPLEMENTATIONS)
 def test_slotring_behaves_like_the_model(core, lifo) -> None:
     machine = machine_for(core, lifo)
     machine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
@@ -177,11 +161,11 @@ def _apply(ring, op: str, arg):
 
 
 @pytest.mark.c_extension
-@pytest.mark.skipif(_fastpool is None, reason="compiled core not built")
 @settings(max_examples=300, deadline=None)
 @given(ops=OPS, lifo=st.booleans())
-def test_compiled_core_and_twin_agree_on_every_step(ops, lifo) -> None:
-    c_ring, py_ring = _fastpool.SlotRing(7, lifo=lifo), _pycore.SlotRing(7, lifo=lifo)
+def test_compiled_core_and_twin_agree_on_every_step(c_core, ops, lifo) -> None:
+    # Both twins at once: runs where the compiled core's tests do.
+    c_ring, py_ring = c_core.SlotRing(7, lifo=lifo), _pycore.SlotRing(7, lifo=lifo)
     for op, arg in ops:
         assert _apply(c_ring, op, arg) == _apply(py_ring, op, arg), (op, arg)
         assert c_ring.idle() == py_ring.idle()
