@@ -5,6 +5,8 @@
   so a plain ``pytest`` tests both twins in one run; under FASTPOOL_IMPL only
   that implementation's (see ``_load_twin``). The compiled one is skipped (not
   silently replaced) when it isn't built, unless FASTPOOL_IMPL=c demands it.
+* ``stress_ext``: the test-only native-thread stress extension, built for the
+  session against the compiled core (``setup.py build_test_ext``).
 * ``pg_dsn``: a DSN of a reachable PostgreSQL (FASTPOOL_TEST_DSN / libpq env,
   else 127.0.0.1:5432, else a private throwaway cluster started for the session).
 """
@@ -12,7 +14,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import subprocess
+import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
@@ -158,30 +164,70 @@ def admin(pg_dsn: str) -> Iterator["psycopg.Connection"]:  # noqa: F821
         yield conn
 
 
+ROOT = Path(__file__).resolve().parent
+
+
+def build_test_extensions(tree: Path, out: Path, **env: str) -> None:
+    """Build the test-only compiled modules of the source tree ``tree`` into
+    ``out`` (``setup.py build_test_ext``: never part of a wheel)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "setup.py",
+            "-q",
+            "build_test_ext",
+            "-b",
+            str(out),
+            "-t",
+            str(out / "tmp"),
+        ],
+        cwd=tree,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"test extension build failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.fixture(scope="session")
+def stress_ext(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The native-thread stress harness (tests/support/_fastpool_stress.pyx),
+    built for the session against the compiled core under test. Runs where the
+    compiled core's tests do (see ``_load_twin``)."""
+    _load_twin("core", "c")
+    pytest.importorskip("Cython", reason="Cython builds the test-only stress extension")
+    out = tmp_path_factory.mktemp("stress_ext")
+    build_test_extensions(ROOT, out)
+    (path,) = out.glob("_fastpool_stress.*")
+    spec = importlib.util.spec_from_file_location("_fastpool_stress", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def build_core_variant(tmp_path_factory: pytest.TempPathFactory):
-    """``build_core_variant(name, **env)``: the compiled core built from the
-    sources into a temporary directory with extra build environment (e.g.
-    FASTPOOL_DEBUG=1), leaving the installed build alone. Returns the directory
-    to put first on PYTHONPATH."""
+    """``build_core_variant(name, **env)``: the compiled core and the stress
+    extension built from the sources into a temporary directory with extra
+    build environment (e.g. FASTPOOL_DEBUG=1), leaving the installed build
+    alone. Returns the directory to put first on PYTHONPATH."""
     import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent
 
     def build(name: str, **env: str) -> Path:
         pytest.importorskip("Cython")
         work = tmp_path_factory.mktemp(name)
         for f in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
-            shutil.copy(root / f, work / f)
-        shutil.copytree(root / "src", work / "src")
+            shutil.copy(ROOT / f, work / f)
+        shutil.copytree(ROOT / "src", work / "src")
         shutil.copytree(
-            root / "fastpool",
+            ROOT / "fastpool",
             work / "fastpool",
             ignore=shutil.ignore_patterns("*.so", "__pycache__"),
         )
+        (work / "tests" / "support").mkdir(parents=True)
+        shutil.copy(ROOT / "tests" / "support" / "_fastpool_stress.pyx", work / "tests" / "support")
         proc = subprocess.run(
             [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
             cwd=work,
@@ -191,6 +237,7 @@ def build_core_variant(tmp_path_factory: pytest.TempPathFactory):
             timeout=600,
         )
         assert proc.returncode == 0, f"{name} build failed:\n{proc.stdout}\n{proc.stderr}"
+        build_test_extensions(work, work, **env)
         return work
 
     return build

@@ -37,22 +37,19 @@ if NO_EXTENSIONS and REQUIRE_EXTENSIONS:
 # When adding a compiled module, add it here too: tests/test_build.py checks that
 # every src/*.pyx is listed.
 CYTHON_MODULES = {"fastpool._fastpool": "src/_fastpool.pyx"}
+# Test-only compiled modules: built by `setup.py build_test_ext -b DIR` into DIR
+# (tests/conftest.py), never part of ext_modules, so never in a wheel.
+TEST_CYTHON_MODULES = {"_fastpool_stress": "tests/support/_fastpool_stress.pyx"}
+# Where Cython finds fastpool/_fastpool.pxd (the ring's declarations, which the
+# test-only modules cimport) and the C compiler fp_atomic.h.
+INCLUDE_DIRS = ["src"]
 
 
-def extensions() -> list:
-    if NO_EXTENSIONS:
-        print("fastpool: pure-Python build (FASTPOOL_NO_EXTENSIONS is set)")
-        return []
-    try:
-        from Cython.Build import cythonize
-    except ImportError as missing:
-        if REQUIRE_EXTENSIONS:
-            raise RuntimeError(
-                "FASTPOOL_REQUIRE_EXTENSIONS is set but Cython is not installed; "
-                "will not degrade to a pure-Python install"
-            ) from missing
-        print("fastpool: Cython missing, pure-Python build")
-        return []
+def cython_extensions(modules: dict, **cythonize_options) -> list:
+    """``modules`` (name -> .pyx) cythonized with this build's flags (debug,
+    sanitizer: read from the environment above)."""
+    from Cython.Build import cythonize
+
     cflags = ["-O0", "-g3", "-UNDEBUG"] if DEBUG else ["-O2"]
     cflags += ["-Wall", "-Wno-unused-function", "-pthread"]
     ldflags = ["-pthread"]
@@ -63,21 +60,37 @@ def extensions() -> list:
         Extension(
             name,
             [path],
-            include_dirs=["src"],
+            include_dirs=INCLUDE_DIRS,
             define_macros=[("FASTPOOL_DEBUG", "1" if DEBUG else "0")],
             extra_compile_args=cflags,
             extra_link_args=ldflags,
-            optional=not REQUIRE_EXTENSIONS,
         )
-        for name, path in CYTHON_MODULES.items()
+        for name, path in modules.items()
     ]
+    return cythonize(exts, language_level=3, include_path=INCLUDE_DIRS, **cythonize_options)
+
+
+def extensions() -> list:
+    if NO_EXTENSIONS:
+        print("fastpool: pure-Python build (FASTPOOL_NO_EXTENSIONS is set)")
+        return []
+    try:
+        import Cython  # noqa: F401
+    except ImportError as missing:
+        if REQUIRE_EXTENSIONS:
+            raise RuntimeError(
+                "FASTPOOL_REQUIRE_EXTENSIONS is set but Cython is not installed; "
+                "will not degrade to a pure-Python install"
+            ) from missing
+        print("fastpool: Cython missing, pure-Python build")
+        return []
     print(
         "fastpool: compiled build"
         + (" (debug: invariant checks on)" if DEBUG else "")
         + (f" ({SANITIZE} sanitizer)" if SANITIZE else "")
     )
-    compiled = cythonize(exts, language_level=3, annotate=DEBUG)
-    for ext in compiled:  # cythonize() makes new Extension objects: keep the flag
+    compiled = cython_extensions(CYTHON_MODULES, annotate=DEBUG)
+    for ext in compiled:  # cythonize() makes new Extension objects: set the flag on those
         ext.optional = not REQUIRE_EXTENSIONS
     return compiled
 
@@ -111,4 +124,24 @@ class BuildExtOrFallBack(build_ext):
         )
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExtOrFallBack})
+class BuildTestExtensions(build_ext):
+    """``setup.py build_test_ext -b DIR``: the test-only modules
+    (TEST_CYTHON_MODULES) into DIR, with the same flags as the core; their C
+    goes to the build-temp directory, not beside the sources."""
+
+    description = "build the test-only compiled modules (never part of a wheel)"
+
+    def finalize_options(self) -> None:
+        # build_ext takes its extensions from the distribution, and setuptools
+        # prepares them while finalizing: swap them in first.
+        self.set_undefined_options("build", ("build_temp", "build_temp"))
+        self.distribution.ext_modules = cython_extensions(
+            TEST_CYTHON_MODULES, build_dir=self.build_temp
+        )
+        super().finalize_options()
+
+
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": BuildExtOrFallBack, "build_test_ext": BuildTestExtensions},
+)

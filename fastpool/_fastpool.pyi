@@ -35,15 +35,6 @@ class SlotRing:
     def check_invariants(self) -> None: ...
     def debug_counters(self) -> dict[str, int]: ...
 
-def _ring_looks_full_for_test(enq_seen: int, deq_seen: int, mask: int) -> bool: ...
-def _stress_native(
-    ring: SlotRing,
-    threads: int,
-    iterations: int,
-    hold_spins: int = ...,
-    max_empty_polls: int = ...,
-    oldest_every: int = ...,
-) -> dict[str, int]: ...
 @disjoint_base
 class Counters:
     n: int

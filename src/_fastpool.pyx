@@ -28,7 +28,7 @@ State of one slot:
 
 Every operation is a handful of atomic instructions on C memory. The ``fp_*``
 functions run without the GIL (the native-thread stress test calls them from
-pthreads); the ``SlotRing`` methods are thin wrappers that turn result codes into
+pthreads, through src/fastpool/_fastpool.pxd); the ``SlotRing`` methods are thin wrappers that turn result codes into
 exceptions.
 
 Capacity is fixed when the ring is made (the pool sizes it once, generously:
@@ -36,35 +36,13 @@ slots are 16 bytes of ring + 2 bits). Growing and shrinking the pool means
 adding and retiring slots inside that capacity, which never stops the world.
 """
 
+# The ring's C declarations (fp_ring, result codes, the nogil entry points,
+# SlotRing's field, the atomics) are in src/fastpool/_fastpool.pxd, which the
+# test-only native-thread stress extension (tests/support/_fastpool_stress.pyx)
+# cimports to drive this module's ring from pthreads.
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
-
-cdef extern from "fp_atomic.h" nogil:
-    int FASTPOOL_DEBUG
-    int FP_CACHE_LINE
-    uint64_t fp_load_relaxed_u64(const uint64_t *p)
-    uint64_t fp_load_acquire_u64(const uint64_t *p)
-    void fp_store_relaxed_u64(uint64_t *p, uint64_t v)
-    void fp_store_release_u64(uint64_t *p, uint64_t v)
-    int64_t fp_load_relaxed_i64(const int64_t *p)
-    void fp_store_relaxed_i64(int64_t *p, int64_t v)
-    bint fp_cas_weak_relaxed_u64(uint64_t *p, uint64_t *expected, uint64_t desired)
-    bint fp_cas_acq_rel_u64(uint64_t *p, uint64_t *expected, uint64_t desired)
-    bint fp_cas_acq_rel_i64(int64_t *p, int64_t *expected, int64_t desired)
-    uint64_t fp_fetch_or_acq_rel_u64(uint64_t *p, uint64_t v)
-    uint64_t fp_fetch_and_acq_rel_u64(uint64_t *p, uint64_t v)
-    int64_t fp_fetch_add_relaxed_i64(int64_t *p, int64_t v)
-    int fp_popcount_u64(uint64_t v)
-    int fp_ctz_u64(uint64_t v)
-    void fp_cpu_relax()
-
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_t:
-        pass
-    int pthread_create(pthread_t *thread, const void *attr,
-                       void *(*start_routine)(void *) noexcept nogil, void *arg)
-    int pthread_join(pthread_t thread, void **retval)
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
@@ -94,40 +72,6 @@ cdef int _load_core_constants() except -1:
 
 _load_core_constants()
 
-# Result codes of the fp_* functions. A slot index is >= 0, so negative numbers
-# can share the return value.
-cdef enum:
-    FP_OK = 0
-    FP_EMPTY = -1           # try_acquire: no idle slot right now
-    FP_OUT_OF_RANGE = -2    # slot index outside [0, capacity)
-    FP_NOT_IN_POOL = -3     # slot is absent (never added, or retired)
-    FP_NOT_IN_USE = -4      # release/retire of a slot nobody holds
-    FP_FULL = -5            # add: every slot is already in the pool
-    FP_BROKEN = -6          # an invariant failed: a bug in this module, never the caller's
-
-
-cdef struct fp_cell:
-    uint64_t seq      # Vyukov sequence: == pos -> free for the producer at pos;
-                      # == pos + 1 -> holds a value for the consumer at pos
-    uint64_t value    # the slot index stored in this cell
-
-
-cdef struct fp_ring:
-    fp_cell *cells
-    uint64_t mask           # ring size - 1 (ring size is a power of two >= capacity)
-    uint64_t *cursors       # cursors[0] = enqueue position, cursors[CURSOR_GAP] = dequeue
-                            # position: separate cache lines so producers and consumers
-                            # don't false-share
-    uint64_t *present       # bit i set: slot i is in the pool
-    uint64_t *in_use        # bit i set: slot i is held by a caller
-    int64_t nwords          # words in each bitmap
-    int64_t capacity
-    int64_t *debug_counts   # [acquires, releases, adds, retires] (only counted in debug builds)
-    bint lifo               # idle slots in the stack below, not in the ring above
-    uint64_t *top           # lifo: (version << LINK_BITS) | (top slot + 1, 0 when empty),
-                            # alone on its cache line
-    uint64_t *links         # lifo: links[slot] = slot below it + 1 (0: the bottom)
-
 
 cdef enum:
     CURSOR_GAP = 8          # 8 * 8 bytes = one 64-byte cache line between the cursors
@@ -148,7 +92,7 @@ cdef inline uint64_t _bit(int64_t slot) noexcept nogil:
 # The ring of idle slot indexes (Vyukov bounded MPMC queue)
 # ---------------------------------------------------------------------------
 
-cdef inline bint _ring_looks_full(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) noexcept nogil:
+cdef bint _ring_looks_full(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) noexcept nogil:
     """Whether the ring holds more than ``mask`` entries, from the enqueue cursor
     read first and the dequeue cursor read after it.
 
@@ -488,9 +432,8 @@ cdef int _raise_for(int code, str op, object slot, int64_t capacity) except -1:
 
 cdef class SlotRing:
     """A fixed-capacity set of slots: lock-free ring of idle indexes plus atomic
-    in-use bitmap. See the module docstring for the state diagram."""
-
-    cdef fp_ring r
+    in-use bitmap. See the module docstring for the state diagram. (Its C
+    field is declared in src/fastpool/_fastpool.pxd.)"""
 
     def __cinit__(self, capacity, *, lifo=False):
         if type(capacity) is not int and not isinstance(capacity, int) or isinstance(capacity, bool):
@@ -692,132 +635,6 @@ cdef class SlotRing:
     def __repr__(self):
         return (f"<SlotRing capacity={self.r.capacity} size={self.size()} "
                 f"idle={self.idle_count()} in_use={self.in_use_count()}>")
-
-
-# ---------------------------------------------------------------------------
-# Test-only: native-thread stress
-# ---------------------------------------------------------------------------
-
-cdef struct stress_shared:
-    fp_ring *ring
-    int64_t *owner          # owner[slot] = id of the thread holding it, -1 if none
-    int64_t iterations      # acquire/release cycles each thread must complete
-    int64_t hold_spins      # busy-wait while holding, to widen race windows
-    int64_t max_empty_polls # give up after this many consecutive empty polls (no hang)
-    int64_t oldest_every    # > 0: every n-th acquire takes the oldest idle slot
-
-
-cdef struct stress_worker:
-    stress_shared *shared
-    int64_t tid
-    int64_t cycles          # completed acquire/release cycles
-    int64_t empty_polls     # try_acquire found nothing idle
-    int64_t duplicates      # slot was already owned by another thread: a double hand-out
-    int64_t errors          # release failed or try_acquire reported a broken ring
-    int64_t gave_up         # 1 if the thread stopped on max_empty_polls (a lost slot)
-
-
-cdef void *_stress_run(void *arg) noexcept nogil:
-    cdef stress_worker *me = <stress_worker *>arg
-    cdef stress_shared *sh = me.shared
-    cdef int64_t slot, expected, spin, streak = 0
-    while me.cycles < sh.iterations:
-        if sh.oldest_every > 0 and (me.cycles + me.tid) % sh.oldest_every == 0:
-            slot = fp_try_acquire_oldest(sh.ring)
-        else:
-            slot = fp_try_acquire(sh.ring)
-        if slot == FP_EMPTY:
-            me.empty_polls += 1
-            streak += 1
-            if streak > sh.max_empty_polls:
-                me.gave_up = 1
-                return NULL
-            fp_cpu_relax()
-            continue
-        if slot < 0:
-            me.errors += 1
-            return NULL
-        streak = 0
-        # Conservation check: claim the slot in an ownership table that is
-        # independent of the ring. If the ring handed the slot to two threads, one
-        # of these CASes finds another owner.
-        expected = -1
-        if not fp_cas_acq_rel_i64(&sh.owner[slot], &expected, me.tid):
-            me.duplicates += 1
-        spin = 0
-        while spin < sh.hold_spins:
-            fp_cpu_relax()
-            spin += 1
-        expected = me.tid
-        if not fp_cas_acq_rel_i64(&sh.owner[slot], &expected, -1):
-            me.duplicates += 1
-        if fp_release(sh.ring, slot) != FP_OK:
-            me.errors += 1
-        me.cycles += 1
-    return NULL
-
-
-def _ring_looks_full_for_test(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) -> bool:
-    """Test-only: the push path's "really full" check on given cursor readings."""
-    return _ring_looks_full(enq_seen, deq_seen, mask)
-
-
-def _stress_native(SlotRing ring not None, int threads, long long iterations,
-                   long long hold_spins=0, long long max_empty_polls=200_000_000,
-                   long long oldest_every=0):
-    """Run ``threads`` OS threads doing ``iterations`` acquire/hold/release cycles
-    each on ``ring`` with the GIL released (every ``oldest_every``-th acquire
-    with try_acquire_oldest, if > 0). Returns totals; the caller checks
-    conservation (no duplicates, no errors, every slot idle again)."""
-    if threads < 1 or threads > 256:
-        raise ValueError(f"threads must be between 1 and 256, got {threads}")
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
-    if oldest_every < 0:
-        raise ValueError(f"oldest_every must be >= 0, got {oldest_every}")
-    cdef stress_shared sh
-    cdef stress_worker *workers = <stress_worker *>calloc(threads, sizeof(stress_worker))
-    cdef pthread_t *tids = <pthread_t *>calloc(threads, sizeof(pthread_t))
-    cdef int64_t *owner = <int64_t *>calloc(ring.r.capacity, sizeof(int64_t))
-    cdef int i, started = 0
-    cdef int64_t s
-    if workers == NULL or tids == NULL or owner == NULL:
-        free(workers); free(tids); free(owner)
-        raise MemoryError()
-    for s in range(ring.r.capacity):
-        owner[s] = -1
-    sh.ring = &ring.r
-    sh.owner = owner
-    sh.iterations = iterations
-    sh.hold_spins = hold_spins
-    sh.max_empty_polls = max_empty_polls
-    sh.oldest_every = oldest_every
-    try:
-        with nogil:
-            for i in range(threads):
-                workers[i].shared = &sh
-                workers[i].tid = i
-                if pthread_create(&tids[i], NULL, _stress_run, &workers[i]) != 0:
-                    break
-                started += 1
-            for i in range(started):
-                pthread_join(tids[i], NULL)
-        if started != threads:
-            raise OSError(f"could only start {started} of {threads} threads")
-        totals = {"threads": threads, "cycles": 0, "empty_polls": 0, "duplicates": 0,
-                  "errors": 0, "gave_up": 0}
-        for i in range(threads):
-            totals["cycles"] += workers[i].cycles
-            totals["empty_polls"] += workers[i].empty_polls
-            totals["duplicates"] += workers[i].duplicates
-            totals["errors"] += workers[i].errors
-            totals["gave_up"] += workers[i].gave_up
-        totals["still_owned"] = sum(1 for s in range(ring.r.capacity) if owner[s] != -1)
-        return totals
-    finally:
-        free(workers)
-        free(tids)
-        free(owner)
 
 
 # ---------------------------------------------------------------------------

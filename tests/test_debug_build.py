@@ -1,5 +1,6 @@
 """The FASTPOOL_DEBUG=1 build: it compiles, reports itself as a debug build, and
-its operation counters balance after a native-thread stress run.
+its operation counters balance after a native-thread stress run (the
+test-only stress extension, built with it).
 
 Built into a temporary directory from the sources, so the installed build is
 left alone. Skipped only when there is no compiler toolchain (Cython missing)."""
@@ -34,14 +35,15 @@ def test_debug_build_reports_itself_and_counts_every_operation(debug_build: Path
     out = _run(
         debug_build,
         """
-        import fastpool, fastpool._fastpool as C
-        assert fastpool.__file__.startswith(%r), fastpool.__file__
+        import fastpool, fastpool._fastpool as C, _fastpool_stress as S
+        for m in (fastpool, S):
+            assert m.__file__.startswith(%r), m.__file__
         assert C.DEBUG is True and fastpool.__debug_core__ is True
         ring = C.SlotRing(16)
         slots = [ring.add() for _ in range(8)]
         held = ring.add(acquired=True)
         ring.retire(held)
-        res = C._stress_native(ring, 4, 50_000, 2)
+        res = S.stress_native(ring, 4, 50_000, 2)
         assert res["duplicates"] == res["errors"] == res["gave_up"] == 0, res
         counts = ring.debug_counters()
         assert counts == {"acquires": 200_000, "releases": 200_000, "adds": 9, "retires": 1}, counts

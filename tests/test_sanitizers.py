@@ -2,8 +2,9 @@
 clean (no data race, no lost or duplicated slot), and a deliberate race is
 reported, which proves the sanitizer is really watching.
 
-The core is built with FASTPOOL_SANITIZE=thread into a temporary directory and
-imported into the (uninstrumented) interpreter with the TSan runtime preloaded;
+The core and the test-only stress extension that drives it from pthreads are
+built with FASTPOOL_SANITIZE=thread into a temporary directory and imported
+into the (uninstrumented) interpreter with the TSan runtime preloaded;
 only the core's own memory accesses are instrumented, so what TSan reports is
 about the ring. Skipped where GCC's libtsan is not installed."""
 
@@ -70,11 +71,13 @@ def test_native_stress_is_race_free_under_tsan(
         tsan_build,
         f"""
         import fastpool._fastpool as C
-        assert C.__file__.startswith({str(tsan_build)!r}), C.__file__
+        import _fastpool_stress as S
+        for m in (C, S):
+            assert m.__file__.startswith({str(tsan_build)!r}), m.__file__
         ring = C.SlotRing({capacity}, lifo={lifo})
         for _ in range({slots}):
             ring.add()
-        res = C._stress_native(ring, {threads}, {iterations}, {hold}, oldest_every={oldest_every})
+        res = S.stress_native(ring, {threads}, {iterations}, {hold}, oldest_every={oldest_every})
         assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), res
         ring.check_invariants()
         print("clean", res["cycles"])
@@ -94,10 +97,11 @@ def test_tsan_reports_a_real_race(tsan_build: Path) -> None:
         """
         import threading
         import fastpool._fastpool as C
+        import _fastpool_stress as S
         ring = C.SlotRing(4)
         for _ in range(4):
             ring.add()
-        t = threading.Thread(target=C._stress_native, args=(ring, 4, 200_000, 0))
+        t = threading.Thread(target=S.stress_native, args=(ring, 4, 200_000, 0))
         t.start()
         while t.is_alive():
             ring.idle()

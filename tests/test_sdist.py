@@ -52,6 +52,7 @@ def test_sdist_holds_what_the_test_suite_needs(sdist: Path) -> None:
         "src/_fastpool.pyx",
         "src/_pool_hotpath.pxi",
         "src/fp_atomic.h",
+        "src/fastpool/_fastpool.pxd",
         "fastpool/py.typed",
         "fastpool/_fastpool.pyi",
         "tests/core/test_slotring.py",
@@ -59,6 +60,7 @@ def test_sdist_holds_what_the_test_suite_needs(sdist: Path) -> None:
         "tests/__init__.py",
         "tests/support/__init__.py",
         "tests/support/threads.py",
+        "tests/support/_fastpool_stress.pyx",
         "tests/support/postgres.py",
         "scripts/test",
         "tests/typing/user_program.py",
@@ -131,11 +133,11 @@ def test_sdist_installs_in_a_fresh_virtualenv(sdist: Path, tmp_path: Path, compi
         else:  # Python < 3.12 without the backported filter
             tar.extractall(tmp_path / "src")
     (unpacked,) = (tmp_path / "src").iterdir()
-    _run(
-        [*pip, "install", "-q", "pytest>=8.3.4", "pytest-timeout>=2.3", "hypothesis>=6.100"],
-        cwd=tmp_path,
-        env=env,
-    )
+    # Cython and setuptools build the test-only native-thread stress extension
+    # (against the installed compiled core) for the core tests.
+    test_requires = ["pytest>=8.3.4", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+    test_requires += ["Cython>=3.1", "setuptools>=77"]  # as [build-system] requires
+    _run([*pip, "install", "-q", *test_requires], cwd=tmp_path, env=env)
     # Run from outside the unpacked tree so `fastpool` can only be the installed one.
     out = _run(
         [

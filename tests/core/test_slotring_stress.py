@@ -1,7 +1,8 @@
 """Conservation under real parallelism: no slot is ever held by two threads at
 once, none is lost, and the books balance afterwards.
 
-* Native: OS threads (pthreads, GIL released) hammering the compiled ring.
+* Native: OS threads (pthreads, GIL released) hammering the compiled ring,
+  through the test-only stress extension (the ``stress_ext`` fixture).
 * Python: threads through the Python API of both implementations, with a tiny
   switch interval to force interleavings, including pool-style churn (retire a
   held slot, add a new one).
@@ -45,10 +46,10 @@ NATIVE_SHAPES = [
 @pytest.mark.c_extension
 @pytest.mark.parametrize("threads,capacity,slots,iterations,hold", NATIVE_SHAPES)
 def test_native_threads_never_share_or_lose_a_slot(
-    c_core, threads, capacity, slots, iterations, hold
+    c_core, stress_ext, threads, capacity, slots, iterations, hold
 ):
     ring = full_ring(c_core, capacity, slots)
-    res = c_core._stress_native(ring, threads, iterations, hold)
+    res = stress_ext.stress_native(ring, threads, iterations, hold)
     assert res["duplicates"] == 0, res
     assert res["errors"] == 0, res
     assert res["gave_up"] == 0, res
@@ -72,12 +73,12 @@ LIFO_SHAPES = [
 @pytest.mark.c_extension
 @pytest.mark.parametrize("threads,slots,iterations,oldest_every", LIFO_SHAPES)
 def test_native_threads_lifo_never_share_or_lose_a_slot(
-    c_core, threads, slots, iterations, oldest_every
+    c_core, stress_ext, threads, slots, iterations, oldest_every
 ):
     ring = c_core.SlotRing(slots * 2, lifo=True)
     for _ in range(slots):
         ring.add()
-    res = c_core._stress_native(ring, threads, iterations, 2, oldest_every=oldest_every)
+    res = stress_ext.stress_native(ring, threads, iterations, 2, oldest_every=oldest_every)
     assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), (
         res
     )
@@ -86,9 +87,9 @@ def test_native_threads_lifo_never_share_or_lose_a_slot(
 
 
 @pytest.mark.c_extension
-def test_native_stress_rejects_a_negative_oldest_every(c_core) -> None:
+def test_native_stress_rejects_a_negative_oldest_every(c_core, stress_ext) -> None:
     with pytest.raises(ValueError, match="oldest_every must be >= 0"):
-        c_core._stress_native(full_ring(c_core, 2, 2), 1, 1, oldest_every=-1)
+        stress_ext.stress_native(full_ring(c_core, 2, 2), 1, 1, oldest_every=-1)
 
 
 @pytest.mark.c_extension
@@ -106,17 +107,17 @@ def test_native_stress_rejects_a_negative_oldest_every(c_core) -> None:
     ],
 )
 def test_push_full_check_is_not_fooled_by_a_stale_cursor_pair(
-    c_core, enq_seen, deq_seen, mask, full
+    stress_ext, enq_seen, deq_seen, mask, full
 ):
-    assert c_core._ring_looks_full_for_test(enq_seen, deq_seen, mask) is full
+    assert stress_ext.ring_looks_full(enq_seen, deq_seen, mask) is full
 
 
 @pytest.mark.slow
 @pytest.mark.c_extension
 @pytest.mark.parametrize("threads,capacity,slots,iterations,hold", NATIVE_SHAPES)
-def test_native_threads_long(c_core, threads, capacity, slots, iterations, hold):
+def test_native_threads_long(c_core, stress_ext, threads, capacity, slots, iterations, hold):
     ring = full_ring(c_core, capacity, slots)
-    res = c_core._stress_native(ring, threads, iterations * 20, hold)
+    res = stress_ext.stress_native(ring, threads, iterations * 20, hold)
     assert (res["duplicates"], res["errors"], res["gave_up"], res["still_owned"]) == (0, 0, 0, 0), (
         res
     )
@@ -124,12 +125,12 @@ def test_native_threads_long(c_core, threads, capacity, slots, iterations, hold)
 
 
 @pytest.mark.c_extension
-def test_native_stress_rejects_bad_arguments(c_core) -> None:
+def test_native_stress_rejects_bad_arguments(c_core, stress_ext) -> None:
     ring = full_ring(c_core, 2, 2)
     with pytest.raises(ValueError, match="threads must be between 1 and 256"):
-        c_core._stress_native(ring, 0, 10)
+        stress_ext.stress_native(ring, 0, 10)
     with pytest.raises(ValueError, match="iterations must be >= 0"):
-        c_core._stress_native(ring, 1, -1)
+        stress_ext.stress_native(ring, 1, -1)
 
 
 def run_python_stress(
