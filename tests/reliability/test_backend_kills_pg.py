@@ -11,6 +11,7 @@ replaced) for the README's reliability section."""
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -24,7 +25,7 @@ from tests.support.load import pool_under_load
 
 pytestmark = pytest.mark.postgres
 
-APP = "fastpool-kill-test"
+APP = f"fastpool-kill-test-{os.getpid()}"
 THREADS = 64
 SIZE = 10
 

@@ -6,6 +6,7 @@ hundred bytes per query would add tens of MiB). No query may fail."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -15,7 +16,7 @@ from tests.support.load import pool_under_load, select_one
 
 pytestmark = pytest.mark.postgres
 
-APP = "fastpool-soak-test"
+APP = f"fastpool-soak-test-{os.getpid()}"
 THREADS, SIZE = 64, 10
 WARMUP = 10.0
 # Allowed RSS drift between the first and last thirds of the run, in MiB: room

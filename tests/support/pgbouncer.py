@@ -17,9 +17,13 @@ import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from .postgres import _ensure_os_user, _free_port, can_connect
+
+# The login of PgBouncer's admin console (``auth_type = any``: no password), where
+# ``SHOW SERVERS`` lists this bouncer's own server connections.
+ADMIN_USER = "pgbouncer"
 
 
 def find_pgbouncer() -> Optional[str]:
@@ -64,6 +68,7 @@ def pgbouncer_in_front_of(
             f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
             f"auth_type = any\npool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n"
             "max_client_conn = 1000\nignore_startup_parameters = extra_float_digits,options\n"
+            f"admin_users = {ADMIN_USER}\n"
             f"logfile = {tmp}/pgbouncer.log\npidfile = {tmp}/pgbouncer.pid\n"
         )
     if owner is not None:
@@ -95,3 +100,24 @@ def pgbouncer_in_front_of(
         except (OSError, ValueError):
             pass
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def server_connection_counter(client_dsn: str) -> Iterator[Callable[[], int]]:
+    """A function counting the server connections of the PgBouncer behind
+    ``client_dsn`` (its admin console's ``SHOW SERVERS``): only its own,
+    whatever else is connected to the same server."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(client_dsn)
+    params.update(dbname="pgbouncer", user=ADMIN_USER)
+    with psycopg.connect(make_conninfo("", **params), autocommit=True) as console:
+        # The console speaks only the simple query protocol: a client-side cursor.
+        cursor = psycopg.ClientCursor(console)
+
+        def count() -> int:
+            cursor.execute("SHOW SERVERS")
+            return len(cursor.fetchall())
+
+        yield count
