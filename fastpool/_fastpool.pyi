@@ -54,6 +54,7 @@ class SlotRecord:
 
     conn: Any
     pgconn: Any
+    attrs: dict[str, Any] | None
     created_at: float
     expire_at: float
     last_used: float
@@ -66,6 +67,7 @@ class SlotRecord:
         pgconn: Any = ...,
         created_at: float = ...,
         expire_at: float = ...,
+        attrs: dict[str, Any] | None = ...,
     ) -> None: ...
 
 @disjoint_base

@@ -90,6 +90,10 @@ cdef class SlotRecord:
 
     cdef public object conn            # None: no connection in this slot
     cdef public object pgconn          # conn.pgconn (psycopg never replaces it); None: not psycopg
+    # conn.__dict__ where fastpool._conn_attrs.plain_attrs allows reading and
+    # writing _pool, _tpc, _num_transactions and _pipeline in it directly; None:
+    # use getattr/setattr
+    cdef public dict attrs
     cdef public double created_at      # monotonic time the connection was made
     cdef public double expire_at       # monotonic time it expires
     cdef public double last_used       # last successful return (check_bypass)
@@ -99,12 +103,30 @@ cdef class SlotRecord:
     cdef public object checkout_stack
     cdef public double leak_reported
 
-    def __init__(self, conn=None, pgconn=None, double created_at=0.0, double expire_at=0.0):
+    def __init__(self, conn=None, pgconn=None, double created_at=0.0, double expire_at=0.0,
+                 dict attrs=None):
         self.conn = conn
         self.pgconn = pgconn
+        self.attrs = attrs
         self.created_at = created_at
         self.expire_at = expire_at
         self.last_used = created_at
+
+
+cdef inline object _conn_get(SlotRecord rec, object conn, str name, object default):
+    # getattr(conn, name, default) for a name of fastpool._conn_attrs.NAMES
+    if rec.attrs is not None:
+        return rec.attrs.get(name, default)
+    return getattr(conn, name, default)
+
+
+cdef inline int _conn_set_pool(SlotRecord rec, object conn, object pool) except -1:
+    # conn._pool = pool
+    if rec.attrs is not None:
+        rec.attrs["_pool"] = pool
+    else:
+        conn._pool = pool
+    return 0
 
 
 cdef class PoolFastPath:
@@ -167,7 +189,7 @@ cdef class PoolFastPath:
                     fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
                     fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
                     conn = rec.conn
-                    conn._pool = self
+                    _conn_set_pool(rec, conn, self)
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
                     slot_out[0] = slot
@@ -263,7 +285,7 @@ cdef class PoolFastPath:
         # Only a return through _return_fast_c can have done it, and if none
         # happened in the whole pool since the checkout, none did.
         if (fp_load_relaxed_i64(&self._returns) != returns_seen
-                and getattr(conn, "_pool", None) is not self):
+                and _conn_get(rec, conn, "_pool", None) is not self):
             return False
         pgconn = rec.pgconn
         if pgconn is None:
@@ -271,9 +293,9 @@ cdef class PoolFastPath:
         status = pgconn.transaction_status
         if type(status) is not int or <long>status != _IDLE:
             return False
-        if (getattr(conn, "_tpc", None) is not None
-                or getattr(conn, "_num_transactions", 0)
-                or (failed and getattr(conn, "_pipeline", None) is not None)):
+        if (_conn_get(rec, conn, "_tpc", None) is not None
+                or _conn_get(rec, conn, "_num_transactions", 0)
+                or (failed and _conn_get(rec, conn, "_pipeline", None) is not None)):
             # commit()/rollback() would raise, or rollback() sync a pipeline.
             # (commit() at IDLE returns before it would sync one.)
             return False
@@ -282,7 +304,7 @@ cdef class PoolFastPath:
             return False
         if self._check is not None:
             rec.last_used = now
-        conn._pool = None
+        _conn_set_pool(rec, conn, None)
         code = fp_release(&self._ring.r, slot)
         if code != FP_OK:
             _raise_for(code, "release", slot, self._ring.r.capacity)
@@ -393,6 +415,7 @@ cdef class ConnectionContext:
         self.pool = pool
         self.timeout = timeout
 
+    @cython.binding(False)
     def __enter__(self):
         cdef int64_t slot
         cdef double now
@@ -413,6 +436,7 @@ cdef class ConnectionContext:
         self.t0 = now
         return conn
 
+    @cython.binding(False)
     def __exit__(self, exc_type, exc_val, exc_tb):
         cdef double now
         conn = self.conn
