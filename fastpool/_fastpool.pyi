@@ -98,6 +98,20 @@ class PoolHotPath(PoolFastPath):
     # getconn() or putconn() (the pool classes declare the typed signatures).
     def connection(self, timeout: float | None = ...) -> AbstractContextManager[Any, None]: ...
 
+# ConnectionContext's __enter__/__exit__: the instance itself on an instance
+# (it is callable), these functions on the class (src/_pool_hotpath.pxi).
+@final
+class _SelfMethod:
+    def __init__(self, func: Any) -> None: ...
+    def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+
+def _context_enter(self: ConnectionContext) -> Any: ...
+def _context_exit(
+    self: ConnectionContext,
+    exc_type: type[BaseException] | None,
+    exc_val: BaseException | None,
+    exc_tb: TracebackType | None,
+) -> None: ...
 @disjoint_base
 class ConnectionContext:
     def __init__(self, pool: PoolHotPath, timeout: float | None) -> None: ...

@@ -6,6 +6,7 @@ prepared in a block."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -167,6 +168,26 @@ def test_a_connection_context_shared_with_another_thread_is_refused(make_pool, c
         t.join(10)
         assert conn.execute("SELECT 1").fetchone() == (1,)  # still ours alone
     assert len(errors) == 1 and "already entered" in str(errors[0])
+
+
+@pytest.mark.parametrize("cls", POOL_CLASSES)
+def test_a_connection_context_works_as_exit_stack_and_explicit_calls_use_it(make_pool, cls) -> None:
+    # ExitStack looks __enter__/__exit__ up on the class, the `with`
+    # statement on the instance: the compiled context serves both.
+    p = make_pool(cls, min_size=0, max_size=1)
+    with contextlib.ExitStack() as stack:
+        conn = stack.enter_context(p.connection())
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    ctx = p.connection()
+    conn = ctx.__enter__()
+    assert conn.execute("SELECT 2").fetchone() == (2,)
+    with pytest.raises(ZeroDivisionError):
+        with contextlib.ExitStack() as stack:
+            stack.push(ctx)
+            1 / 0
+    with p.connection() as conn2:  # the one place went back both times
+        assert conn2.execute("SELECT 3").fetchone() == (3,)
+    assert p.get_stats()["requests_num"] == 3
 
 
 def test_exit_without_enter_is_refused(make_pool) -> None:
