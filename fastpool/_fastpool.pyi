@@ -54,7 +54,6 @@ class SlotRecord:
 
     conn: Any
     pgconn: Any
-    attrs: dict[str, Any] | None
     created_at: float
     expire_at: float
     last_used: float
@@ -67,7 +66,6 @@ class SlotRecord:
         pgconn: Any = ...,
         created_at: float = ...,
         expire_at: float = ...,
-        attrs: dict[str, Any] | None = ...,
     ) -> None: ...
 
 @disjoint_base

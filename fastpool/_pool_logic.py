@@ -25,7 +25,6 @@ import types
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from ._conn_attrs import plain_attrs
 from ._core import SlotRecord, SlotRing
 from .base import MIN_SLOT_CAPACITY, AttemptWithBackoff, Histograms, PoolMetrics, Stats
 from .errors import PoolClosed, TooManyRequests
@@ -308,17 +307,18 @@ class PoolLogic(_LogicBase):
 
     def _install(self, conn: Any) -> int:
         """Put a new connection in a fresh slot, held by the caller (pool lock held)."""
-        # The pgconn and the attribute dict save the compiled fast path
-        # attribute lookups (psycopg never replaces the pgconn; None for a
-        # DB-API connection).
+        # The pgconn saves the compiled return path an attribute lookup
+        # (psycopg never replaces it; None for a DB-API connection). (Not
+        # conn.__dict__ for psycopg's plain attributes: making a connection
+        # materialise its __dict__ slows every attribute access of psycopg's
+        # own code, by more than the pool would save: measured.)
         pgconn = getattr(conn, "pgconn", None)
-        attrs = plain_attrs(conn) if pgconn is not None else None
         slot = self._ring.add(acquired=True)
         now = monotonic()
         # A complete record, in place before the slot can be published to the
         # ring (when its holder gives it back).
         expire_at = now + self._jitter(self.max_lifetime, -0.05, 0.0)
-        self._slots[slot] = SlotRecord(conn, pgconn, now, expire_at, attrs)
+        self._slots[slot] = SlotRecord(conn, pgconn, now, expire_at)
         conn._fp_slot = slot
         return slot
 

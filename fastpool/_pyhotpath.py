@@ -37,7 +37,6 @@ class SlotRecord:
     complete record. Twin of the compiled core's typed ``SlotRecord``."""
 
     __slots__ = (
-        "attrs",
         "checked_out_at",
         "checkout_stack",
         "conn",
@@ -54,15 +53,11 @@ class SlotRecord:
         pgconn: Any = None,
         created_at: float = 0.0,
         expire_at: float = 0.0,
-        attrs: dict[str, Any] | None = None,
     ) -> None:
         self.conn = conn  # None: no connection in this slot
         # conn.pgconn (psycopg never replaces it); None: not psycopg. Read by
         # the compiled twin's return path only.
         self.pgconn = pgconn
-        # conn.__dict__ where fastpool._conn_attrs.plain_attrs allows reading and
-        # writing a few psycopg attributes in it directly (compiled twin only)
-        self.attrs = attrs
         self.created_at = created_at  # monotonic time the connection was made
         self.expire_at = expire_at  # monotonic time it expires
         self.last_used = created_at  # last successful return (check_bypass)

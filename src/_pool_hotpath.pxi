@@ -156,10 +156,6 @@ cdef class SlotRecord:
 
     cdef public object conn            # None: no connection in this slot
     cdef public object pgconn          # conn.pgconn (psycopg never replaces it); None: not psycopg
-    # conn.__dict__ where fastpool._conn_attrs.plain_attrs allows reading and
-    # writing _pool, _tpc, _num_transactions and _pipeline in it directly; None:
-    # use getattr/setattr
-    cdef public dict attrs
     cdef public double created_at      # monotonic time the connection was made
     cdef public double expire_at       # monotonic time it expires
     cdef public double last_used       # last successful return (check_bypass)
@@ -174,11 +170,9 @@ cdef class SlotRecord:
     cdef void *status_closure
     cdef object status_descr     # (keeps the descriptor, and so the getter, alive)
 
-    def __init__(self, conn=None, pgconn=None, double created_at=0.0, double expire_at=0.0,
-                 dict attrs=None):
+    def __init__(self, conn=None, pgconn=None, double created_at=0.0, double expire_at=0.0):
         self.conn = conn
         self.pgconn = pgconn
-        self.attrs = attrs
         if pgconn is not None:
             descr = getattr(type(pgconn), "transaction_status", None)
             if type(descr) is _GetSetDescriptorType and isinstance(pgconn, descr.__objclass__):
@@ -188,22 +182,6 @@ cdef class SlotRecord:
         self.created_at = created_at
         self.expire_at = expire_at
         self.last_used = created_at
-
-
-cdef inline object _conn_get(SlotRecord rec, object conn, str name, object default):
-    # getattr(conn, name, default) for a name of fastpool._conn_attrs.NAMES
-    if rec.attrs is not None:
-        return rec.attrs.get(name, default)
-    return getattr(conn, name, default)
-
-
-cdef inline int _conn_set_pool(SlotRecord rec, object conn, object pool) except -1:
-    # conn._pool = pool
-    if rec.attrs is not None:
-        rec.attrs["_pool"] = pool
-    else:
-        conn._pool = pool
-    return 0
 
 
 cdef class PoolFastPath:
@@ -266,7 +244,7 @@ cdef class PoolFastPath:
                     fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
                     fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
                     conn = rec.conn
-                    _conn_set_pool(rec, conn, self)
+                    conn._pool = self
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
                     slot_out[0] = slot
@@ -362,7 +340,7 @@ cdef class PoolFastPath:
         # Only a return through _return_fast_c can have done it, and if none
         # happened in the whole pool since the checkout, none did.
         if (fp_load_relaxed_i64(&self._returns) != returns_seen
-                and _conn_get(rec, conn, "_pool", None) is not self):
+                and getattr(conn, "_pool", None) is not self):
             return False
         pgconn = rec.pgconn
         if pgconn is None:
@@ -370,9 +348,9 @@ cdef class PoolFastPath:
         status = _transaction_status(rec, pgconn)
         if type(status) is not int or <long>status != _IDLE:
             return False
-        if (_conn_get(rec, conn, "_tpc", None) is not None
-                or _conn_get(rec, conn, "_num_transactions", 0)
-                or (failed and _conn_get(rec, conn, "_pipeline", None) is not None)):
+        if (getattr(conn, "_tpc", None) is not None
+                or getattr(conn, "_num_transactions", 0)
+                or (failed and getattr(conn, "_pipeline", None) is not None)):
             # commit()/rollback() would raise, or rollback() sync a pipeline.
             # (commit() at IDLE returns before it would sync one.)
             return False
@@ -381,7 +359,7 @@ cdef class PoolFastPath:
             return False
         if self._check is not None:
             rec.last_used = now
-        _conn_set_pool(rec, conn, None)
+        conn._pool = None
         code = fp_release(&self._ring.r, slot)
         if code != FP_OK:
             _raise_for(code, "release", slot, self._ring.r.capacity)

@@ -70,7 +70,6 @@ ATOMIC = frozenset(
         # _pool_logic / _null_pool_logic / pools: slot and waiter bookkeeping under the lock
         "_forget_slot",
         "_clear_slot",
-        "plain_attrs",
         "_give_back",
         "_hand_to_oldest_locked",
         "_serve_waiters",
