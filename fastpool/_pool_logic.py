@@ -15,7 +15,6 @@ asyncio tasks for the async one.
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import sys
 import threading
@@ -31,6 +30,7 @@ from .errors import PoolClosed, TooManyRequests
 from .waiting import remove_waiter
 
 if TYPE_CHECKING:
+    from ._conn_protocol import ConnProtocol
     from .async_workers import AsyncWorkers
     from .base import BasePool
     from .waiting import AsyncWaiter, Waiter
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 else:
     _LogicBase = object
 
-logger: logging.Logger = logging.getLogger("psycopg.pool")
 monotonic: Callable[[], float] = time.monotonic
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,12 +64,16 @@ class PoolLogic(_LogicBase):
     Expects the pool to provide ``_new_waiter()``, ``_new_workers()`` (an
     object with ``start``, ``run_soon`` and ``run_later``), ``_close_idle()``,
     the maintenance tasks ``_add_connection_task``, ``_shrink_task`` and
-    ``_expiry_task``, and ``_reclaim_orphan()`` (close and replace an orphaned
-    checkout)."""
+    ``_expiry_task``, ``_reclaim_orphan()`` (close and replace an orphaned
+    checkout), and ``_protocol``: its family's connection protocol, whose
+    logger gets the records written here."""
 
     # Seconds between two scans for checked-out connections nobody can return
     # (a class attribute: tests scan more often).
     _orphan_scan_period = 2.0
+
+    # A class attribute of each pool family (fastpool._conn_protocol).
+    _protocol: ConnProtocol
 
     # Set by the pool's constructor.
     _capacity: int
@@ -468,10 +471,10 @@ class PoolLogic(_LogicBase):
         return otherwise."""
         if from_getconn:
             self._stats.add(Stats.CONNECTIONS_LOST)
-            logger.info("not serving connection found broken")
+            self._protocol.logger.info("not serving connection found broken")
         else:
             self._stats.add(Stats.RETURNS_BAD)
-            logger.warning("discarding closed connection: %s", conn)
+            self._protocol.logger.warning("discarding closed connection: %s", conn)
 
     # Leak detection --------------------------------------------------------
 
@@ -508,7 +511,7 @@ class PoolLogic(_LogicBase):
             rec.leak_reported = at
             self._stats.add(Stats.CONNECTIONS_LEAKED)
             stack = "".join(traceback.format_list(rec.checkout_stack or []))
-            logger.warning(
+            self._protocol.logger.warning(
                 "connection %s of pool %r has been checked out for %.1f sec (leak_threshold=%s);"
                 " possible leak, checked out at:\n%s",
                 # str(): a log record (kept by a buffering handler) must not keep
@@ -565,7 +568,7 @@ class PoolLogic(_LogicBase):
         when leak detection recorded it); the caller closes it."""
         self._stats.add(Stats.CONNECTIONS_LOST)
         where = self._slots[slot].checkout_stack
-        logger.warning(
+        self._protocol.logger.warning(
             "connection %s of pool %r was checked out and never returned, and nothing refers to"
             " it any more (its thread ended, or the code dropped it): closed%s",
             conn,
@@ -734,7 +737,7 @@ class PoolLogic(_LogicBase):
             if self._workers is not None:
                 self._workers.run_later(attempt.delay, type(self)._add_connection_task, attempt)
             return None
-        logger.warning(
+        self._protocol.logger.warning(
             "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout
         )
         with self._lock:
@@ -768,7 +771,7 @@ class PoolLogic(_LogicBase):
             if slot < 0:
                 return None
             conn = self._slots[slot].conn
-        logger.info(
+        self._protocol.logger.info(
             "shrinking pool %r to %s because some connections were unused in the last %s sec",
             self.name,
             self._nconns - 1,

@@ -38,8 +38,9 @@ class AsyncWorkers:
     """A task queue, its worker tasks and the pending timers of one async pool.
     Created and started inside the pool's running loop."""
 
-    def __init__(self, pool: Any, num_workers: int) -> None:
+    def __init__(self, pool: Any, num_workers: int, log: logging.Logger = logger) -> None:
         self._pool_ref = weakref.ref(pool)
+        self._log = log  # the pool family's logger
         self._name = pool.name
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
@@ -105,7 +106,7 @@ class AsyncWorkers:
             return
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         for t in pending:
-            logger.warning("couldn't stop task %r within %s seconds", t.get_name(), timeout)
+            self._log.warning("couldn't stop task %r within %s seconds", t.get_name(), timeout)
             t.cancel()
 
     async def _work(self) -> None:
@@ -122,16 +123,16 @@ class AsyncWorkers:
                 if inspect.isawaitable(result):
                     await result
             except Exception as ex:
-                log_task_failure(task, ex)
+                log_task_failure(task, ex, self._log)
             except asyncio.CancelledError as ex:
                 if self._stopping or _being_cancelled():
                     raise  # this worker is cancelled (close(), loop shutdown)
                 # A task's own CancelledError (a cancelled future it awaited):
                 # a dead worker would leave the pool short of hands.
-                log_task_failure(task, ex)
+                log_task_failure(task, ex, self._log)
             except BaseException as ex:
                 # KeyboardInterrupt, SystemExit: asyncio stops the loop with
                 # these, as it should; say which task raised it.
-                log_task_failure(task, ex)
+                log_task_failure(task, ex, self._log)
                 raise
             del pool  # don't keep the pool alive while waiting on the queue

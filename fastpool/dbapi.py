@@ -19,24 +19,23 @@ it closed; ``pre_ping=True`` checks each connection before handing it out.
 
 from __future__ import annotations
 
-import logging
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Generic, NoReturn, Protocol, TypeVar, overload
 
 from . import base
+from ._conn_protocol import DBAPI
 from ._core import PoolHotPath
 from ._driver_traits import DriverTraits, traits_of
 from ._fork import reinit_in_forked_child
 from ._pool_logic import DISCARDED
 from .base import Stats
 from .errors import PoolClosed
-from .pool import ConnectionPool
+from .pool import PoolCore
 
 if TYPE_CHECKING:
     from .waiting import Waiter
 
-logger: logging.Logger = logging.getLogger("fastpool")
 monotonic: Callable[[], float] = time.monotonic
 
 # The driver's connection type: whatever ``connect()`` returns. Not bound to a
@@ -200,7 +199,7 @@ class PooledConnection(Generic[_ConnT_co]):
 _set_held: Callable[[PooledConnection[Any], _Held | None], None] = PooledConnection._held.__set__  # type: ignore[misc, union-attr]
 
 
-class Pool(ConnectionPool[Any], Generic[_ConnT]):
+class Pool(PoolCore, Generic[_ConnT]):
     """A pool of DB-API connections made by ``connect()``.
 
     Sizing, waiting, lifetime and statistics parameters, and ``use_lifo``, mean
@@ -224,9 +223,14 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
     waiting (as the pools of psycopg2 and MySQL Connector always do); ``inf``
     waits without limit; a negative timeout is an error. (The psycopg pools
     follow psycopg_pool instead: a timeout <= 0 means no time is left, so
-    PoolTimeout.)"""
+    PoolTimeout.)
+
+    A sibling of ``fastpool.ConnectionPool`` over the same core, not a
+    subclass: psycopg's API (``conninfo``, ``connection_class``...) is not
+    here. Its records, the core's included, go to the ``fastpool`` logger."""
 
     _nowait_at_zero = True
+    _protocol = DBAPI
 
     def __init__(
         self,
@@ -269,8 +273,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
             )
         for cb_name, cb in (("configure", configure), ("check", check), ("reset", reset)):
             base.check_callable(cb_name, cb)
-        base.BasePool.__init__(
-            self,
+        super().__init__(
             "",
             min_size=min_size,
             max_size=max_size,
@@ -342,13 +345,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
                 self._return_slow(slot, held, conn._invalid, conn._failed)
                 return
             # The common case, kept short: an open, idle connection within its lifetime.
-            raw = held.raw
-            traits = held.traits
-            try:
-                clean = not traits.in_transaction(raw) and not traits.is_closed(raw)
-            except Exception:
-                clean = False
-            if not clean:
+            if not DBAPI.is_clean(held):
                 self._return_slow(slot, held, False, False)
                 return
             now = monotonic()
@@ -388,7 +385,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         if invalid:
             self._discard(slot, held)
             return
-        if not self._reset_returned(held, failed):
+        if not DBAPI.reset(held, self.reset_on_return, self._user_reset, failed):
             self._stats.add(Stats.RETURNS_BAD)
             self._discard(slot, held)
             return
@@ -399,37 +396,13 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         self._slots[slot].last_used = now
         self._give_back(slot)
 
-    def _reset_returned(self, held: _Held, failed: bool) -> bool:
-        """End a returned connection's transaction and run ``reset``: False if
-        the connection is broken or closed (to be discarded). ``failed``: the
-        block that used it raised, perhaps because the connection broke in a
-        way the driver doesn't tell (MySQL Connector): ping it to find out."""
-        raw, traits = held.raw, held.traits
-        try:
-            if traits.is_closed(raw):
-                logger.warning("discarding closed connection: %r", raw)
-                return False
-            if self.reset_on_return is not None and traits.in_transaction(raw):
-                if self.reset_on_return == "commit":
-                    raw.commit()
-                else:
-                    raw.rollback()
-            if self._user_reset is not None:
-                self._user_reset(raw)
-            if failed:
-                traits.ping(raw)
-        except Exception as ex:
-            logger.warning("discarding connection %r: its reset failed: %s", raw, ex)
-            return False
-        return True
-
     def _finish_block(self, conn: PooledConnection[_ConnT], held: _Held, ok: bool) -> None:
         """The end of a ``with`` block: commit if ``ok`` else roll back, then
         return the connection. If the block or the commit raised, the
         connection is pinged on return: the error may have been a broken one.
         Whatever interrupts this, the connection goes back to the pool."""
         try:
-            self._end_transaction(held, ok)
+            DBAPI.end_transaction(held, ok)
         except BaseException:
             ok = False
             raise
@@ -451,20 +424,6 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         used = monotonic() - t0
         self._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
         self._histograms.observe(base.Histograms.USE, used)
-
-    def _end_transaction(self, held: _Held, commit: bool) -> None:
-        """Commit (``commit``) or roll back what the block did, skipping the call
-        when the driver says no transaction is open."""
-        raw, in_transaction = held.raw, held.traits.in_transaction
-        if commit:
-            if in_transaction(raw):
-                raw.commit()
-            return
-        try:
-            if in_transaction(raw):
-                raw.rollback()
-        except Exception as ex:
-            logger.warning("error ignored in rollback on %r: %s", raw, ex)
 
     def connection(self, timeout: float | None = None) -> _ConnectionBlock[_ConnT]:
         """Context manager: a connection for the block, committed on success,
@@ -492,7 +451,10 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
                 self._counters.add(base.I_REQUESTS_NUM)
             self._count_failed_request()
             raise _copy_error(refused)
-        return ConnectionPool._getconn_slow(self, timeout, counted)  # type: ignore[no-any-return]  # a _Held in this pool
+        return super()._getconn_slow(timeout, counted)  # type: ignore[no-any-return]  # a _Held in this pool
+
+    def _ping_idle(self, held: _Held) -> None:
+        self.check_connection(held.raw)
 
     def _check_held(self, held: _Held) -> None:
         self._user_check(held.raw)  # type: ignore[misc]  # installed only when _user_check is set
@@ -624,7 +586,7 @@ class Pool(ConnectionPool[Any], Generic[_ConnT]):
         driver's ``ping()`` without reconnecting, or ``SELECT 1``."""
         if isinstance(conn, (PooledConnection, _Held)):
             conn = conn.raw
-        traits_of(conn).ping(conn)
+        DBAPI.ping(conn)
 
 
 def _copy_error(error: Exception) -> Exception:

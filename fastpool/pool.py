@@ -29,12 +29,13 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
+from ._conn_protocol import PSYCOPG
 from ._core import PoolHotPath
 from ._fork import reinit_in_forked_child
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from ._pool_threads import CLOSE_RETURNS_BUILTIN, Holder, PoolConnection
 from .abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
-from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
+from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
 from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 from .workers import Workers
@@ -55,94 +56,19 @@ logger: logging.Logger = logging.getLogger("psycopg.pool")
 monotonic: Callable[[], float] = time.monotonic
 
 
-class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
-    """A pool of psycopg connections, drop-in for ``psycopg_pool.ConnectionPool``.
+class PoolCore(PoolHotPath, PoolLogic, BasePool):
+    """The pool machinery both pool families share: open/close, waiting and
+    slow checkout, workers and maintenance, sizing, ``check()``/``drain()``, fork
+    handling. A family subclasses it with its constructor, its connect and
+    return paths, and its connection protocol (``_protocol``, a strategy of
+    ``fastpool._conn_protocol``): ``ConnectionPool`` here; the sync core
+    is also the base of the DB-API ``fastpool.Pool``, a sibling of the psycopg
+    pool rather than a subclass."""
 
-    Generic in its connection type, as psycopg_pool's: ``connection_class``
-    binds it (default ``psycopg.Connection[TupleRow]``)."""
-
-    conninfo: ConninfoParam
-    kwargs: KwargsParam | None
-    connection_class: type[CT]
-
-    def __init__(
-        self,
-        conninfo: ConninfoParam = "",
-        *,
-        connection_class: type[CT] | None = None,
-        kwargs: KwargsParam | None = None,
-        min_size: int = 4,
-        max_size: int | None = None,
-        open: bool | None = None,
-        configure: ConnectionCB[CT] | None = None,
-        check: ConnectionCB[CT] | None = None,
-        reset: ConnectionCB[CT] | None = None,
-        name: str | None = None,
-        close_returns: bool = False,
-        timeout: float = 30.0,
-        max_waiting: int = 0,
-        max_lifetime: float = 60 * 60.0,
-        max_idle: float = 10 * 60.0,
-        reconnect_timeout: float = 5 * 60.0,
-        reconnect_failed: ConnectFailedCB | None = None,
-        num_workers: int = 3,
-        check_bypass: float = 0.0,
-        fork_safe: bool = False,
-        leak_threshold: float | None = None,
-        use_lifo: bool = False,
-    ) -> None:
-        if connection_class is None:
-            if psycopg is None:
-                raise ImportError(
-                    "fastpool.ConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
-                )
-            connection_class = cast("type[CT]", psycopg.Connection)
-        base.check_pool_arguments(
-            connection_class, open, configure=configure, check=check, reset=reset
-        )
-        super().__init__(
-            conninfo,
-            kwargs=kwargs,
-            min_size=min_size,
-            max_size=max_size,
-            name=name,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            max_lifetime=max_lifetime,
-            max_idle=max_idle,
-            reconnect_timeout=reconnect_timeout,
-            reconnect_failed=reconnect_failed,
-            num_workers=num_workers,
-            check_bypass=check_bypass,
-            fork_safe=fork_safe,
-            leak_threshold=leak_threshold,
-        )
-        if close_returns and not CLOSE_RETURNS_BUILTIN:
-            # psycopg < 3.3's Connection.close() knows nothing of pools: use a
-            # subclass whose close() returns the connection (as psycopg_pool does).
-            if connection_class is not psycopg.Connection:
-                raise TypeError(
-                    "close_returns=True with a custom connection_class needs psycopg >= 3.3"
-                    f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
-                )
-            connection_class = cast("type[CT]", PoolConnection)
-        self._init_pool(
-            connection_class,
-            configure,
-            check,
-            reset,
-            close_returns,
-            PoolHotPath,
-            use_lifo,
-        )
-        if fork_safe:
-            reinit_in_forked_child(self, type(self)._after_fork_in_child)
-        if open is None:
-            # psycopg_pool compatibility: open now, warn on first use.
-            self._open_implicit = True
-            self.open()
-        elif open:
-            self.open()
+    def _connect(self, timeout: float | None = None) -> Any:
+        """Open a connection for the pool (the family's connect and
+        ``configure``); raise on any failure."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------
     # Open / close
@@ -158,7 +84,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self.wait(timeout=timeout)
 
     def _new_workers(self) -> Workers:
-        return Workers(self, self.num_workers)
+        return Workers(self, self.num_workers, self._protocol.logger)
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -263,16 +189,6 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     # Checkout
     # ------------------------------------------------------------------
 
-    if TYPE_CHECKING:
-        # Inherited at run time from the compiled PoolHotPath (or its twin,
-        # fastpool._pyhotpath), which can't be generic: its typed signatures.
-        def getconn(self, timeout: float | None = None) -> CT:
-            """Take a connection out of the pool; give it back with ``putconn()``.
-
-            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
-            raises PoolTimeout."""
-            ...
-
     def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
         if not counted:
             self._counters.add(base.I_REQUESTS_NUM)
@@ -345,14 +261,14 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         slot = w.slot
         conn = self._slots[slot].conn
         if self._is_stale(slot, now):
-            logger.info("discarding expired connection %s", conn)
+            self._protocol.logger.info("discarding expired connection %s", conn)
             self._discard_held(w, conn)
             return DISCARDED
         if self._check_due(slot, now):
             try:
                 self._check(conn)
             except Exception as ex:
-                logger.info("connection failed check: %s", ex)
+                self._protocol.logger.info("connection failed check: %s", ex)
                 return self._failed_check(w, conn)
             except BaseException:
                 # Interrupted mid-check: the connection may be mid-query.
@@ -362,14 +278,6 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if self._leak_threshold:
             self._note_checkout(slot)
         return conn
-
-    def _failed_check(self, w: Waiter, conn: Any) -> object:
-        """psycopg_pool's answer to a failed ``check``: the connection goes
-        back through the return path (kept if it still looks healthy, else
-        counted lost and replaced) and the checkout retries after a backoff."""
-        slot, w.slot = w.slot, -1
-        self._putconn_slow(slot, conn, from_getconn=True)
-        return FAILED_CHECK
 
     def _discard_held(self, h: Any, conn: Any) -> None:
         """``_discard`` for the slot a holder (a checkout's waiter, a
@@ -408,39 +316,10 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
     # Return
     # ------------------------------------------------------------------
 
-    if TYPE_CHECKING:
-
-        def putconn(self, conn: CT) -> None:
-            """Give back a connection obtained with ``getconn()``."""
-            ...
-
-    def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
-        """The return path (rollback, reset, expiry, a closed pool), also taken
-        by a connection that failed the ``check`` callback (``from_getconn``)."""
-        # Anything raised before the slot is handed on (a KeyboardInterrupt in
-        # the rollback or the reset callback...) leaves the connection in an
-        # unknown state: it is closed and replaced, then the exception goes on.
-        try:
-            if self._closed:
-                self._forget_slot(slot)
-                self._close_quietly(conn)
-                return
-            self._reset_connection(conn)
-            if conn.pgconn.transaction_status == UNKNOWN:
-                self._count_broken_return(conn, from_getconn)
-                self._discard(slot, conn)
-                return
-            now = monotonic()
-            if self._is_stale(slot, now):
-                logger.info("discarding expired connection")
-                self._discard(slot, conn)
-                return
-            if not from_getconn:  # (a failed check is no proof of health for check_bypass)
-                self._slots[slot].last_used = now
-            self._give_back(slot)
-        except BaseException:
-            self._drop_interrupted(slot, conn)
-            raise
+    def _failed_check(self, w: Waiter, conn: Any) -> object:
+        """What a connection that failed its ``check`` becomes: each family
+        says (DISCARDED: retry now; FAILED_CHECK: retry after a backoff)."""
+        raise NotImplementedError
 
     def _drop_interrupted(self, slot: int, conn: Any) -> None:
         """An exception interrupted the return of ``conn``: if its slot is
@@ -455,42 +334,6 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             self._forget_slot(slot)
         self._close_quietly_now(conn)
         self._replace_discarded()
-
-    def _reset_connection(self, conn: Any) -> None:
-        """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
-        status = conn.pgconn.transaction_status
-        if status == IDLE:
-            if base.prepared_two_phase(conn):
-                conn.close()
-        elif status == ACTIVE:
-            logger.warning("closing returned connection: %s", conn)
-            conn.close()
-        elif status in (INTRANS, INERROR):
-            logger.warning("rolling back returned connection: %s", conn)
-            try:
-                conn.rollback()
-            except Exception as ex:
-                logger.warning(
-                    "rollback failed: %s: %s. Discarding connection %s",
-                    ex.__class__.__name__,
-                    ex,
-                    conn,
-                )
-                conn.close()
-        if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:
-            try:
-                self._reset(conn)
-                base.check_left_idle(conn, "reset", self._reset)
-            except Exception as ex:
-                logger.warning("error resetting connection: %s", ex)
-                conn.close()
-
-    if TYPE_CHECKING:
-
-        def connection(self, timeout: float | None = None) -> AbstractContextManager[CT, None]:
-            """Context manager: a connection for the block, committed on
-            success, rolled back on error, then returned to the pool."""
-            ...
 
     # ------------------------------------------------------------------
     # Connections
@@ -509,13 +352,17 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         finally:
             self._replace_discarded()
 
-    @staticmethod
-    def _close_quietly(conn: Any) -> None:
+    @classmethod
+    def _close_quietly(cls, conn: Any) -> None:
         conn._pool = None
         try:
             conn.close()
         except Exception as ex:  # a broken socket must not break the pool
-            logger.warning("error closing connection %s: %s", conn, ex)
+            cls._protocol.logger.warning("error closing connection %s: %s", conn, ex)
+
+    def _ping_idle(self, conn: Any) -> None:
+        """``check()``'s test of an idle connection (raise if it is broken)."""
+        raise NotImplementedError
 
     @classmethod
     def _close_quietly_now(cls, conn: Any) -> None:
@@ -524,32 +371,6 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             cls._close_quietly(conn)
         except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
             pass
-
-    def _connect(self, timeout: float | None = None) -> Any:
-        """Open a connection and run ``configure``; raise on any failure."""
-        kwargs = self._resolve_kwargs()
-        limit = None if timeout is None else base.connect_timeout(timeout)
-        if limit is not None:
-            kwargs = dict(kwargs, connect_timeout=limit)
-        conninfo = self._resolve_conninfo()
-        t0 = self._connect_started()
-        try:
-            conn = self.connection_class.connect(conninfo, **kwargs)
-        except Exception:
-            self._connect_ended(t0, False)
-            raise
-        # From here the connection is ours to close if anything goes wrong
-        # (configure fails, or an interrupt lands before the caller has it).
-        try:
-            self._connect_ended(t0, True)
-            conn._pool = None
-            if self._configure is not None:
-                self._configure(conn)
-                base.check_left_idle(conn, "configure", self._configure)
-            return conn
-        except BaseException:
-            self._close_quietly_now(conn)
-            raise
 
     # ------------------------------------------------------------------
     # Maintenance tasks (run by the workers; first argument is the pool)
@@ -566,7 +387,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
             # Also a BaseException (a callback's SystemExit: this is no main
             # thread): the attempt must not stay counted as in flight forever,
             # or the pool would neither grow nor refill for it.
-            logger.warning("error connecting in %r: %s", self.name, ex)
+            self._protocol.logger.warning("error connecting in %r: %s", self.name, ex)
             self._retry_connection(attempt)
             if not isinstance(ex, Exception):
                 raise  # for the worker to log (and survive)
@@ -584,7 +405,9 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         try:
             self.reconnect_failed()
         except BaseException as ex:  # (a worker thread: a SystemExit would only end it)
-            logger.warning("reconnect_failed callback failed: %s: %s", type(ex).__name__, ex)
+            self._protocol.logger.warning(
+                "reconnect_failed callback failed: %s: %s", type(ex).__name__, ex
+            )
         self._refill_later(gave_up)
 
     def _reclaim_orphan(self, slot: int, conn: Any) -> None:
@@ -600,7 +423,7 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
 
     def _expiry_task(self) -> None:
         for slot, conn in self._take_expired_idle():
-            logger.info("discarding expired connection %s", conn)
+            self._protocol.logger.info("discarding expired connection %s", conn)
             self._discard(slot, conn)
 
     # ------------------------------------------------------------------
@@ -628,14 +451,14 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
                     break
                 conn = self._slots[h.slot].conn
                 if monotonic() >= self._slots[h.slot].expire_at:
-                    logger.info("discarding expired connection %s", conn)
+                    self._protocol.logger.info("discarding expired connection %s", conn)
                     self._discard_held(h, conn)
                     continue
                 try:
-                    self.check_connection(conn)
+                    self._ping_idle(conn)
                 except Exception:
                     self._stats.add(Stats.CONNECTIONS_LOST)
-                    logger.warning("discarding broken connection: %s", conn)
+                    self._protocol.logger.warning("discarding broken connection: %s", conn)
                     self._discard_held(h, conn)
                     continue
                 self._give_back_held(h)
@@ -645,22 +468,6 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         with self._lock:
             if not self._closed:
                 self._grow_locked(self._min_size - self._nconns)
-
-    @staticmethod
-    def check_connection(conn: psycopg.Connection[Any]) -> None:
-        """A simple check to verify that a connection is still working
-        (usable as the ``check`` parameter)."""
-        if conn.autocommit:
-            conn.execute("")
-        else:
-            conn.autocommit = True
-            try:
-                conn.execute("")
-            finally:
-                try:
-                    conn.autocommit = False
-                except Exception:
-                    pass  # the connection is broken: keep the original error
 
     def drain(self) -> None:
         """Replace every connection: idle ones now, checked-out ones on return
@@ -695,3 +502,218 @@ class ConnectionPool(PoolHotPath, PoolLogic, Generic[CT], BasePool):
         if was_open:
             self._start_workers_locked()
             self._fast = not self._open_implicit
+
+
+class ConnectionPool(PoolCore, Generic[CT]):
+    """A pool of psycopg connections, drop-in for ``psycopg_pool.ConnectionPool``.
+
+    Generic in its connection type, as psycopg_pool's: ``connection_class``
+    binds it (default ``psycopg.Connection[TupleRow]``)."""
+
+    _protocol = PSYCOPG
+
+    conninfo: ConninfoParam
+    kwargs: KwargsParam | None
+    connection_class: type[CT]
+
+    def __init__(
+        self,
+        conninfo: ConninfoParam = "",
+        *,
+        connection_class: type[CT] | None = None,
+        kwargs: KwargsParam | None = None,
+        min_size: int = 4,
+        max_size: int | None = None,
+        open: bool | None = None,
+        configure: ConnectionCB[CT] | None = None,
+        check: ConnectionCB[CT] | None = None,
+        reset: ConnectionCB[CT] | None = None,
+        name: str | None = None,
+        close_returns: bool = False,
+        timeout: float = 30.0,
+        max_waiting: int = 0,
+        max_lifetime: float = 60 * 60.0,
+        max_idle: float = 10 * 60.0,
+        reconnect_timeout: float = 5 * 60.0,
+        reconnect_failed: ConnectFailedCB | None = None,
+        num_workers: int = 3,
+        check_bypass: float = 0.0,
+        fork_safe: bool = False,
+        leak_threshold: float | None = None,
+        use_lifo: bool = False,
+    ) -> None:
+        if connection_class is None:
+            if psycopg is None:
+                raise ImportError(
+                    "fastpool.ConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
+                )
+            connection_class = cast("type[CT]", psycopg.Connection)
+        base.check_pool_arguments(
+            connection_class, open, configure=configure, check=check, reset=reset
+        )
+        super().__init__(
+            conninfo,
+            kwargs=kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            name=name,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            max_lifetime=max_lifetime,
+            max_idle=max_idle,
+            reconnect_timeout=reconnect_timeout,
+            reconnect_failed=reconnect_failed,
+            num_workers=num_workers,
+            check_bypass=check_bypass,
+            fork_safe=fork_safe,
+            leak_threshold=leak_threshold,
+        )
+        if close_returns and not CLOSE_RETURNS_BUILTIN:
+            # psycopg < 3.3's Connection.close() knows nothing of pools: use a
+            # subclass whose close() returns the connection (as psycopg_pool does).
+            if connection_class is not psycopg.Connection:
+                raise TypeError(
+                    "close_returns=True with a custom connection_class needs psycopg >= 3.3"
+                    f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
+                )
+            connection_class = cast("type[CT]", PoolConnection)
+        self._init_pool(
+            connection_class,
+            configure,
+            check,
+            reset,
+            close_returns,
+            PoolHotPath,
+            use_lifo,
+        )
+        if fork_safe:
+            reinit_in_forked_child(self, type(self)._after_fork_in_child)
+        if open is None:
+            # psycopg_pool compatibility: open now, warn on first use.
+            self._open_implicit = True
+            self.open()
+        elif open:
+            self.open()
+
+    if TYPE_CHECKING:
+        # Inherited at run time from the compiled PoolHotPath (or its twin,
+        # fastpool._pyhotpath), which can't be generic: its typed signatures.
+        def getconn(self, timeout: float | None = None) -> CT:
+            """Take a connection out of the pool; give it back with ``putconn()``.
+
+            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+            raises PoolTimeout."""
+            ...
+
+    def _failed_check(self, w: Waiter, conn: Any) -> object:
+        """psycopg_pool's answer to a failed ``check``: the connection goes
+        back through the return path (kept if it still looks healthy, else
+        counted lost and replaced) and the checkout retries after a backoff."""
+        slot, w.slot = w.slot, -1
+        self._putconn_slow(slot, conn, from_getconn=True)
+        return FAILED_CHECK
+
+    if TYPE_CHECKING:
+
+        def putconn(self, conn: CT) -> None:
+            """Give back a connection obtained with ``getconn()``."""
+            ...
+
+    def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+        """The return path (rollback, reset, expiry, a closed pool), also taken
+        by a connection that failed the ``check`` callback (``from_getconn``)."""
+        # Anything raised before the slot is handed on (a KeyboardInterrupt in
+        # the rollback or the reset callback...) leaves the connection in an
+        # unknown state: it is closed and replaced, then the exception goes on.
+        try:
+            if self._closed:
+                self._forget_slot(slot)
+                self._close_quietly(conn)
+                return
+            self._reset_connection(conn)
+            if PSYCOPG.is_broken(conn):
+                self._count_broken_return(conn, from_getconn)
+                self._discard(slot, conn)
+                return
+            now = monotonic()
+            if self._is_stale(slot, now):
+                logger.info("discarding expired connection")
+                self._discard(slot, conn)
+                return
+            if not from_getconn:  # (a failed check is no proof of health for check_bypass)
+                self._slots[slot].last_used = now
+            self._give_back(slot)
+        except BaseException:
+            self._drop_interrupted(slot, conn)
+            raise
+
+    def _reset_connection(self, conn: Any) -> None:
+        """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
+        status = PSYCOPG.transaction_status(conn)
+        if status == IDLE:
+            if base.prepared_two_phase(conn):
+                conn.close()
+        elif status == ACTIVE:
+            logger.warning("closing returned connection: %s", conn)
+            conn.close()
+        elif status in (INTRANS, INERROR):
+            logger.warning("rolling back returned connection: %s", conn)
+            try:
+                conn.rollback()
+            except Exception as ex:
+                logger.warning(
+                    "rollback failed: %s: %s. Discarding connection %s",
+                    ex.__class__.__name__,
+                    ex,
+                    conn,
+                )
+                conn.close()
+        if self._reset is not None and not PSYCOPG.is_broken(conn):
+            try:
+                self._reset(conn)
+                base.check_left_idle(conn, "reset", self._reset)
+            except Exception as ex:
+                logger.warning("error resetting connection: %s", ex)
+                conn.close()
+
+    if TYPE_CHECKING:
+
+        def connection(self, timeout: float | None = None) -> AbstractContextManager[CT, None]:
+            """Context manager: a connection for the block, committed on
+            success, rolled back on error, then returned to the pool."""
+            ...
+
+    def _connect(self, timeout: float | None = None) -> Any:
+        """Open a connection and run ``configure``; raise on any failure."""
+        kwargs = self._resolve_kwargs()
+        limit = None if timeout is None else base.connect_timeout(timeout)
+        if limit is not None:
+            kwargs = dict(kwargs, connect_timeout=limit)
+        conninfo = self._resolve_conninfo()
+        t0 = self._connect_started()
+        try:
+            conn = self.connection_class.connect(conninfo, **kwargs)
+        except Exception:
+            self._connect_ended(t0, False)
+            raise
+        # From here the connection is ours to close if anything goes wrong
+        # (configure fails, or an interrupt lands before the caller has it).
+        try:
+            self._connect_ended(t0, True)
+            conn._pool = None
+            if self._configure is not None:
+                self._configure(conn)
+                base.check_left_idle(conn, "configure", self._configure)
+            return conn
+        except BaseException:
+            self._close_quietly_now(conn)
+            raise
+
+    @staticmethod
+    def check_connection(conn: psycopg.Connection[Any]) -> None:
+        """A simple check to verify that a connection is still working
+        (usable as the ``check`` parameter)."""
+        PSYCOPG.ping(conn)
+
+    def _ping_idle(self, conn: Any) -> None:
+        self.check_connection(conn)

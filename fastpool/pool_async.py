@@ -30,12 +30,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
+from ._conn_protocol import PSYCOPG
 from ._core import PoolFastPath, commit_sends_nothing
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from ._pool_threads import CLOSE_RETURNS_BUILTIN
 from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
 from .async_workers import AsyncWorkers
-from .base import ACTIVE, IDLE, INERROR, INTRANS, UNKNOWN, AttemptWithBackoff, BasePool, Stats
+from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, Stats
 from .errors import PoolClosed, PoolTimeout
 from .waiting import AsyncWaiter
 
@@ -72,114 +73,30 @@ if True:  # ASYNC
         return value
 
 
-class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
-    """A pool of psycopg async connections, drop-in for ``psycopg_pool.AsyncConnectionPool``.
+class AsyncPoolCore(PoolFastPath, PoolLogic, BasePool):
+    """The pool machinery both pool families share: open/close, waiting and
+    slow checkout, workers and maintenance, sizing, ``check()``/``drain()``, fork
+    handling. A family subclasses it with its constructor, its connect and
+    return paths, and its connection protocol (``_protocol``, a strategy of
+    ``fastpool._conn_protocol``): ``AsyncConnectionPool`` here; the sync core
+    is also the base of the DB-API ``fastpool.Pool``, a sibling of the psycopg
+    pool rather than a subclass."""
 
-    Generic in its connection type, as psycopg_pool's: ``connection_class``
-    binds it (default ``psycopg.AsyncConnection[TupleRow]``)."""
+    if True:  # ASYNC
+        # Set by the constructor.
+        _background: set[asyncio.Task[Any]]
+        _loop: asyncio.AbstractEventLoop | None
 
-    conninfo: AsyncConninfoParam
-    kwargs: AsyncKwargsParam | None
-    connection_class: type[ACT]
+        if TYPE_CHECKING:
+            # The family's return path (a failed ``check`` goes back through it).
+            async def _putconn_slow(
+                self, slot: int, conn: Any, from_getconn: bool = False
+            ) -> None: ...
 
-    def __init__(
-        self,
-        conninfo: AsyncConninfoParam = "",
-        *,
-        connection_class: type[ACT] | None = None,
-        kwargs: AsyncKwargsParam | None = None,
-        min_size: int = 4,
-        max_size: int | None = None,
-        open: bool | None = None,
-        configure: AsyncConnectionCB[ACT] | None = None,
-        check: AsyncConnectionCB[ACT] | None = None,
-        reset: AsyncConnectionCB[ACT] | None = None,
-        name: str | None = None,
-        close_returns: bool = False,
-        timeout: float = 30.0,
-        max_waiting: int = 0,
-        max_lifetime: float = 60 * 60.0,
-        max_idle: float = 10 * 60.0,
-        reconnect_timeout: float = 5 * 60.0,
-        reconnect_failed: AsyncConnectFailedCB | None = None,
-        num_workers: int = 3,
-        check_bypass: float = 0.0,
-        # sync: fork_safe: bool = False,
-        leak_threshold: float | None = None,
-        use_lifo: bool = False,
-    ) -> None:
-        if connection_class is None:
-            if psycopg is None:
-                raise ImportError(
-                    "fastpool.AsyncConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
-                )
-            connection_class = cast("type[ACT]", psycopg.AsyncConnection)
-        base.check_pool_arguments(
-            connection_class, open, configure=configure, check=check, reset=reset
-        )
-        super().__init__(
-            conninfo,
-            kwargs=kwargs,
-            min_size=min_size,
-            max_size=max_size,
-            name=name,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            max_lifetime=max_lifetime,
-            max_idle=max_idle,
-            reconnect_timeout=reconnect_timeout,
-            reconnect_failed=reconnect_failed,
-            num_workers=num_workers,
-            check_bypass=check_bypass,
-            # sync: fork_safe=fork_safe,
-            leak_threshold=leak_threshold,
-        )
-        if close_returns and not CLOSE_RETURNS_BUILTIN:
-            if True:  # ASYNC
-                raise TypeError(
-                    "close_returns=True in an async pool needs psycopg >= 3.3"
-                    f" (installed: {psycopg.__version__})"
-                )
-            else:
-                # psycopg < 3.3's Connection.close() knows nothing of pools: use a
-                # subclass whose close() returns the connection (as psycopg_pool does).
-                if connection_class is not psycopg.Connection:
-                    raise TypeError(
-                        "close_returns=True with a custom connection_class needs psycopg >= 3.3"
-                        f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
-                    )
-                connection_class = cast("type[ACT]", PoolConnection)
-        self._init_pool(
-            connection_class,
-            configure,
-            check,
-            reset,
-            close_returns,
-            AsyncConnectionPool,  # sync: PoolFastPath,
-            use_lifo,
-        )
-        if True:  # ASYNC
-            # Connections being closed by a task nobody awaits (a sync code path
-            # had to drop them): kept here so the tasks aren't garbage-collected.
-            self._background: set[asyncio.Task[Any]] = set()
-            # The event loop the pool was opened in: the only one it can serve
-            # (its waiters, workers and timers live there).
-            self._loop: asyncio.AbstractEventLoop | None = None
-            if open:
-                self._warn_open_async()
-            if open is None:
-                open = self._open_implicit = True
-            if open:
-                self._open()
-        else:
-            # sync: if fork_safe:
-            # sync:     reinit_in_forked_child(self, type(self)._after_fork_in_child)
-            if open is None:
-                # psycopg_pool compatibility: open now, warn on first use.
-                self._open_implicit = True
-                self.open()
-            elif open:
-                self.open()
+    async def _connect(self, timeout: float | None = None) -> Any:
+        """Open a connection for the pool (the family's connect and
+        ``configure``); raise on any failure."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------
     # Open / close
@@ -223,7 +140,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             )
 
     def _new_workers(self) -> AsyncWorkers:
-        return AsyncWorkers(self, self.num_workers)
+        return AsyncWorkers(self, self.num_workers, self._protocol.logger)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -380,36 +297,6 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     # Checkout
     # ------------------------------------------------------------------
 
-    if True:  # ASYNC
-
-        async def getconn(self, timeout: float | None = None) -> ACT:
-            """Take a connection out of the pool; give it back with ``putconn()``.
-
-            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
-            raises PoolTimeout. If the calling task ends still holding the
-            connection, a warning is logged."""
-            conn: ACT = await self._getconn(timeout)
-            self._track_owner(conn)
-            return conn
-
-        async def _getconn(self, timeout: float | None) -> Any:
-            if self._loop is not None and self._loop is not asyncio.get_running_loop():
-                self._raise_wrong_loop(self._loop)
-            got = self._checkout_fast(timeout)
-            if type(got) is not int:
-                return got
-            return await self._getconn_slow(timeout, False)
-    else:
-        if TYPE_CHECKING:
-            # Inherited at run time from the compiled PoolHotPath (or its twin,
-            # fastpool._pyhotpath), which can't be generic: its typed signatures.
-            def getconn(self, timeout: float | None = None) -> ACT:
-                """Take a connection out of the pool; give it back with ``putconn()``.
-
-                Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
-                raises PoolTimeout."""
-                ...
-
     async def _getconn_slow(self, timeout: float | None, counted: bool) -> Any:
         if not counted:
             self._counters.add(base.I_REQUESTS_NUM)
@@ -480,14 +367,14 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             as psycopg_pool does (retry after a backoff)."""
             conn = self._slots[slot].conn
             if self._is_stale(slot, now):
-                logger.info("discarding expired connection %s", conn)
+                self._protocol.logger.info("discarding expired connection %s", conn)
                 await self._discard(slot, conn)
                 return DISCARDED
             if self._check_due(slot, now):
                 try:
                     await self._check(conn)
                 except Exception as ex:
-                    logger.info("connection failed check: %s", ex)
+                    self._protocol.logger.info("connection failed check: %s", ex)
                     await self._putconn_slow(slot, conn, from_getconn=True)
                     return FAILED_CHECK
                 except BaseException:
@@ -543,14 +430,14 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             slot = w.slot
             conn = self._slots[slot].conn
             if self._is_stale(slot, now):
-                logger.info("discarding expired connection %s", conn)
+                self._protocol.logger.info("discarding expired connection %s", conn)
                 self._discard_held(w, conn)
                 return DISCARDED
             if self._check_due(slot, now):
                 try:
                     self._check(conn)
                 except Exception as ex:
-                    logger.info("connection failed check: %s", ex)
+                    self._protocol.logger.info("connection failed check: %s", ex)
                     return self._failed_check(w, conn)
                 except BaseException:
                     # Interrupted mid-check: the connection may be mid-query.
@@ -560,14 +447,6 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             if self._leak_threshold:
                 self._note_checkout(slot)
             return conn
-
-        def _failed_check(self, w: Waiter, conn: Any) -> object:
-            """psycopg_pool's answer to a failed ``check``: the connection goes
-            back through the return path (kept if it still looks healthy, else
-            counted lost and replaced) and the checkout retries after a backoff."""
-            slot, w.slot = w.slot, -1
-            self._putconn_slow(slot, conn, from_getconn=True)
-            return FAILED_CHECK
 
         def _discard_held(self, h: Any, conn: Any) -> None:
             """``_discard`` for the slot a holder (a checkout's waiter, a
@@ -616,7 +495,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             owner = getattr(conn, "_fp_owner", None)
             if owner is not None and owner[0] is task and getattr(conn, "_pool", None) is self:
                 conn._fp_owner = None
-                logger.warning(
+                self._protocol.logger.warning(
                     "task %r finished while holding connection %s from pool %r:"
                     " return it with putconn() or use pool.connection()",
                     # str(): the record must not keep the connection alive (orphan scan)
@@ -629,81 +508,12 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
     # Return
     # ------------------------------------------------------------------
 
-    if True:  # ASYNC
+    if False:  # SYNC
 
-        async def putconn(self, conn: ACT) -> None:
-            """Give back a connection obtained with ``getconn()``."""
-            owner = getattr(conn, "_fp_owner", None)
-            if owner is not None and getattr(conn, "_pool", None) is self:
-                conn._fp_owner = None  # type: ignore[attr-defined]  # the pool's own mark on a psycopg connection
-                owner[0].remove_done_callback(owner[1])
-            slot = self._return_fast(conn)
-            if slot >= 0:
-                await self._putconn_slow(slot, conn)
-    else:
-        if TYPE_CHECKING:
-
-            def putconn(self, conn: ACT) -> None:
-                """Give back a connection obtained with ``getconn()``."""
-                ...
-
-    if True:  # ASYNC
-
-        async def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
-            """The return path (rollback, reset, expiry, a closed pool), also taken
-            by a connection that failed the ``check`` callback (``from_getconn``)."""
-            if self._closed:
-                self._forget_slot(slot)
-                await self._close_quietly(conn)
-                return
-            try:
-                await self._reset_connection(conn)
-            except BaseException:
-                # Cancelled mid-reset: the connection's state is unknown.
-                self._discard_soon(slot, conn)
-                raise
-            if conn.pgconn.transaction_status == UNKNOWN:
-                self._count_broken_return(conn, from_getconn)
-                await self._discard(slot, conn)
-                return
-            now = monotonic()
-            if self._is_stale(slot, now):
-                logger.info("discarding expired connection")
-                await self._discard(slot, conn)
-                return
-            if not from_getconn:  # (a failed check is no proof of health for check_bypass)
-                self._slots[slot].last_used = now
-            self._give_back(slot)
-
-    else:
-
-        def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
-            """The return path (rollback, reset, expiry, a closed pool), also taken
-            by a connection that failed the ``check`` callback (``from_getconn``)."""
-            # Anything raised before the slot is handed on (a KeyboardInterrupt in
-            # the rollback or the reset callback...) leaves the connection in an
-            # unknown state: it is closed and replaced, then the exception goes on.
-            try:
-                if self._closed:
-                    self._forget_slot(slot)
-                    self._close_quietly(conn)
-                    return
-                self._reset_connection(conn)
-                if conn.pgconn.transaction_status == UNKNOWN:
-                    self._count_broken_return(conn, from_getconn)
-                    self._discard(slot, conn)
-                    return
-                now = monotonic()
-                if self._is_stale(slot, now):
-                    logger.info("discarding expired connection")
-                    self._discard(slot, conn)
-                    return
-                if not from_getconn:  # (a failed check is no proof of health for check_bypass)
-                    self._slots[slot].last_used = now
-                self._give_back(slot)
-            except BaseException:
-                self._drop_interrupted(slot, conn)
-                raise
+        def _failed_check(self, w: Waiter, conn: Any) -> object:
+            """What a connection that failed its ``check`` becomes: each family
+            says (DISCARDED: retry now; FAILED_CHECK: retry after a backoff)."""
+            raise NotImplementedError
 
         def _drop_interrupted(self, slot: int, conn: Any) -> None:
             """An exception interrupted the return of ``conn``: if its slot is
@@ -722,53 +532,6 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 self._forget_slot(slot)
             self._close_quietly_now(conn)
             self._replace_discarded()
-
-    async def _reset_connection(self, conn: Any) -> None:
-        """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
-        status = conn.pgconn.transaction_status
-        if status == IDLE:
-            if base.prepared_two_phase(conn):
-                await self._close_quietly(conn)  # sync: conn.close()
-        elif status == ACTIVE:
-            logger.warning("closing returned connection: %s", conn)
-            await self._close_quietly(conn)  # sync: conn.close()
-        elif status in (INTRANS, INERROR):
-            logger.warning("rolling back returned connection: %s", conn)
-            try:
-                await conn.rollback()
-            except Exception as ex:
-                logger.warning(
-                    "rollback failed: %s: %s. Discarding connection %s",
-                    ex.__class__.__name__,
-                    ex,
-                    conn,
-                )
-                await self._close_quietly(conn)  # sync: conn.close()
-        if self._reset is not None and conn.pgconn.transaction_status != UNKNOWN:
-            try:
-                await self._reset(conn)
-                base.check_left_idle(conn, "reset", self._reset)
-            except Exception as ex:
-                logger.warning("error resetting connection: %s", ex)
-                await self._close_quietly(conn)  # sync: conn.close()
-
-    if True:  # ASYNC
-
-        def connection(
-            self, timeout: float | None = None
-        ) -> AbstractAsyncContextManager[ACT, None]:
-            """Async context manager: a connection for the block, committed on
-            success, rolled back on error, then returned to the pool."""
-            return AsyncConnectionContext(self, timeout)
-    else:
-        if TYPE_CHECKING:
-
-            def connection(
-                self, timeout: float | None = None
-            ) -> AbstractAsyncContextManager[ACT, None]:
-                """Context manager: a connection for the block, committed on
-                success, rolled back on error, then returned to the pool."""
-                ...
 
     # ------------------------------------------------------------------
     # Connections
@@ -808,13 +571,17 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             finally:
                 self._replace_discarded()
 
-    @staticmethod
-    async def _close_quietly(conn: Any) -> None:
+    @classmethod
+    async def _close_quietly(cls, conn: Any) -> None:
         conn._pool = None
         try:
             await conn.close()
         except Exception as ex:  # a broken socket must not break the pool
-            logger.warning("error closing connection %s: %s", conn, ex)
+            cls._protocol.logger.warning("error closing connection %s: %s", conn, ex)
+
+    async def _ping_idle(self, conn: Any) -> None:
+        """``check()``'s test of an idle connection (raise if it is broken)."""
+        raise NotImplementedError
 
     if False:  # SYNC
 
@@ -825,51 +592,6 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 cls._close_quietly(conn)
             except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
                 pass
-
-    async def _connect(self, timeout: float | None = None) -> Any:
-        """Open a connection and run ``configure``; raise on any failure."""
-        if True:  # ASYNC
-            kwargs = await _resolved(self.kwargs)
-            kwargs = self._check_kwargs(kwargs)
-        else:
-            kwargs = self._resolve_kwargs()
-        limit = None if timeout is None else base.connect_timeout(timeout)
-        if limit is not None:
-            kwargs = dict(kwargs, connect_timeout=limit)
-        if True:  # ASYNC
-            conninfo = self._check_conninfo(await _resolved(self.conninfo))
-        else:
-            conninfo = self._resolve_conninfo()
-        t0 = self._connect_started()
-        try:
-            conn = await self.connection_class.connect(conninfo, **kwargs)
-        except Exception:
-            self._connect_ended(t0, False)
-            raise
-        if True:  # ASYNC
-            self._connect_ended(t0, True)
-            conn._pool = None
-            if self._configure is not None:
-                try:
-                    await self._configure(conn)
-                    base.check_left_idle(conn, "configure", self._configure)
-                except BaseException:
-                    await self._close_quietly(conn)
-                    raise
-            return conn
-        else:
-            # From here the connection is ours to close if anything goes wrong
-            # (configure fails, or an interrupt lands before the caller has it).
-            try:
-                self._connect_ended(t0, True)
-                conn._pool = None
-                if self._configure is not None:
-                    self._configure(conn)
-                    base.check_left_idle(conn, "configure", self._configure)
-                return conn
-            except BaseException:
-                self._close_quietly_now(conn)
-                raise
 
     # ------------------------------------------------------------------
     # Maintenance tasks (run by the workers; first argument is the pool)
@@ -884,7 +606,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             try:
                 conn = await self._connect()
             except Exception as ex:
-                logger.warning("error connecting in %r: %s", self.name, ex)
+                self._protocol.logger.warning("error connecting in %r: %s", self.name, ex)
                 await self._retry_connection(attempt)
                 return
             except BaseException:
@@ -902,7 +624,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                 # Also a BaseException (a callback's SystemExit: this is no main
                 # thread): the attempt must not stay counted as in flight forever,
                 # or the pool would neither grow nor refill for it.
-                logger.warning("error connecting in %r: %s", self.name, ex)
+                self._protocol.logger.warning("error connecting in %r: %s", self.name, ex)
                 self._retry_connection(attempt)
                 if not isinstance(ex, Exception):
                     raise  # for the worker to log (and survive)
@@ -921,12 +643,14 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             try:
                 await self.reconnect_failed()
             except Exception as ex:
-                logger.warning("reconnect_failed callback failed: %s", ex)
+                self._protocol.logger.warning("reconnect_failed callback failed: %s", ex)
         else:
             try:
                 self.reconnect_failed()
             except BaseException as ex:  # (a worker thread: a SystemExit would only end it)
-                logger.warning("reconnect_failed callback failed: %s: %s", type(ex).__name__, ex)
+                self._protocol.logger.warning(
+                    "reconnect_failed callback failed: %s: %s", type(ex).__name__, ex
+                )
         self._refill_later(gave_up)
 
     if True:  # ASYNC
@@ -963,7 +687,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
         async def _expiry_task(self) -> None:
             expired = self._take_expired_idle()
             for i, (slot, conn) in enumerate(expired):
-                logger.info("discarding expired connection %s", conn)
+                self._protocol.logger.info("discarding expired connection %s", conn)
                 try:
                     await self._discard(slot, conn)
                 except BaseException:  # cancelled: the claimed rest must not stay held
@@ -974,7 +698,7 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
 
         def _expiry_task(self) -> None:
             for slot, conn in self._take_expired_idle():
-                logger.info("discarding expired connection %s", conn)
+                self._protocol.logger.info("discarding expired connection %s", conn)
                 self._discard(slot, conn)
 
     # ------------------------------------------------------------------
@@ -997,14 +721,14 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             for i, (slot, conn) in enumerate(idle):
                 try:
                     if now >= self._slots[slot].expire_at:
-                        logger.info("discarding expired connection %s", conn)
+                        self._protocol.logger.info("discarding expired connection %s", conn)
                         await self._discard(slot, conn)
                         continue
                     try:
-                        await self.check_connection(conn)
+                        await self._ping_idle(conn)
                     except Exception:
                         self._stats.add(Stats.CONNECTIONS_LOST)
-                        logger.warning("discarding broken connection: %s", conn)
+                        self._protocol.logger.warning("discarding broken connection: %s", conn)
                         await self._discard(slot, conn)
                     else:
                         self._give_back(slot)
@@ -1041,14 +765,14 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
                         break
                     conn = self._slots[h.slot].conn
                     if monotonic() >= self._slots[h.slot].expire_at:
-                        logger.info("discarding expired connection %s", conn)
+                        self._protocol.logger.info("discarding expired connection %s", conn)
                         self._discard_held(h, conn)
                         continue
                     try:
-                        self.check_connection(conn)
+                        self._ping_idle(conn)
                     except Exception:
                         self._stats.add(Stats.CONNECTIONS_LOST)
-                        logger.warning("discarding broken connection: %s", conn)
+                        self._protocol.logger.warning("discarding broken connection: %s", conn)
                         self._discard_held(h, conn)
                         continue
                     self._give_back_held(h)
@@ -1058,22 +782,6 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             with self._lock:
                 if not self._closed:
                     self._grow_locked(self._min_size - self._nconns)
-
-    @staticmethod
-    async def check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
-        """A simple check to verify that a connection is still working
-        (usable as the ``check`` parameter)."""
-        if conn.autocommit:
-            await conn.execute("")
-        else:
-            await conn.set_autocommit(True)  # sync: conn.autocommit = True
-            try:
-                await conn.execute("")
-            finally:
-                try:
-                    await conn.set_autocommit(False)  # sync: conn.autocommit = False
-                except Exception:
-                    pass  # the connection is broken: keep the original error
 
     if True:  # ASYNC
 
@@ -1127,6 +835,348 @@ class AsyncConnectionPool(PoolFastPath, PoolLogic, Generic[ACT], BasePool):
             if was_open:
                 self._start_workers_locked()
                 self._fast = not self._open_implicit
+
+
+class AsyncConnectionPool(AsyncPoolCore, Generic[ACT]):
+    """A pool of psycopg async connections, drop-in for ``psycopg_pool.AsyncConnectionPool``.
+
+    Generic in its connection type, as psycopg_pool's: ``connection_class``
+    binds it (default ``psycopg.AsyncConnection[TupleRow]``)."""
+
+    _protocol = PSYCOPG
+
+    conninfo: AsyncConninfoParam
+    kwargs: AsyncKwargsParam | None
+    connection_class: type[ACT]
+
+    def __init__(
+        self,
+        conninfo: AsyncConninfoParam = "",
+        *,
+        connection_class: type[ACT] | None = None,
+        kwargs: AsyncKwargsParam | None = None,
+        min_size: int = 4,
+        max_size: int | None = None,
+        open: bool | None = None,
+        configure: AsyncConnectionCB[ACT] | None = None,
+        check: AsyncConnectionCB[ACT] | None = None,
+        reset: AsyncConnectionCB[ACT] | None = None,
+        name: str | None = None,
+        close_returns: bool = False,
+        timeout: float = 30.0,
+        max_waiting: int = 0,
+        max_lifetime: float = 60 * 60.0,
+        max_idle: float = 10 * 60.0,
+        reconnect_timeout: float = 5 * 60.0,
+        reconnect_failed: AsyncConnectFailedCB | None = None,
+        num_workers: int = 3,
+        check_bypass: float = 0.0,
+        # sync: fork_safe: bool = False,
+        leak_threshold: float | None = None,
+        use_lifo: bool = False,
+    ) -> None:
+        if connection_class is None:
+            if psycopg is None:
+                raise ImportError(
+                    "fastpool.AsyncConnectionPool needs psycopg 3: pip install 'psycopg[binary]'"
+                )
+            connection_class = cast("type[ACT]", psycopg.AsyncConnection)
+        base.check_pool_arguments(
+            connection_class, open, configure=configure, check=check, reset=reset
+        )
+        super().__init__(
+            conninfo,
+            kwargs=kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            name=name,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            max_lifetime=max_lifetime,
+            max_idle=max_idle,
+            reconnect_timeout=reconnect_timeout,
+            reconnect_failed=reconnect_failed,
+            num_workers=num_workers,
+            check_bypass=check_bypass,
+            # sync: fork_safe=fork_safe,
+            leak_threshold=leak_threshold,
+        )
+        if close_returns and not CLOSE_RETURNS_BUILTIN:
+            if True:  # ASYNC
+                raise TypeError(
+                    "close_returns=True in an async pool needs psycopg >= 3.3"
+                    f" (installed: {psycopg.__version__})"
+                )
+            else:
+                # psycopg < 3.3's Connection.close() knows nothing of pools: use a
+                # subclass whose close() returns the connection (as psycopg_pool does).
+                if connection_class is not psycopg.Connection:
+                    raise TypeError(
+                        "close_returns=True with a custom connection_class needs psycopg >= 3.3"
+                        f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
+                    )
+                connection_class = cast("type[ACT]", PoolConnection)
+        self._init_pool(
+            connection_class,
+            configure,
+            check,
+            reset,
+            close_returns,
+            AsyncConnectionPool,  # sync: PoolFastPath,
+            use_lifo,
+        )
+        if True:  # ASYNC
+            # Connections being closed by a task nobody awaits (a sync code path
+            # had to drop them): kept here so the tasks aren't garbage-collected.
+            self._background = set()
+            # The event loop the pool was opened in: the only one it can serve
+            # (its waiters, workers and timers live there).
+            self._loop = None
+            if open:
+                self._warn_open_async()
+            if open is None:
+                open = self._open_implicit = True
+            if open:
+                self._open()
+        else:
+            # sync: if fork_safe:
+            # sync:     reinit_in_forked_child(self, type(self)._after_fork_in_child)
+            if open is None:
+                # psycopg_pool compatibility: open now, warn on first use.
+                self._open_implicit = True
+                self.open()
+            elif open:
+                self.open()
+
+    if True:  # ASYNC
+
+        async def getconn(self, timeout: float | None = None) -> ACT:
+            """Take a connection out of the pool; give it back with ``putconn()``.
+
+            Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+            raises PoolTimeout. If the calling task ends still holding the
+            connection, a warning is logged."""
+            conn: ACT = await self._getconn(timeout)
+            self._track_owner(conn)
+            return conn
+
+        async def _getconn(self, timeout: float | None) -> Any:
+            if self._loop is not None and self._loop is not asyncio.get_running_loop():
+                self._raise_wrong_loop(self._loop)
+            got = self._checkout_fast(timeout)
+            if type(got) is not int:
+                return got
+            return await self._getconn_slow(timeout, False)
+    else:
+        if TYPE_CHECKING:
+            # Inherited at run time from the compiled PoolHotPath (or its twin,
+            # fastpool._pyhotpath), which can't be generic: its typed signatures.
+            def getconn(self, timeout: float | None = None) -> ACT:
+                """Take a connection out of the pool; give it back with ``putconn()``.
+
+                Waits up to ``timeout`` seconds (default: the pool's ``timeout``), then
+                raises PoolTimeout."""
+                ...
+
+    if False:  # SYNC
+
+        def _failed_check(self, w: Waiter, conn: Any) -> object:
+            """psycopg_pool's answer to a failed ``check``: the connection goes
+            back through the return path (kept if it still looks healthy, else
+            counted lost and replaced) and the checkout retries after a backoff."""
+            slot, w.slot = w.slot, -1
+            self._putconn_slow(slot, conn, from_getconn=True)
+            return FAILED_CHECK
+
+    if True:  # ASYNC
+
+        async def putconn(self, conn: ACT) -> None:
+            """Give back a connection obtained with ``getconn()``."""
+            owner = getattr(conn, "_fp_owner", None)
+            if owner is not None and getattr(conn, "_pool", None) is self:
+                conn._fp_owner = None  # type: ignore[attr-defined]  # the pool's own mark on a psycopg connection
+                owner[0].remove_done_callback(owner[1])
+            slot = self._return_fast(conn)
+            if slot >= 0:
+                await self._putconn_slow(slot, conn)
+    else:
+        if TYPE_CHECKING:
+
+            def putconn(self, conn: ACT) -> None:
+                """Give back a connection obtained with ``getconn()``."""
+                ...
+
+    if True:  # ASYNC
+
+        async def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+            """The return path (rollback, reset, expiry, a closed pool), also taken
+            by a connection that failed the ``check`` callback (``from_getconn``)."""
+            if self._closed:
+                self._forget_slot(slot)
+                await self._close_quietly(conn)
+                return
+            try:
+                await self._reset_connection(conn)
+            except BaseException:
+                # Cancelled mid-reset: the connection's state is unknown.
+                self._discard_soon(slot, conn)
+                raise
+            if PSYCOPG.is_broken(conn):
+                self._count_broken_return(conn, from_getconn)
+                await self._discard(slot, conn)
+                return
+            now = monotonic()
+            if self._is_stale(slot, now):
+                logger.info("discarding expired connection")
+                await self._discard(slot, conn)
+                return
+            if not from_getconn:  # (a failed check is no proof of health for check_bypass)
+                self._slots[slot].last_used = now
+            self._give_back(slot)
+
+    else:
+
+        def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+            """The return path (rollback, reset, expiry, a closed pool), also taken
+            by a connection that failed the ``check`` callback (``from_getconn``)."""
+            # Anything raised before the slot is handed on (a KeyboardInterrupt in
+            # the rollback or the reset callback...) leaves the connection in an
+            # unknown state: it is closed and replaced, then the exception goes on.
+            try:
+                if self._closed:
+                    self._forget_slot(slot)
+                    self._close_quietly(conn)
+                    return
+                self._reset_connection(conn)
+                if PSYCOPG.is_broken(conn):
+                    self._count_broken_return(conn, from_getconn)
+                    self._discard(slot, conn)
+                    return
+                now = monotonic()
+                if self._is_stale(slot, now):
+                    logger.info("discarding expired connection")
+                    self._discard(slot, conn)
+                    return
+                if not from_getconn:  # (a failed check is no proof of health for check_bypass)
+                    self._slots[slot].last_used = now
+                self._give_back(slot)
+            except BaseException:
+                self._drop_interrupted(slot, conn)
+                raise
+
+    async def _reset_connection(self, conn: Any) -> None:
+        """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
+        status = PSYCOPG.transaction_status(conn)
+        if status == IDLE:
+            if base.prepared_two_phase(conn):
+                await self._close_quietly(conn)  # sync: conn.close()
+        elif status == ACTIVE:
+            logger.warning("closing returned connection: %s", conn)
+            await self._close_quietly(conn)  # sync: conn.close()
+        elif status in (INTRANS, INERROR):
+            logger.warning("rolling back returned connection: %s", conn)
+            try:
+                await conn.rollback()
+            except Exception as ex:
+                logger.warning(
+                    "rollback failed: %s: %s. Discarding connection %s",
+                    ex.__class__.__name__,
+                    ex,
+                    conn,
+                )
+                await self._close_quietly(conn)  # sync: conn.close()
+        if self._reset is not None and not PSYCOPG.is_broken(conn):
+            try:
+                await self._reset(conn)
+                base.check_left_idle(conn, "reset", self._reset)
+            except Exception as ex:
+                logger.warning("error resetting connection: %s", ex)
+                await self._close_quietly(conn)  # sync: conn.close()
+
+    if True:  # ASYNC
+
+        def connection(
+            self, timeout: float | None = None
+        ) -> AbstractAsyncContextManager[ACT, None]:
+            """Async context manager: a connection for the block, committed on
+            success, rolled back on error, then returned to the pool."""
+            return AsyncConnectionContext(self, timeout)
+    else:
+        if TYPE_CHECKING:
+
+            def connection(
+                self, timeout: float | None = None
+            ) -> AbstractAsyncContextManager[ACT, None]:
+                """Context manager: a connection for the block, committed on
+                success, rolled back on error, then returned to the pool."""
+                ...
+
+    async def _connect(self, timeout: float | None = None) -> Any:
+        """Open a connection and run ``configure``; raise on any failure."""
+        if True:  # ASYNC
+            kwargs = await _resolved(self.kwargs)
+            kwargs = self._check_kwargs(kwargs)
+        else:
+            kwargs = self._resolve_kwargs()
+        limit = None if timeout is None else base.connect_timeout(timeout)
+        if limit is not None:
+            kwargs = dict(kwargs, connect_timeout=limit)
+        if True:  # ASYNC
+            conninfo = self._check_conninfo(await _resolved(self.conninfo))
+        else:
+            conninfo = self._resolve_conninfo()
+        t0 = self._connect_started()
+        try:
+            conn = await self.connection_class.connect(conninfo, **kwargs)
+        except Exception:
+            self._connect_ended(t0, False)
+            raise
+        if True:  # ASYNC
+            self._connect_ended(t0, True)
+            conn._pool = None
+            if self._configure is not None:
+                try:
+                    await self._configure(conn)
+                    base.check_left_idle(conn, "configure", self._configure)
+                except BaseException:
+                    await self._close_quietly(conn)
+                    raise
+            return conn
+        else:
+            # From here the connection is ours to close if anything goes wrong
+            # (configure fails, or an interrupt lands before the caller has it).
+            try:
+                self._connect_ended(t0, True)
+                conn._pool = None
+                if self._configure is not None:
+                    self._configure(conn)
+                    base.check_left_idle(conn, "configure", self._configure)
+                return conn
+            except BaseException:
+                self._close_quietly_now(conn)
+                raise
+
+    @staticmethod
+    async def check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+        """A simple check to verify that a connection is still working
+        (usable as the ``check`` parameter)."""
+        if True:  # ASYNC
+            if conn.autocommit:
+                await conn.execute("")
+            else:
+                await conn.set_autocommit(True)
+                try:
+                    await conn.execute("")
+                finally:
+                    try:
+                        await conn.set_autocommit(False)
+                    except Exception:
+                        pass  # the connection is broken: keep the original error
+        else:
+            PSYCOPG.ping(conn)
+
+    async def _ping_idle(self, conn: Any) -> None:
+        await self.check_connection(conn)
 
 
 if True:  # ASYNC

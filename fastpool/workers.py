@@ -32,14 +32,15 @@ _STOP = object()
 _MAX_SLEEP = 600.0
 
 
-def log_task_failure(task: Task, ex: BaseException) -> None:
-    """A maintenance task raised: log it and keep the worker going."""
+def log_task_failure(task: Task, ex: BaseException, log: logging.Logger = logger) -> None:
+    """A maintenance task raised: log it (on its pool family's logger) and keep
+    the worker going."""
     if isinstance(ex, Exception):
-        logger.warning(
+        log.warning(
             "task run %s failed: %s: %s", getattr(task, "__name__", task), ex.__class__.__name__, ex
         )
     else:  # SystemExit and the like: unexpected in a pool task, worth a traceback
-        logger.error(
+        log.error(
             "task run %s raised %s: %s (the pool's worker goes on)",
             getattr(task, "__name__", task),
             ex.__class__.__name__,
@@ -51,8 +52,9 @@ def log_task_failure(task: Task, ex: BaseException) -> None:
 class Workers:
     """A task queue, its worker threads and a scheduler thread for one pool."""
 
-    def __init__(self, pool: Any, num_workers: int) -> None:
+    def __init__(self, pool: Any, num_workers: int, log: logging.Logger = logger) -> None:
         self._pool_ref = weakref.ref(pool)
+        self._log = log  # the pool family's logger
         self._name = pool.name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Scheduler state: a heap of (when, seq, task, args) guarded by _cond.
@@ -103,7 +105,7 @@ class Workers:
                 continue
             t.join(clamp_wait(max(0.0, deadline - time.monotonic())))
             if t.is_alive():
-                logger.warning("couldn't stop thread %r within %s seconds", t.name, timeout)
+                self._log.warning("couldn't stop thread %r within %s seconds", t.name, timeout)
 
     def _work(self) -> None:
         while True:
@@ -117,7 +119,7 @@ class Workers:
             try:
                 task(pool, *args)
             except BaseException as ex:  # a dead worker would leave its tasks undone
-                log_task_failure(task, ex)
+                log_task_failure(task, ex, self._log)
             del pool  # don't keep the pool alive while blocked on the queue
 
     def _schedule_loop(self) -> None:

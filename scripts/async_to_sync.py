@@ -75,6 +75,7 @@ RENAMES = {
     "AsyncConninfoParam": "ConninfoParam",
     "AsyncKwargsParam": "KwargsParam",
     "AsyncNullConnectionPool": "NullConnectionPool",
+    "AsyncPoolCore": "PoolCore",
     "AsyncWaiter": "Waiter",
     "AsyncWorkers": "Workers",
     "PoolFastPath": "PoolHotPath",
