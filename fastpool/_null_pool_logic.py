@@ -29,10 +29,12 @@ if TYPE_CHECKING:
     from psycopg.errors import ConnectionTimeout
 
     from ._pool_logic import PoolLogic
+    from .base import BasePool
 
     # NullPoolLogic is mixed in before PoolLogic (whose methods it uses and
-    # overrides); only type checkers see it as a subclass.
-    _NullLogicBase = PoolLogic
+    # overrides) in psycopg pools (BasePool: it takes a conninfo); only type
+    # checkers see it as a subclass.
+    class _NullLogicBase(PoolLogic, BasePool): ...
 else:
     _NullLogicBase = object
     try:

@@ -32,13 +32,13 @@ from .waiting import remove_waiter
 if TYPE_CHECKING:
     from ._conn_protocol import ConnProtocol
     from .async_workers import AsyncWorkers
-    from .base import BasePool
+    from .base import PoolCommon
     from .waiting import AsyncWaiter, Waiter
     from .workers import Workers
 
-    # PoolLogic is mixed in beside BasePool (whose attributes it uses); only
+    # PoolLogic is mixed in beside PoolCommon (whose attributes it uses); only
     # type checkers see it as a subclass, the run-time MRO is the pools' own.
-    _LogicBase = BasePool
+    _LogicBase = PoolCommon
 else:
     _LogicBase = object
 
@@ -85,7 +85,6 @@ class PoolLogic(_LogicBase):
     max_waiting: int
     max_lifetime: float
     num_workers: int
-    close_returns: bool
     # Slots a ring has at least (a seam: tests of a null pool's ring growth
     # use a small one instead of opening 1,025 connections).
     _min_slot_capacity = MIN_SLOT_CAPACITY
@@ -104,11 +103,9 @@ class PoolLogic(_LogicBase):
 
     def _init_pool(
         self,
-        connection_class: type[Any],
         configure: Any,
         check: Any,
         reset: Any,
-        close_returns: bool,
         api: Any,
         use_lifo: bool = False,
     ) -> None:
@@ -119,11 +116,9 @@ class PoolLogic(_LogicBase):
         if type(use_lifo) is not bool:
             raise TypeError(f"use_lifo must be True or False, got {type(use_lifo).__name__}")
         self._use_lifo = use_lifo
-        self.connection_class = connection_class
         self._configure = configure
         self._check = check
         self._reset = reset
-        self.close_returns = bool(close_returns)
         self._capacity = max(self._min_slot_capacity, self._max_size)
         # False when a subclass overrides getconn()/putconn(): then connection()
         # must go through the overrides, as psycopg_pool's does.
@@ -360,7 +355,7 @@ class PoolLogic(_LogicBase):
         }
 
     def get_metrics(self) -> PoolMetrics:
-        """Return the pool's metrics now (see ``BasePool.get_metrics``)."""
+        """Return the pool's metrics now (see ``PoolCommon.get_metrics``)."""
         ring = self._ring
         return PoolMetrics(
             pool_name=self.name,

@@ -285,7 +285,9 @@ class AttemptWithBackoff:
         """Compute the delay before the next attempt, after a failure at ``now``."""
         if not self.delay:
             self.give_up_at = now + self.timeout
-            self.delay = BasePool._jitter(self.INITIAL_DELAY, -self.DELAY_JITTER, self.DELAY_JITTER)
+            self.delay = PoolCommon._jitter(
+                self.INITIAL_DELAY, -self.DELAY_JITTER, self.DELAY_JITTER
+            )
         else:
             self.delay *= self.DELAY_BACKOFF
         self.delay = min(self.delay, self.MAX_DELAY)
@@ -296,18 +298,13 @@ class AttemptWithBackoff:
         return bool(self.give_up_at) and now >= self.give_up_at
 
 
-class BasePool:
-    """Configuration and statistics common to every fastpool pool."""
-
-    # Any here: each pool declares what it accepts (fastpool.abc)
-    conninfo: Any
-    kwargs: Any
+class PoolCommon:
+    """Configuration and statistics common to every fastpool pool (the psycopg
+    pools' and the DB-API ``Pool``'s)."""
 
     def __init__(
         self,
-        conninfo: Any = "",
         *,
-        kwargs: Any = None,
         min_size: int = 4,
         max_size: int | None = None,
         name: str | None = None,
@@ -322,14 +319,6 @@ class BasePool:
         fork_safe: bool = False,
         leak_threshold: float | None = None,
     ) -> None:
-        if not isinstance(conninfo, str) and not callable(conninfo):
-            raise TypeError(
-                f"conninfo must be a str or a callable returning one, got {type(conninfo).__name__}"
-            )
-        if kwargs is not None and not isinstance(kwargs, dict) and not callable(kwargs):
-            raise TypeError(
-                f"kwargs must be a dict, a callable returning one, or None, got {type(kwargs).__name__}"
-            )
         min_size, max_size = self._check_size(min_size, max_size)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
@@ -343,8 +332,6 @@ class BasePool:
             raise ValueError(f"max_waiting must be >= 0 (0 means unlimited), got {max_waiting}")
         check_callable("reconnect_failed", reconnect_failed)
 
-        self.conninfo = conninfo
-        self.kwargs = kwargs
         self._min_size = min_size
         self._max_size = max_size
         self.name: str = name if name is not None else f"pool-{next(_pool_names)}"
@@ -465,28 +452,6 @@ class BasePool:
         """Add a random change to ``value``, between ``min_pc`` and ``max_pc`` of it."""
         return value * (1.0 + ((max_pc - min_pc) * random.random()) + min_pc)
 
-    def _resolve_conninfo(self) -> str:
-        return self._check_conninfo(self.conninfo() if callable(self.conninfo) else self.conninfo)
-
-    @staticmethod
-    def _check_conninfo(conninfo: Any) -> str:
-        if not isinstance(conninfo, str):
-            raise TypeError(
-                f"the conninfo callable must return a str, got {type(conninfo).__name__}"
-            )
-        return conninfo or ""
-
-    def _resolve_kwargs(self) -> dict[str, Any]:
-        return self._check_kwargs(self.kwargs() if callable(self.kwargs) else self.kwargs)
-
-    @staticmethod
-    def _check_kwargs(kwargs: Any) -> dict[str, Any]:
-        if kwargs is None:
-            return {}
-        if not isinstance(kwargs, dict):
-            raise TypeError(f"the kwargs callable must return a dict, got {type(kwargs).__name__}")
-        return kwargs
-
     # Statistics -----------------------------------------------------------
 
     def _get_measures(self) -> dict[str, int]:
@@ -509,3 +474,47 @@ class BasePool:
         rv = self._get_measures()
         rv.update(self._stats.pop())
         return rv
+
+
+class BasePool(PoolCommon):
+    """psycopg_pool's ``BasePool``: ``PoolCommon`` and what a psycopg pool
+    connects with (``conninfo``, ``kwargs``)."""
+
+    # Any here: each pool declares what it accepts (fastpool.abc)
+    conninfo: Any
+    kwargs: Any
+
+    def __init__(self, conninfo: Any = "", *, kwargs: Any = None, **settings: Any) -> None:
+        if not isinstance(conninfo, str) and not callable(conninfo):
+            raise TypeError(
+                f"conninfo must be a str or a callable returning one, got {type(conninfo).__name__}"
+            )
+        if kwargs is not None and not isinstance(kwargs, dict) and not callable(kwargs):
+            raise TypeError(
+                f"kwargs must be a dict, a callable returning one, or None, got {type(kwargs).__name__}"
+            )
+        super().__init__(**settings)
+        self.conninfo = conninfo
+        self.kwargs = kwargs
+
+    def _resolve_conninfo(self) -> str:
+        return self._check_conninfo(self.conninfo() if callable(self.conninfo) else self.conninfo)
+
+    @staticmethod
+    def _check_conninfo(conninfo: Any) -> str:
+        if not isinstance(conninfo, str):
+            raise TypeError(
+                f"the conninfo callable must return a str, got {type(conninfo).__name__}"
+            )
+        return conninfo or ""
+
+    def _resolve_kwargs(self) -> dict[str, Any]:
+        return self._check_kwargs(self.kwargs() if callable(self.kwargs) else self.kwargs)
+
+    @staticmethod
+    def _check_kwargs(kwargs: Any) -> dict[str, Any]:
+        if kwargs is None:
+            return {}
+        if not isinstance(kwargs, dict):
+            raise TypeError(f"the kwargs callable must return a dict, got {type(kwargs).__name__}")
+        return kwargs

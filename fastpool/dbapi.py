@@ -274,7 +274,6 @@ class Pool(PoolCore, Generic[_ConnT]):
         for cb_name, cb in (("configure", configure), ("check", check), ("reset", reset)):
             base.check_callable(cb_name, cb)
         super().__init__(
-            "",
             min_size=min_size,
             max_size=max_size,
             name=name,
@@ -299,7 +298,7 @@ class Pool(PoolCore, Generic[_ConnT]):
         self.reset_on_return = reset_on_return
         # The slot machinery calls _check with what it holds: unwrap it.
         held_check = None if self._user_check is None else self._check_held
-        self._init_pool(_Held, configure, held_check, None, False, PoolHotPath, use_lifo)
+        self._init_pool(configure, held_check, None, PoolHotPath, use_lifo)
         if fork_safe:
             reinit_in_forked_child(self, type(self)._after_fork_in_child)
         if open:
@@ -453,8 +452,8 @@ class Pool(PoolCore, Generic[_ConnT]):
             raise _copy_error(refused)
         return super()._getconn_slow(timeout, counted)  # type: ignore[no-any-return]  # a _Held in this pool
 
-    def _ping_idle(self, held: _Held) -> None:
-        self.check_connection(held.raw)
+    def _ping_idle(self, conn: _Held) -> None:
+        self.check_connection(conn.raw)
 
     def _check_held(self, held: _Held) -> None:
         self._user_check(held.raw)  # type: ignore[misc]  # installed only when _user_check is set

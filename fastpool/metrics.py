@@ -33,7 +33,7 @@ import numbers
 import re
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple
 
-from .base import BasePool, Histograms, PoolMetrics
+from .base import Histograms, PoolCommon, PoolMetrics
 
 if TYPE_CHECKING:  # the exporters' libraries are optional: imported where used
     from opentelemetry.metrics import (
@@ -185,12 +185,12 @@ def _prometheus_name(spec: MetricSpec) -> str:
 # Checks -------------------------------------------------------------------
 
 
-def _check_pools(who: str, pools: tuple[object, ...]) -> tuple[BasePool, ...]:
+def _check_pools(who: str, pools: tuple[object, ...]) -> tuple[PoolCommon, ...]:
     if not pools:
         raise ValueError(f"{who} needs at least one pool")
-    checked: list[BasePool] = []
+    checked: list[PoolCommon] = []
     for p in pools:
-        if not isinstance(p, BasePool):
+        if not isinstance(p, PoolCommon):
             raise TypeError(
                 f"not a fastpool pool: {type(p).__name__} (pass fastpool's ConnectionPool,"
                 " AsyncConnectionPool, null pools or fastpool.Pool)"
@@ -274,10 +274,10 @@ class PoolCollector:
     subset of ``HISTOGRAM_BOUNDS`` (the pools count in those fine, fixed
     buckets, so a subset is reported exactly); default ``DEFAULT_BUCKETS``."""
 
-    pools: tuple[BasePool, ...]
+    pools: tuple[PoolCommon, ...]
     buckets: tuple[float, ...]
 
-    def __init__(self, *pools: BasePool, buckets: Iterable[float] = DEFAULT_BUCKETS) -> None:
+    def __init__(self, *pools: PoolCommon, buckets: Iterable[float] = DEFAULT_BUCKETS) -> None:
         self.pools = _check_pools("PoolCollector", pools)
         self._bucket_ends = _check_buckets(buckets)
         self.buckets = tuple(HISTOGRAM_BOUNDS[i] for i in self._bucket_ends)
@@ -350,7 +350,7 @@ class PoolCollector:
 
 
 def instrument_opentelemetry(
-    *pools: BasePool, meter_provider: MeterProvider | None = None
+    *pools: PoolCommon, meter_provider: MeterProvider | None = None
 ) -> list[Asynchronous]:
     """Report ``pools`` through OpenTelemetry's metrics API under the semantic
     conventions' names and attributes (``db.client.connection.pool.name``,

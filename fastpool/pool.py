@@ -35,7 +35,7 @@ from ._fork import reinit_in_forked_child
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from ._pool_threads import CLOSE_RETURNS_BUILTIN, Holder, PoolConnection
 from .abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
-from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, Stats
+from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, PoolCommon, Stats
 from .errors import PoolClosed, PoolTimeout
 from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 from .workers import Workers
@@ -56,7 +56,7 @@ logger: logging.Logger = logging.getLogger("psycopg.pool")
 monotonic: Callable[[], float] = time.monotonic
 
 
-class PoolCore(PoolHotPath, PoolLogic, BasePool):
+class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
     """The pool machinery both pool families share: open/close, waiting and
     slow checkout, workers and maintenance, sizing, ``check()``/``drain()``, fork
     handling. A family subclasses it with its constructor, its connect and
@@ -504,7 +504,7 @@ class PoolCore(PoolHotPath, PoolLogic, BasePool):
             self._fast = not self._open_implicit
 
 
-class ConnectionPool(PoolCore, Generic[CT]):
+class ConnectionPool(PoolCore, BasePool, Generic[CT]):
     """A pool of psycopg connections, drop-in for ``psycopg_pool.ConnectionPool``.
 
     Generic in its connection type, as psycopg_pool's: ``connection_class``
@@ -515,6 +515,7 @@ class ConnectionPool(PoolCore, Generic[CT]):
     conninfo: ConninfoParam
     kwargs: KwargsParam | None
     connection_class: type[CT]
+    close_returns: bool
 
     def __init__(
         self,
@@ -577,12 +578,12 @@ class ConnectionPool(PoolCore, Generic[CT]):
                     f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
                 )
             connection_class = cast("type[CT]", PoolConnection)
+        self.connection_class = connection_class
+        self.close_returns = bool(close_returns)
         self._init_pool(
-            connection_class,
             configure,
             check,
             reset,
-            close_returns,
             PoolHotPath,
             use_lifo,
         )

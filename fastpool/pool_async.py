@@ -36,7 +36,7 @@ from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from ._pool_threads import CLOSE_RETURNS_BUILTIN
 from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
 from .async_workers import AsyncWorkers
-from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, Stats
+from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, PoolCommon, Stats
 from .errors import PoolClosed, PoolTimeout
 from .waiting import AsyncWaiter
 
@@ -73,7 +73,7 @@ if True:  # ASYNC
         return value
 
 
-class AsyncPoolCore(PoolFastPath, PoolLogic, BasePool):
+class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
     """The pool machinery both pool families share: open/close, waiting and
     slow checkout, workers and maintenance, sizing, ``check()``/``drain()``, fork
     handling. A family subclasses it with its constructor, its connect and
@@ -837,7 +837,7 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, BasePool):
                 self._fast = not self._open_implicit
 
 
-class AsyncConnectionPool(AsyncPoolCore, Generic[ACT]):
+class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
     """A pool of psycopg async connections, drop-in for ``psycopg_pool.AsyncConnectionPool``.
 
     Generic in its connection type, as psycopg_pool's: ``connection_class``
@@ -845,9 +845,17 @@ class AsyncConnectionPool(AsyncPoolCore, Generic[ACT]):
 
     _protocol = PSYCOPG
 
+    if True:  # ASYNC
+
+        async def reconnect_failed(self) -> None:  # type: ignore[override]  # a coroutine here, as in psycopg_pool
+            """Called when reconnecting gives up (the core's coroutine, over
+            BasePool's plain method)."""
+            await AsyncPoolCore.reconnect_failed(self)
+
     conninfo: AsyncConninfoParam
     kwargs: AsyncKwargsParam | None
     connection_class: type[ACT]
+    close_returns: bool
 
     def __init__(
         self,
@@ -916,12 +924,12 @@ class AsyncConnectionPool(AsyncPoolCore, Generic[ACT]):
                         f" (installed: {psycopg.__version__}); or subclass fastpool.pool.PoolConnection"
                     )
                 connection_class = cast("type[ACT]", PoolConnection)
+        self.connection_class = connection_class
+        self.close_returns = bool(close_returns)
         self._init_pool(
-            connection_class,
             configure,
             check,
             reset,
-            close_returns,
             AsyncConnectionPool,  # sync: PoolFastPath,
             use_lifo,
         )

@@ -1,0 +1,112 @@
+"""``fastpool.Pool`` and ``fastpool.ConnectionPool`` are siblings over one pool
+core, not parent and child: the generic pool carries none of psycopg's API,
+and each family writes its records, the shared core's included, to its own
+logger (``fastpool`` for the generic pools, ``psycopg.pool`` for psycopg's,
+as psycopg_pool does)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from fastpool import ConnectionPool, Pool
+from fastpool.pool import PoolCore
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def connect(tmp_path: Path) -> Callable[[], sqlite3.Connection]:
+    path = tmp_path / "family.db"
+    return lambda: sqlite3.connect(path, check_same_thread=False)
+
+
+def test_pool_is_no_connection_pool(connect: Callable[[], sqlite3.Connection]) -> None:
+    with Pool(connect, min_size=1) as pool:
+        assert not isinstance(pool, ConnectionPool)
+        assert isinstance(pool, PoolCore)
+    assert not issubclass(Pool, ConnectionPool)
+    assert not issubclass(ConnectionPool, Pool)
+    assert issubclass(ConnectionPool, PoolCore)
+
+
+# psycopg_pool's connection target and the psycopg return path.
+PSYCOPG_ONLY = (
+    "conninfo",
+    "kwargs",
+    "connection_class",
+    "close_returns",
+    "_resolve_conninfo",
+    "_resolve_kwargs",
+    "_putconn_slow",
+    "_reset_connection",
+)
+
+
+@pytest.mark.parametrize("name", PSYCOPG_ONLY)
+def test_pool_lacks_the_psycopg_only_names(
+    connect: Callable[[], sqlite3.Connection], name: str
+) -> None:
+    assert not hasattr(Pool, name)
+    with Pool(connect, min_size=1) as pool:
+        assert not hasattr(pool, name)
+
+
+def records_of(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger]
+
+
+def test_generic_pool_logs_to_fastpool_only(
+    caplog: pytest.LogCaptureFixture, connect: Callable[[], sqlite3.Connection]
+) -> None:
+    calls = []
+
+    def flaky() -> sqlite3.Connection:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("server not there yet")
+        return connect()
+
+    def reset(raw: sqlite3.Connection) -> None:
+        raise RuntimeError("reset broke")
+
+    caplog.set_level(logging.INFO)
+    from fastpool.base import AttemptWithBackoff
+
+    old = AttemptWithBackoff.INITIAL_DELAY
+    AttemptWithBackoff.INITIAL_DELAY = 0.05
+    try:
+        with Pool(flaky, min_size=1, reset=reset, timeout=5) as pool:
+            pool.getconn().close()  # the reset fails: the connection is discarded
+            wait_until(lambda: pool.get_stats()["pool_available"] == 1)
+    finally:
+        AttemptWithBackoff.INITIAL_DELAY = old
+    generic = records_of(caplog, "fastpool")
+    # The core's record (a failed connect) and the DB-API protocol's (a failed reset).
+    assert any("server not there yet" in m for m in generic), generic
+    assert any("reset broke" in m for m in generic), generic
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]
+
+
+def test_psycopg_pool_logs_to_psycopg_pool_only(caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("psycopg")
+    caplog.set_level(logging.INFO)
+    # Nothing listens on port 1: the core's connect attempts fail and are logged.
+    pool = ConnectionPool(
+        "host=127.0.0.1 port=1 connect_timeout=1", min_size=1, open=True, reconnect_timeout=0
+    )
+    try:
+        wait_until(lambda: any("error connecting" in m for m in records_of(caplog, "psycopg.pool")))
+    finally:
+        pool.close()
+    assert not [r for r in caplog.records if r.name == "fastpool"]
