@@ -523,7 +523,7 @@ class Pool(PoolCore, Generic[_ConnT]):
                 f" got {type(conn).__name__}"
             )
         held = _Held(conn)
-        if held.traits.is_closed(conn):
+        if DBAPI.is_closed(conn):
             raise ValueError(
                 f"can't add a closed connection to pool {self.name!r}"
                 f" (the driver says this {type(conn).__name__} is closed)"

@@ -46,24 +46,19 @@ PROGRAM = Path(__file__).with_name("user_program.py")
 STUBTEST_ALLOWLIST = Path(__file__).with_name("stubtest_allowlist.txt")
 
 # What must stay typed for a user whatever else changes (pyright --verifytypes
-# lists a member under the class that defines it).
-_POOL_MEMBERS = (
-    "__init__",
-    "getconn",
-    "putconn",
-    "connection",
-    "open",
-    "close",
-    "wait",
-    "check_connection",
-)
+# lists a member under the class that defines it: open/close/wait are the pool
+# core's, which the psycopg pools and the DB-API Pool share).
+_POOL_MEMBERS = ("__init__", "getconn", "putconn", "connection", "check_connection")
+_CORE_MEMBERS = ("open", "close", "wait")
 _NULL_POOL_MEMBERS = ("__init__", "getconn", "putconn", "wait")
 KEY_SYMBOLS = [
     f"fastpool.{module}.{cls}.{member}"
     for module, cls, members in (
         ("pool", "ConnectionPool", _POOL_MEMBERS),
+        ("pool", "PoolCore", _CORE_MEMBERS),
         ("null_pool", "NullConnectionPool", _NULL_POOL_MEMBERS),
         ("pool_async", "AsyncConnectionPool", _POOL_MEMBERS),
+        ("pool_async", "AsyncPoolCore", _CORE_MEMBERS),
         ("null_pool_async", "AsyncNullConnectionPool", _NULL_POOL_MEMBERS),
         (
             "dbapi",
