@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from ._constants import ACTIVE, INERROR, INTRANS, UNKNOWN
 from ._driver_traits import traits_of
-from .base import ACTIVE, INERROR, INTRANS, UNKNOWN
 
 
 class ConnProtocol:
