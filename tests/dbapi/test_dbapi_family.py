@@ -15,6 +15,7 @@ from typing import Callable
 import pytest
 
 from fastpool import ConnectionPool, Pool
+from fastpool.base import AttemptWithBackoff
 from fastpool.pool import PoolCore
 
 
@@ -67,30 +68,25 @@ def records_of(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
 
 
 def test_generic_pool_logs_to_fastpool_only(
-    caplog: pytest.LogCaptureFixture, connect: Callable[[], sqlite3.Connection]
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    connect: Callable[[], sqlite3.Connection],
 ) -> None:
-    calls = []
+    monkeypatch.setattr(AttemptWithBackoff, "INITIAL_DELAY", 0.05)
+    failures = iter([OSError("server not there yet")])
 
-    def flaky() -> sqlite3.Connection:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError("server not there yet")
+    def connect_after_a_failure() -> sqlite3.Connection:
+        for error in failures:
+            raise error
         return connect()
 
     def reset(raw: sqlite3.Connection) -> None:
         raise RuntimeError("reset broke")
 
     caplog.set_level(logging.INFO)
-    from fastpool.base import AttemptWithBackoff
-
-    old = AttemptWithBackoff.INITIAL_DELAY
-    AttemptWithBackoff.INITIAL_DELAY = 0.05
-    try:
-        with Pool(flaky, min_size=1, reset=reset, timeout=5) as pool:
-            pool.getconn().close()  # the reset fails: the connection is discarded
-            wait_until(lambda: pool.get_stats()["pool_available"] == 1)
-    finally:
-        AttemptWithBackoff.INITIAL_DELAY = old
+    with Pool(connect_after_a_failure, min_size=1, reset=reset, timeout=5) as pool:
+        pool.getconn().close()  # the reset fails: the connection is discarded
+        wait_until(lambda: pool.get_stats()["pool_available"] == 1)
     generic = records_of(caplog, "fastpool")
     # The core's record (a failed connect) and the DB-API protocol's (a failed reset).
     assert any("server not there yet" in m for m in generic), generic
