@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.support.threads import run_threads
 
 pytestmark = pytest.mark.postgres
+
+
+# Unique to this process: another test run on the same server must not count.
+APP = f"fp_conc-{os.getpid()}"
 
 
 @pytest.mark.parametrize("use_lifo", [False, True], ids=["fifo", "lifo"])
@@ -16,7 +22,7 @@ def test_threads_never_share_a_backend(make_pool, admin, use_lifo) -> None:
         max_size=4,
         timeout=30,
         use_lifo=use_lifo,
-        kwargs={"application_name": "fp_conc"},
+        kwargs={"application_name": APP},
     )
     p.wait()
     owners: dict[int, int] = {}
@@ -42,7 +48,7 @@ def test_threads_never_share_a_backend(make_pool, admin, use_lifo) -> None:
     assert stats["requests_num"] == 32 * 40 and "requests_errors" not in stats
     # The server sees exactly the pool's 4 connections: none leaked or duplicated.
     n = admin.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fp_conc'"
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP]
     ).fetchone()[0]
     assert n == 4
     p._ring.check_invariants()

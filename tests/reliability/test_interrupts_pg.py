@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import threading
 import time
@@ -38,7 +39,7 @@ _apps = itertools.count()
 
 
 def app_name(tag: str) -> str:
-    return f"fastpool-intr-{tag}-{next(_apps)}"
+    return f"fastpool-intr-{os.getpid()}-{tag}-{next(_apps)}"
 
 
 @pytest.fixture
