@@ -94,7 +94,7 @@ cdef inline uint64_t _bit(int64_t slot) noexcept nogil:
 
 cdef bint _ring_looks_full(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) noexcept nogil:
     """Whether the ring holds more than ``mask`` entries, from the enqueue cursor
-    read first and the dequeue cursor read after it.
+    read first and the dequeue cursor read after it (``_ring_really_full``).
 
     The two reads are not one snapshot: the reader can be preempted between them
     while other threads push and pop, so the dequeue cursor may have moved past
@@ -105,6 +105,24 @@ cdef bint _ring_looks_full(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) 
     wrongly; a ring that really is full stops moving and is seen as full on a
     later spin."""
     return <int64_t>(enq_seen - deq_seen) > <int64_t>mask
+
+
+cdef bint _ring_really_full(fp_ring *r, fp_ring_hook between_reads, void *arg) noexcept nogil:
+    """``_ring_looks_full`` on the ring's cursors, read in the order it needs.
+
+    Each read is its own statement, not an argument of one call: C leaves the
+    order of a call's arguments unspecified, and GCC read the dequeue cursor
+    first. A reader preempted between an old dequeue cursor and the enqueue
+    cursor after other threads' pushes saw more entries than the ring can
+    hold: a release failed and lost its slot. The acquire on the first load
+    keeps the second after it. ``between_reads`` is NULL except in a test,
+    where it plays the threads that run while the reader is preempted there."""
+    cdef uint64_t enq_seen, deq_seen
+    enq_seen = fp_load_acquire_u64(&r.cursors[0])
+    if between_reads != NULL:
+        between_reads(r, arg)
+    deq_seen = fp_load_acquire_u64(&r.cursors[CURSOR_GAP])
+    return _ring_looks_full(enq_seen, deq_seen, r.mask)
 
 
 cdef bint _ring_push(fp_ring *r, uint64_t value) noexcept nogil:
@@ -133,8 +151,7 @@ cdef bint _ring_push(fp_ring *r, uint64_t value) noexcept nogil:
             # pool never holds more slots than the ring has cells, so the ring is
             # not really full: wait for that consumer, a few instructions away
             # unless its thread was preempted. Giving up would lose a slot.
-            if _ring_looks_full(fp_load_acquire_u64(&r.cursors[0]),
-                                fp_load_acquire_u64(&r.cursors[CURSOR_GAP]), r.mask):
+            if _ring_really_full(r, NULL, NULL):
                 return False    # really full: a bookkeeping bug, reported by the caller
             spins += 1
             if spins < 64:

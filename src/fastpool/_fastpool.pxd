@@ -70,6 +70,9 @@ cdef int64_t fp_try_acquire(fp_ring *r) noexcept nogil
 cdef int64_t fp_try_acquire_oldest(fp_ring *r) noexcept nogil
 cdef int fp_release(fp_ring *r, int64_t slot) noexcept nogil
 cdef bint _ring_looks_full(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) noexcept nogil
+# Runs between the two cursor reads of _ring_really_full (NULL but in a test).
+ctypedef void (*fp_ring_hook)(fp_ring *r, void *arg) noexcept nogil
+cdef bint _ring_really_full(fp_ring *r, fp_ring_hook between_reads, void *arg) noexcept nogil
 
 
 cdef class SlotRing:

@@ -112,6 +112,18 @@ def test_push_full_check_is_not_fooled_by_a_stale_cursor_pair(
     assert stress_ext.ring_looks_full(enq_seen, deq_seen, mask) is full
 
 
+@pytest.mark.c_extension
+def test_push_full_check_reads_the_enqueue_cursor_first(c_core, stress_ext) -> None:
+    # Other threads run two laps of acquire/release between the check's two
+    # cursor reads. Read dequeue-first (GCC's order for the two loads written as
+    # one call's arguments), the old dequeue and the new enqueue cursor span
+    # 4 + 16 entries of an 8-cell ring: "full", and a release lost its slot.
+    ring = full_ring(c_core, 4, 4)
+    assert stress_ext.ring_really_full(ring, 0) is False
+    assert stress_ext.ring_really_full(ring, 16) is False
+    assert_all_idle(ring, 4)
+
+
 @pytest.mark.slow
 @pytest.mark.c_extension
 @pytest.mark.parametrize("threads,capacity,slots,iterations,hold", NATIVE_SHAPES)

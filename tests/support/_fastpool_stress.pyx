@@ -18,6 +18,7 @@ from fastpool._fastpool cimport (
     FP_OK,
     SlotRing,
     _ring_looks_full,
+    _ring_really_full,
     fp_cas_acq_rel_i64,
     fp_cpu_relax,
     fp_release,
@@ -96,6 +97,23 @@ cdef void *_stress_run(void *arg) noexcept nogil:
 def ring_looks_full(uint64_t enq_seen, uint64_t deq_seen, uint64_t mask) -> bool:
     """The push path's "really full" check on given cursor readings."""
     return _ring_looks_full(enq_seen, deq_seen, mask)
+
+
+cdef void _cycle_idle_slots(fp_ring *r, void *cycles) noexcept nogil:
+    """Acquire and release an idle slot ``*cycles`` times: both cursors move on."""
+    cdef int64_t n, slot
+    for n in range((<int64_t *>cycles)[0]):
+        slot = fp_try_acquire(r)
+        if slot >= 0:
+            fp_release(r, slot)
+
+
+def ring_really_full(SlotRing ring not None, long long cycles) -> bool:
+    """The push path's full check on ``ring``, with ``cycles`` acquire/release
+    cycles run between its two cursor reads (what other threads do while the
+    reader is preempted there)."""
+    cdef int64_t n = cycles
+    return _ring_really_full(&ring.r, _cycle_idle_slots, &n)
 
 
 def stress_native(SlotRing ring not None, int threads, long long iterations,
