@@ -79,3 +79,13 @@ REENTERED: str = (
 EXIT_WITHOUT_ENTER: str = (
     "pool.connection() context manager exited without a connection: was __enter__ called?"
 )
+
+# -- AsyncConnectionContext's refusals (both hot paths raise RuntimeError) ---
+
+ASYNC_REENTERED: str = (
+    "this pool.connection() context manager was already entered: call"
+    " pool.connection() once for each async with-block (and don't share one between tasks)"
+)
+ASYNC_EXIT_WITHOUT_ENTER: str = (
+    "pool.connection() context manager exited without a connection: was __aenter__ called?"
+)

@@ -22,6 +22,7 @@ if _requested not in ("", "c", "python"):
 # fastpool._pyhotpath); the compiled extension has both.
 _RING_NAMES = ("DEBUG", "MAX_CAPACITY", "Counters", "SlotRing")
 _HOT_PATH_NAMES = (
+    "AsyncConnectionContext",
     "ConnectionContext",
     "PoolFastPath",
     "PoolHotPath",
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     # (fastpool/_fastpool.pyi, checked against it by stubtest).
     from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
     from ._pyhotpath import (
+        AsyncConnectionContext,
         ConnectionContext,
         PoolFastPath,
         PoolHotPath,
@@ -89,6 +91,7 @@ __all__ = [
     "DEBUG",
     "IMPL",
     "MAX_CAPACITY",
+    "AsyncConnectionContext",
     "ConnectionContext",
     "Counters",
     "PoolFastPath",

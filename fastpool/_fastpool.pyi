@@ -5,6 +5,7 @@ Its classes are cdef classes: disjoint bases (PEP 800) whose constructor
 arguments go to ``__cinit__``, hence ``__new__`` here. tests/typing runs mypy's
 stubtest on this file against the built module."""
 
+from collections.abc import Awaitable, Generator
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, final
@@ -120,3 +121,21 @@ class ConnectionContext:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> None: ...
+
+# What AsyncConnectionContext's fast path returns: an awaitable already done.
+@final
+class _Ready:
+    def __await__(self) -> Generator[Any, None, Any]: ...
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> Any: ...
+
+@final
+class AsyncConnectionContext:
+    def __init__(self, pool: PoolFastPath, timeout: float | None) -> None: ...
+    def __aenter__(self) -> Awaitable[Any]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> Awaitable[None]: ...

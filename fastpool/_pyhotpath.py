@@ -3,14 +3,18 @@ checkout/return fast path. Keep the two in step."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 import time
 from typing import TYPE_CHECKING, Any, final
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Coroutine, Generator
     from contextlib import AbstractContextManager
 
+from ._constants import ASYNC_EXIT_WITHOUT_ENTER as _ASYNC_EXIT_WITHOUT_ENTER
+from ._constants import ASYNC_REENTERED as _ASYNC_REENTERED
 from ._constants import BOUNDS as _H_BOUNDS
 from ._constants import EXIT_WITHOUT_ENTER as _EXIT_WITHOUT_ENTER
 from ._constants import I_REQUESTS_NUM as _I_REQUESTS_NUM
@@ -22,6 +26,7 @@ from ._constants import USE as _H_USE
 from ._constants import WAIT as _H_WAIT
 
 monotonic = time.monotonic
+get_running_loop = asyncio.get_running_loop
 
 
 def histogram_bucket(seconds: float) -> int:
@@ -273,6 +278,126 @@ class ConnectionContext:
             # Already returned if the block called conn.close() with close_returns.
             if getattr(conn, "_pool", None) is pool:
                 self.pool.putconn(conn)
-            used = monotonic() - self.t0
-            pool._counters.add(_I_USAGE_MS, int(used * 1_000_000))
-            pool._histograms.observe(_H_USE, used)
+            _count_use(pool, monotonic() - self.t0)
+
+
+def _count_use(pool: Any, used: float) -> None:
+    """A connection's use of ``used`` seconds, in the usage_ms statistic and
+    the use histogram (the compiled twin's _count_use)."""
+    pool._counters.add(_I_USAGE_MS, int(used * 1_000_000))
+    pool._histograms.observe(_H_USE, used)
+
+
+# -- The async pool's ``async with pool.connection()`` ----------------------
+
+
+@final
+class _Ready:
+    """An awaitable already done: ``await`` gives ``value`` at once, without
+    suspending the task. Awaited once: then None."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        value, self.value = self.value, None
+        yield from ()
+        return value
+
+
+class AsyncConnectionContext:
+    """``async with pool.connection() as conn:`` — psycopg's ``async with conn:``
+    semantics (commit on success, rollback on error, minus commit()/rollback()
+    where they would send nothing), then the connection goes back to the pool
+    even if the task is cancelled meanwhile. Used once: a second ``async with``
+    on the same object is refused.
+
+    Where an idle connection is at hand, ``__aenter__`` takes it at once and
+    returns an awaitable already done; else a coroutine doing the rest (the
+    async pool's slow checkout, or getconn() when a subclass overrides it).
+    ``__aexit__`` is a coroutine (the compiled twin first tries one fused
+    return, _return_clean_c, and where it succeeds returns an awaitable
+    already done)."""
+
+    __slots__ = ("pool", "timeout", "conn", "t0", "entered")
+
+    if TYPE_CHECKING:
+        # The async pool's (fastpool.pool_async.AsyncConnectionPool).
+        class _AsyncPool(PoolFastPath):
+            _loop: asyncio.AbstractEventLoop | None
+
+            async def getconn(self, timeout: float | None = None) -> Any: ...
+            async def putconn(self, conn: Any) -> None: ...
+            async def _getconn(self, timeout: float | None) -> Any: ...
+            async def _putconn_slow(self, slot: int, conn: Any) -> None: ...
+
+        pool: _AsyncPool
+
+    def __init__(self, pool: Any, timeout: float | None) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.conn: Any = None
+        self.entered = False
+
+    def __aenter__(self) -> Awaitable[Any]:
+        if self.entered:
+            raise RuntimeError(_ASYNC_REENTERED)
+        self.entered = True
+        pool = self.pool
+        if pool._plain_hot_path:
+            loop = pool._loop
+            if loop is None or loop is get_running_loop():
+                got = pool._checkout_fast(self.timeout)
+                if type(got) is not int:
+                    self.conn = got
+                    # usage_ms counts from hand-out to return, as psycopg_pool's does.
+                    self.t0 = monotonic()
+                    return _Ready(got)
+        return self._enter_slow()
+
+    async def _enter_slow(self) -> Any:
+        pool = self.pool
+        if pool._plain_hot_path:
+            # (the wrong-loop refusal, the fast checkout again, then the slow one)
+            self.conn = await pool._getconn(self.timeout)
+        else:
+            self.conn = await pool.getconn(self.timeout)
+        self.t0 = monotonic()
+        return self.conn
+
+    def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> Coroutine[Any, Any, None]:
+        conn = self.conn
+        if conn is None:
+            raise RuntimeError(_ASYNC_EXIT_WITHOUT_ENTER)
+        self.conn = None
+        return self._exit_slow(conn, exc_type)
+
+    async def _exit_slow(self, conn: Any, exc_type: Any) -> None:
+        pool = self.pool
+        try:
+            status = conn.pgconn.transaction_status
+            if not commit_sends_nothing(conn, status, exc_type is not None):
+                if exc_type is None:
+                    await conn.commit()
+                else:
+                    try:
+                        await conn.rollback()
+                    except Exception as ex2:
+                        # psycopg's own record (its connection's __aexit__ logs it)
+                        logging.getLogger("psycopg").warning(
+                            "error ignored in rollback on %s: %s", conn, ex2
+                        )
+        finally:
+            # Already returned if the block called conn.close() with close_returns.
+            if getattr(conn, "_pool", None) is pool:
+                if pool._plain_hot_path:
+                    # putconn() inline (a connection of this context has no
+                    # owner to forget: only getconn() records one).
+                    slot = pool._return_fast(conn)
+                    if slot >= 0:
+                        await pool._putconn_slow(slot, conn)
+                else:
+                    await pool.putconn(conn)
+            _count_use(pool, monotonic() - self.t0)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
 from ._conn_protocol import PSYCOPG
-from ._core import PoolFastPath, commit_sends_nothing
+from ._core import AsyncConnectionContext, PoolFastPath
 from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
 from ._pool_threads import CLOSE_RETURNS_BUILTIN
 from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
@@ -1108,7 +1108,11 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
         ) -> AbstractAsyncContextManager[ACT, None]:
             """Async context manager: a connection for the block, committed on
             success, rolled back on error, then returned to the pool."""
-            return AsyncConnectionContext(self, timeout)
+            # (its __aenter__/__aexit__ return awaitables, which async with takes,
+            # where the protocol declares coroutines)
+            return cast(
+                "AbstractAsyncContextManager[ACT, None]", AsyncConnectionContext(self, timeout)
+            )
     else:
         if TYPE_CHECKING:
 
@@ -1188,83 +1192,4 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
 
 
 if True:  # ASYNC
-
-    class AsyncConnectionContext:
-        """``async with pool.connection() as conn:`` — psycopg's ``async with conn:``
-        semantics (commit on success, rollback on error), then the connection goes
-        back to the pool even if the task is cancelled meanwhile. Used once: a
-        second ``async with`` on the same object is refused."""
-
-        __slots__ = ("pool", "timeout", "conn", "t0", "entered")
-        pool: AsyncConnectionPool[Any]
-        timeout: float | None
-        conn: Any
-        t0: float
-        entered: bool
-
-        def __init__(self, pool: AsyncConnectionPool[Any], timeout: float | None) -> None:
-            self.pool = pool
-            self.timeout = timeout
-            self.conn = None
-            self.entered = False
-
-        async def __aenter__(self) -> Any:
-            if self.entered:
-                raise RuntimeError(
-                    "this pool.connection() context manager was already entered: call"
-                    " pool.connection() once for each async with-block (and don't share one between tasks)"
-                )
-            self.entered = True
-            pool = self.pool
-            if pool._plain_hot_path:
-                # _getconn() inline: an idle connection is handed out without one
-                # more coroutine (a checkout that finds one never suspends anyway).
-                loop = pool._loop
-                got = (
-                    pool._checkout_fast(self.timeout)
-                    if loop is None or loop is asyncio.get_running_loop()
-                    else -1
-                )
-                self.conn = got if type(got) is not int else await pool._getconn(self.timeout)
-            else:
-                self.conn = await pool.getconn(self.timeout)
-            # usage_ms counts from hand-out to return, as psycopg_pool's does.
-            self.t0 = monotonic()
-            return self.conn
-
-        async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
-            conn = self.conn
-            if conn is None:
-                raise RuntimeError(
-                    "pool.connection() context manager exited without a connection: was __aenter__ called?"
-                )
-            pool = self.pool
-            self.conn = None
-            try:
-                if not commit_sends_nothing(conn, conn.pgconn.transaction_status):
-                    if exc_type is None:
-                        await conn.commit()
-                    else:
-                        try:
-                            await conn.rollback()
-                        except Exception as ex2:
-                            # psycopg's own record (its connection's __aexit__ logs it)
-                            logging.getLogger("psycopg").warning(
-                                "error ignored in rollback on %s: %s", conn, ex2
-                            )
-            finally:
-                # Already returned if the block called conn.close() with close_returns.
-                if getattr(conn, "_pool", None) is pool:
-                    if pool._plain_hot_path:
-                        # putconn() inline (a connection of this context has no
-                        # owner to forget: only getconn() records one).
-                        slot = pool._return_fast(conn)
-                        if slot >= 0:
-                            await pool._putconn_slow(slot, conn)
-                    else:
-                        await pool.putconn(conn)
-                used = monotonic() - self.t0
-                pool._counters.add(base.I_USAGE_MS, int(used * 1_000_000))
-                pool._histograms.observe(base.Histograms.USE, used)
-
     __all__ = ["AsyncConnectionPool"]

@@ -56,12 +56,13 @@ cdef long _IDLE, _UNKNOWN                 # psycopg.pq.TransactionStatus values
 cdef Py_ssize_t _I_REQUESTS_NUM, _I_USAGE_MS  # usage_ms accumulates microseconds
 cdef double _H_BOUNDS[_H_MAX_BOUNDS]
 cdef Py_ssize_t _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM
-cdef str _REENTERED, _EXIT_WITHOUT_ENTER
+cdef str _REENTERED, _EXIT_WITHOUT_ENTER, _ASYNC_REENTERED, _ASYNC_EXIT_WITHOUT_ENTER
 
 
 cdef int _load_shared_constants() except -1:
     global _IDLE, _UNKNOWN, _I_REQUESTS_NUM, _I_USAGE_MS
     global _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM, _REENTERED, _EXIT_WITHOUT_ENTER
+    global _ASYNC_REENTERED, _ASYNC_EXIT_WITHOUT_ENTER
     from fastpool import _constants as shared
     bounds = shared.BOUNDS
     if not 0 < len(bounds) <= _H_MAX_BOUNDS:
@@ -78,6 +79,8 @@ cdef int _load_shared_constants() except -1:
     _I_USAGE_MS = shared.I_USAGE_MS
     _REENTERED = shared.REENTERED
     _EXIT_WITHOUT_ENTER = shared.EXIT_WITHOUT_ENTER
+    _ASYNC_REENTERED = shared.ASYNC_REENTERED
+    _ASYNC_EXIT_WITHOUT_ENTER = shared.ASYNC_EXIT_WITHOUT_ENTER
     return 0
 
 
@@ -113,15 +116,18 @@ def monotonic() -> float:
 
 cdef object _DEQUE                   # collections.deque
 cdef object _GetSetDescriptorType    # types.GetSetDescriptorType
+cdef object _get_running_loop        # asyncio.get_running_loop
 
 
 cdef int _load_types() except -1:
     # (in a function: module-level imports would be names of the module)
-    global _DEQUE, _GetSetDescriptorType
+    global _DEQUE, _GetSetDescriptorType, _get_running_loop
+    from asyncio import get_running_loop
     from collections import deque
     from types import GetSetDescriptorType
     _DEQUE = deque
     _GetSetDescriptorType = GetSetDescriptorType
+    _get_running_loop = get_running_loop
     return 0
 
 
@@ -590,3 +596,178 @@ cdef int _enable_context_vectorcall() except -1:
 
 
 _enable_context_vectorcall()
+
+
+# -- The async pool's ``async with pool.connection()`` ----------------------
+
+cdef extern from *:
+    """
+    /* An awaitable's am_send (CPython >= 3.10): what `await` calls to resume
+       it, which can return its result without raising StopIteration. */
+    #if PY_VERSION_HEX >= 0x030A0000
+    typedef PySendResult (*fp_sendfunc)(PyObject *, PyObject *, PyObject **);
+    static int fp_set_am_send(PyObject *type, fp_sendfunc send) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        if (t->tp_as_async == NULL) {
+            PyErr_SetString(PyExc_TypeError, "fp_set_am_send: the type has no async slots");
+            return -1;
+        }
+        t->tp_as_async->am_send = send;
+        PyType_Modified(t);
+        return 0;
+    }
+    #define FP_HAVE_AM_SEND 1
+    #else
+    typedef int PySendResult;
+    typedef PySendResult (*fp_sendfunc)(PyObject *, PyObject *, PyObject **);
+    static int fp_set_am_send(PyObject *type, fp_sendfunc send) { return 0; }
+    #define FP_HAVE_AM_SEND 0
+    #define PYGEN_RETURN 0
+    #endif
+    """
+    ctypedef int PySendResult
+    ctypedef PySendResult (*fp_sendfunc)(PyObject *, PyObject *, PyObject **)
+    int fp_set_am_send(object type, fp_sendfunc send) except -1
+    PySendResult PYGEN_RETURN
+
+
+@cython.final
+@cython.freelist(8)
+cdef class _Ready:
+    """An awaitable already done: ``await`` gives ``value`` at once, without
+    suspending the task (what AsyncConnectionContext's fast path returns in
+    place of a coroutine, which costs a frame). Awaited once: then None."""
+
+    cdef object value
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        # (where `await` doesn't use am_send: a tracer, ensure_future's wrapper)
+        value, self.value = self.value, None
+        if value is None:
+            raise StopIteration
+        raise StopIteration(value)
+
+
+cdef PySendResult _ready_send(PyObject *awaitable, PyObject *arg, PyObject **result) noexcept:
+    cdef _Ready self = <_Ready>awaitable
+    value = self.value
+    self.value = None
+    Py_INCREF(value)
+    result[0] = <PyObject *>value
+    return PYGEN_RETURN
+
+
+fp_set_am_send(_Ready, _ready_send)
+
+
+cdef inline _Ready _ready(object value):
+    cdef _Ready r = _Ready.__new__(_Ready)
+    r.value = value
+    return r
+
+
+@cython.final
+@cython.freelist(32)
+cdef class AsyncConnectionContext:
+    """``async with pool.connection() as conn:`` — psycopg's ``async with conn:``
+    semantics (commit on success, rollback on error, minus commit()/rollback()
+    where they would send nothing), then the connection goes back to the pool
+    even if the task is cancelled meanwhile. Used once: a second ``async with``
+    on the same object is refused.
+
+    Where an idle connection is at hand (and nothing to wait for, check or
+    reset), ``__aenter__`` and ``__aexit__`` do all their work at once and
+    return an awaitable already done; else a coroutine doing the rest (the
+    async pool's slow checkout and return, or getconn() and putconn() when a
+    subclass overrides them)."""
+
+    cdef PoolFastPath pool
+    cdef object timeout
+    cdef object conn
+    cdef double t0
+    cdef int64_t slot    # >= 0: checked out by the fast path, into this slot
+    cdef int64_t returns  # the pool's _returns at that checkout
+    cdef bint entered
+
+    def __init__(self, PoolFastPath pool not None, timeout):
+        self.pool = pool
+        self.timeout = timeout
+        self.slot = -1
+
+    def __aenter__(self):
+        cdef int64_t slot
+        cdef double now
+        if self.entered:
+            raise RuntimeError(_ASYNC_REENTERED)
+        pool = self.pool
+        if pool is None:
+            raise TypeError("AsyncConnectionContext needs a pool: use pool.connection()")
+        self.entered = True
+        self.slot = -1
+        if pool._plain_hot_path:
+            loop = pool._loop
+            if loop is None or loop is _get_running_loop():
+                self.returns = fp_load_relaxed_i64(&pool._returns)
+                conn = pool._checkout_fast_c(self.timeout, &slot, &now)
+                if slot >= 0:
+                    self.conn = conn
+                    self.slot = slot
+                    # usage_ms counts from hand-out to return, as psycopg_pool's does.
+                    self.t0 = now
+                    return _ready(conn)
+        return self._enter_slow()
+
+    async def _enter_slow(self):
+        pool = self.pool
+        if pool._plain_hot_path:
+            # (the wrong-loop refusal, the fast checkout again, then the slow one)
+            self.conn = await pool._getconn(self.timeout)
+        else:
+            self.conn = await pool.getconn(self.timeout)
+        self.t0 = _monotonic()
+        return self.conn
+
+    def __aexit__(self, exc_type, exc_val, exc_tb):
+        cdef double now
+        conn = self.conn
+        if conn is None:
+            raise RuntimeError(_ASYNC_EXIT_WITHOUT_ENTER)
+        pool = self.pool
+        self.conn = None
+        if self.slot >= 0 and pool._return_clean_c(conn, self.slot, self.returns,
+                                                   exc_type is not None, &now):
+            _count_use(pool, now - self.t0)
+            return _ready(None)
+        return self._exit_slow(conn, exc_type)
+
+    async def _exit_slow(self, conn, exc_type):
+        pool = self.pool
+        try:
+            status = conn.pgconn.transaction_status
+            if not _commit_sends_nothing(conn, status, exc_type is not None):
+                if exc_type is None:
+                    await conn.commit()
+                else:
+                    try:
+                        await conn.rollback()
+                    except Exception as ex2:
+                        # psycopg's own record (its connection's __aexit__ logs it)
+                        _psycopg_logger().warning("error ignored in rollback on %s: %s", conn, ex2)
+        finally:
+            # Already returned if the block called conn.close() with close_returns.
+            if getattr(conn, "_pool", None) is pool:
+                if pool._plain_hot_path:
+                    # putconn() inline (a connection of this context has no
+                    # owner to forget: only getconn() records one).
+                    slot = pool._return_fast_c(conn)
+                    if slot >= 0:
+                        await pool._putconn_slow(slot, conn)
+                else:
+                    await pool.putconn(conn)
+            _count_use(pool, _monotonic() - self.t0)

@@ -96,14 +96,6 @@ ALLOWED: dict[tuple[str, str], str] = {
 
 # (module, attribute) -> the branch rewriting that code: the reach goes with it.
 BEING_REWRITTEN: dict[tuple[str, str], str] = {
-    # AsyncConnectionContext reads the pool's core fast path (whose names are
-    # src/'s and _pyhotpath.py's) and its counters, where the sync pool's
-    # context is in the core.
-    **_in("pool_async", "_plain_hot_path", "being rewritten by gen (and core: a src/ name)"),
-    **_in("pool_async", "_checkout_fast", "being rewritten by gen (and core: a src/ name)"),
-    **_in("pool_async", "_return_fast", "being rewritten by gen (and core: a src/ name)"),
-    **_in("pool_async", "_counters", "being rewritten by gen"),
-    **_in("pool_async", "_histograms", "being rewritten by gen"),
     # The twin's ConnectionContext counts a use in BasePool's Histograms.
     **_in("_pyhotpath", "_histograms", "being rewritten by core (src/'s twin)"),
 }
