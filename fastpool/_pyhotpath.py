@@ -21,12 +21,17 @@ from ._constants import I_REQUESTS_NUM as _I_REQUESTS_NUM
 from ._constants import I_USAGE_MS as _I_USAGE_MS
 from ._constants import IDLE as _IDLE
 from ._constants import REENTERED as _REENTERED
+from ._constants import SUMS as _H_SUMS
 from ._constants import UNKNOWN as _UNKNOWN
 from ._constants import USE as _H_USE
 from ._constants import WAIT as _H_WAIT
 
 monotonic = time.monotonic
 get_running_loop = asyncio.get_running_loop
+
+
+# The use histogram's sum of microseconds (SUMS holds the WAIT, USE, CREATE sums).
+_H_USE_SUM = _H_SUMS + 1
 
 
 def histogram_bucket(seconds: float) -> int:
@@ -284,8 +289,9 @@ class ConnectionContext:
 def _count_use(pool: Any, used: float) -> None:
     """A connection's use of ``used`` seconds, in the usage_ms statistic and
     the use histogram (the compiled twin's _count_use)."""
-    pool._counters.add(_I_USAGE_MS, int(used * 1_000_000))
-    pool._histograms.observe(_H_USE, used)
+    used_us = int(used * 1_000_000)
+    pool._counters.add(_I_USAGE_MS, used_us)
+    pool._hist.add2(_H_USE + histogram_bucket(used), 1, _H_USE_SUM, used_us)
 
 
 # -- The async pool's ``async with pool.connection()`` ----------------------

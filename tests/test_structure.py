@@ -19,8 +19,7 @@ A *reach* is one of:
   this module defines the same name).
 
 Both must be zero, but for the entries of ``ALLOWED`` (attributes of other
-libraries' objects that fastpool must use, and fastpool's own marks on them)
-and ``BEING_REWRITTEN`` (reaches in code that another branch is rewriting).
+libraries' objects that fastpool must use, and fastpool's own marks on them).
 
 Counted apart, not enforced: ``self._name`` (or ``Base._name(self, ...)``)
 where ``_name`` comes from a base class or mixin of another module,
@@ -92,12 +91,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "_fp_owner",
         "the async pools' own mark on a psycopg connection: the task holding it",
     ),
-}
-
-# (module, attribute) -> the branch rewriting that code: the reach goes with it.
-BEING_REWRITTEN: dict[tuple[str, str], str] = {
-    # The twin's ConnectionContext counts a use in BasePool's Histograms.
-    **_in("_pyhotpath", "_histograms", "being rewritten by core (src/'s twin)"),
 }
 
 KINDS = ("import", "attribute", "inherited", "foreign base")
@@ -340,8 +333,6 @@ def excuse(reach: Reach) -> str | None:
     key = (reach.module, reach.name)
     if key in ALLOWED:
         return "allowed"
-    if key in BEING_REWRITTEN:
-        return "being rewritten"
     return None
 
 
@@ -401,8 +392,7 @@ def report(found: list[Reach]) -> str:
     excused = Counter(excuse(r) for r in found if r.kind in ENFORCED)
     lines = [
         "reaches: " + ", ".join(f"{kind} {by_kind[kind]}" for kind in KINDS),
-        f"of {'+'.join(ENFORCED)}: unexplained {excused[None]},"
-        f" allowed {excused['allowed']}, being rewritten {excused['being rewritten']}",
+        f"of {'+'.join(ENFORCED)}: unexplained {excused[None]}, allowed {excused['allowed']}",
     ]
     per_module: dict[str, Counter[str]] = {}
     for r in found:
