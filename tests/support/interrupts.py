@@ -134,16 +134,22 @@ def with_exit_offsets(code: CodeType) -> frozenset[int]:
     found = _with_exits.get(code)
     if found is None:
         ins = list(dis.get_instructions(code))
-        exits = {i.offset for i in ins if i.opname == "NOP"}
-        for i in range(len(ins) - 4):
-            a, b, c, d, e = ins[i : i + 5]
+        # Before 3.11 a ``try:`` line is a SETUP_FINALLY (where the interpreter
+        # takes no pending signal either), not a NOP; and a ``return`` inside
+        # a ``try`` starts with POP_BLOCK, still inside the handler's range,
+        # where from 3.11 on it lies outside: no point there either, so every
+        # version has the points 3.11 has.
+        exits = {i.offset for i in ins if i.opname in ("NOP", "SETUP_FINALLY", "POP_BLOCK")}
+        for i in range(len(ins) - 3):
+            a, b, c, d = ins[i : i + 4]
             if (
                 a.opname == b.opname == c.opname == "LOAD_CONST"
                 and a.argval is None
                 and b.argval is None
                 and c.argval is None
-                and d.opname == "PRECALL"
-                and e.opname == "CALL"
+                # __exit__(None, None, None): PRECALL then CALL on 3.11, CALL
+                # alone from 3.12 on (3.9 and 3.10 report no line event there)
+                and d.opname in ("PRECALL", "CALL")
             ):
                 exits.add(a.offset)
         found = _with_exits[code] = frozenset(exits)
