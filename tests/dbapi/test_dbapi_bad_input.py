@@ -206,9 +206,11 @@ class SaysClosed:
 
 
 def test_add_connection_refuses_what_it_cannot_take(pool):
-    for wrong in (None, pool.getconn()):
+    out = pool.getconn()
+    for wrong in (None, out):
         with pytest.raises(TypeError, match="add_connection\\(\\) takes a driver connection"):
             pool.add_connection(wrong)
+    out.close()  # given back, not left to the garbage collector (sqlite3 warns from 3.13)
     with pytest.raises(ValueError, match="closed connection"):
         pool.add_connection(SaysClosed())
     pool.add_connection(connect())  # pool_size 2 of max_size 2 now
