@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -293,7 +294,16 @@ def test_async_exception_just_after_handover(make, admin, cls) -> None:
         conn.execute("SELECT 1")
 
 
-def test_interrupt_main_just_after_handover(make, admin) -> None:
+@pytest.fixture
+def sigint_handled():
+    """Python's own SIGINT handler for the test: a session started in the
+    background inherits SIGINT ignored, and then interrupt_main() does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupt_main_just_after_handover(make, admin, sigint_handled) -> None:
     """``_thread.interrupt_main()`` trips SIGINT's handler without waking the
     main thread, which is blocked in getconn(): the KeyboardInterrupt is raised
     as soon as the hand-over wakes it up."""
