@@ -332,6 +332,10 @@ class Pool(PoolCore, Generic[_ConnT]):
         if held._pool is not self:
             self._raise_foreign(held)
         slot = held._fp_slot
+        # Set in the same step as the call that hands the slot on (no statement,
+        # no signal check in between): from then on the slot is no longer ours
+        # (it may be idle again, or in another caller's hands).
+        given_back = -1
         try:
             _set_held(conn, None)
             held._pool = None
@@ -341,25 +345,29 @@ class Pool(PoolCore, Generic[_ConnT]):
             if self._leak_threshold:
                 self._note_return(slot)
             if self._closed or conn._invalid or conn._failed or self._user_reset is not None:
-                self._return_slow(slot, held, conn._invalid, conn._failed)
+                if self._return_slow(slot, held, conn._invalid, conn._failed):
+                    self._give_back(given_back := slot)
                 return
             # The common case, kept short: an open, idle connection within its lifetime.
             if not DBAPI.is_clean(held):
-                self._return_slow(slot, held, False, False)
+                if self._return_slow(slot, held, False, False):
+                    self._give_back(given_back := slot)
                 return
             now = monotonic()
             rec = slots[slot]
             if now < rec.expire_at and rec.created_at > self._drained_at:
                 rec.last_used = now
-                self._give_back(slot)
+                self._give_back(given_back := slot)
             else:
                 self._discard(slot, held)
         except BaseException:
             # Interrupted (in the rollback, the reset callback, the ping...):
-            # closed and replaced unless it was not taken back yet.
+            # closed and replaced unless it was not taken back yet, or already
+            # handed on.
             if conn._held is held:
                 raise  # nothing happened: the caller still has it
-            self._drop_interrupted(slot, held)
+            if given_back != slot:
+                self._drop_interrupted(slot, held)
             raise
 
     def _refuse_return(self, conn: object) -> NoReturn:
@@ -374,26 +382,28 @@ class Pool(PoolCore, Generic[_ConnT]):
             )
         raise ValueError(f"can't return connection to pool {self.name!r}: it was already returned")
 
-    def _return_slow(self, slot: int, held: _Held, invalid: bool, failed: bool) -> None:
+    def _return_slow(self, slot: int, held: _Held, invalid: bool, failed: bool) -> bool:
         """Return a held slot whose connection needs work: closed pool,
-        invalidated, in a transaction, to be reset or checked."""
+        invalidated, in a transaction, to be reset or checked. True: the
+        connection is fit for reuse, and the caller gives the slot back
+        (so that it knows when the slot stopped being its own)."""
         if self._closed:
             self._forget_slot(slot)
             self._close_quietly(held)
-            return
+            return False
         if invalid:
             self._discard(slot, held)
-            return
+            return False
         if not DBAPI.reset(held, self.reset_on_return, self._user_reset, failed):
             self._stats.add(Stats.RETURNS_BAD)
             self._discard(slot, held)
-            return
+            return False
         now = monotonic()
         if self._is_stale(slot, now):
             self._discard(slot, held)
-            return
+            return False
         self._slots[slot].last_used = now
-        self._give_back(slot)
+        return True
 
     def _finish_block(self, conn: PooledConnection[_ConnT], held: _Held, ok: bool) -> None:
         """The end of a ``with`` block: commit if ``ok`` else roll back, then

@@ -626,6 +626,11 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
         # Anything raised before the slot is handed on (a KeyboardInterrupt in
         # the rollback or the reset callback...) leaves the connection in an
         # unknown state: it is closed and replaced, then the exception goes on.
+        # Once the slot is handed on it is no longer ours (it may be idle again,
+        # or in another caller's hands): ``given_back`` is set in the same step
+        # as the call (no statement, no signal check in between), and from then
+        # on an exception leaves the slot alone.
+        given_back = -1
         try:
             if self._closed:
                 self._forget_slot(slot)
@@ -643,9 +648,10 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
                 return
             if not from_getconn:  # (a failed check is no proof of health for check_bypass)
                 self._slots[slot].last_used = now
-            self._give_back(slot)
+            self._give_back(given_back := slot)
         except BaseException:
-            self._drop_interrupted(slot, conn)
+            if given_back != slot:
+                self._drop_interrupted(slot, conn)
             raise
 
     def _reset_connection(self, conn: Any) -> None:
