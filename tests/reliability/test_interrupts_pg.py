@@ -328,6 +328,98 @@ def test_interrupt_main_just_after_handover(make, admin, sigint_handled) -> None
         conn.execute("SELECT 1")
 
 
+# -- an interrupt just after a return has given its slot back -------------------------
+
+
+def _interrupt_after_give_back(pool: Any, monkeypatch: Any) -> None:
+    """The next give-back of ``pool`` happens, then a KeyboardInterrupt lands
+    in the returning thread, still inside the return (as a signal would, at
+    the check CPython makes as soon as a call returns)."""
+    real = pool._give_back
+
+    def give_back_then_interrupt(slot: int) -> None:
+        monkeypatch.setattr(pool, "_give_back", real)
+        real(slot)
+        raise KeyboardInterrupt("just after the give-back")
+
+    monkeypatch.setattr(pool, "_give_back", give_back_then_interrupt)
+
+
+def _return_interrupted_after_give_back(
+    pool: Any, monkeypatch: Any, with_waiter: bool, give_back: Callable[[], None]
+) -> Any:
+    """Run ``give_back`` (a return of the pool's only connection) interrupted
+    just after its give-back, with a thread queued for a connection or not:
+    returns what that thread got (None without one)."""
+    got: list[Any] = []
+    t = None
+    if with_waiter:
+        t = threading.Thread(target=lambda: got.append(pool.getconn(timeout=30)))
+        t.start()
+        while pool.get_stats()["requests_waiting"] == 0:
+            time.sleep(0.001)
+    _interrupt_after_give_back(pool, monkeypatch)
+    with pytest.raises(KeyboardInterrupt, match="just after the give-back"):
+        give_back()
+    if t is None:
+        return None
+    t.join(30)
+    assert not t.is_alive(), "the waiter was never served"
+    return got[0]
+
+
+@pytest.mark.parametrize("with_waiter", [False, True], ids=["idle", "waiter"])
+def test_interrupt_just_after_give_back(make, admin, monkeypatch, with_waiter) -> None:
+    """The return (a rollback: the slow path) has handed the slot on, to the
+    ring or to a waiting thread, when the exception lands: that connection is
+    no longer the return's to close."""
+    pool, app = make(min_size=1, max_size=1)
+    held = pool.getconn()
+    held.execute("SELECT 1")  # in a transaction: rolled back on return
+    got = _return_interrupted_after_give_back(
+        pool, monkeypatch, with_waiter, lambda: pool.putconn(held)
+    )
+    assert not held.closed
+    if got is not None:
+        assert got is held
+        got.execute("SELECT 1")
+        pool.putconn(got)
+    assert_conserved(pool, admin, app, size=1, context="interrupt after give-back")
+    with pool.connection(timeout=5) as conn:
+        assert conn is held
+        conn.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["clean", "in-transaction"])
+@pytest.mark.parametrize("with_waiter", [False, True], ids=["idle", "waiter"])
+def test_dbapi_interrupt_just_after_give_back(
+    pg_dsn: str, admin, closing_pools: list, monkeypatch, with_waiter, in_transaction
+) -> None:
+    """fastpool.Pool, on its common return path and on the one that rolls back."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    app = app_name("dbapi-given")
+    dsn = psycopg.conninfo.make_conninfo(pg_dsn, application_name=app)
+    pool = fastpool.Pool(lambda: psycopg2.connect(dsn), min_size=1, max_size=1, timeout=10)
+    closing_pools.append(pool)
+    pool.wait(10)
+    conn = pool.getconn()
+    raw = conn.raw
+    if in_transaction:
+        conn.cursor().execute("SELECT 1")
+    got = _return_interrupted_after_give_back(
+        pool, monkeypatch, with_waiter, lambda: pool.putconn(conn)
+    )
+    assert not raw.closed
+    if got is not None:
+        assert got.raw is raw
+        got.cursor().execute("SELECT 1")
+        pool.putconn(got)
+    assert_conserved(pool, admin, app, size=1, context="dbapi interrupt after give-back")
+    with pool.connection(timeout=5) as fresh:
+        assert fresh.raw is raw
+        fresh.cursor().execute("SELECT 1")
+
+
 # -- the per-thread waiter: a signal handler's checkout while its thread waits -------
 
 
