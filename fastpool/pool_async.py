@@ -685,13 +685,23 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
     if True:  # ASYNC
 
         async def _expiry_task(self) -> None:
-            expired = self._take_expired_idle()
-            for i, (slot, conn) in enumerate(expired):
-                self._protocol.logger.info("discarding expired connection %s", conn)
+            await self._discard_claimed(
+                self._take_expired_idle(), "discarding expired connection %s"
+            )
+
+        async def _discard_claimed(
+            self, claimed: list[tuple[int, Any]], log_each: str | None = None
+        ) -> None:
+            """Discard each claimed idle slot (logging ``log_each`` % conn first, if
+            given); if cancelled, the rest are discarded in the background: a
+            claimed slot must not stay held."""
+            for i, (slot, conn) in enumerate(claimed):
+                if log_each is not None:
+                    self._protocol.logger.info(log_each, conn)
                 try:
                     await self._discard(slot, conn)
-                except BaseException:  # cancelled: the claimed rest must not stay held
-                    for other in expired[i + 1 :]:
+                except BaseException:
+                    for other in claimed[i + 1 :]:
                         self._discard_soon(*other)
                     raise
     else:
@@ -792,13 +802,7 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
                     return
                 self._drained_at = monotonic()
                 idle = self._take_all_idle_locked()
-            for i, (slot, conn) in enumerate(idle):
-                try:
-                    await self._discard(slot, conn)
-                except BaseException:  # cancelled: the rest are replaced all the same
-                    for other in idle[i + 1 :]:
-                        self._discard_soon(*other)
-                    raise
+            await self._discard_claimed(idle)
     else:
 
         def drain(self) -> None:
