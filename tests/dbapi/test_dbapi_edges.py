@@ -15,23 +15,16 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-import time
 
 import pytest
 
 from fastpool import Pool, PoolTimeout
 from fastpool.base import AttemptWithBackoff
+from tests.support.waiting import wait_until
 
 
 def shareable(path: str = ":memory:"):
     return lambda: sqlite3.connect(path, check_same_thread=False)
-
-
-def eventually(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -111,7 +104,7 @@ def test_huge_timeouts_wait_for_a_returned_connection(timeout) -> None:
         got: list = []
         waiter = threading.Thread(target=lambda: got.append(p.getconn(timeout=timeout)))
         waiter.start()
-        eventually(lambda: p.get_stats()["requests_waiting"] == 1, "the waiter to queue")
+        wait_until(lambda: p.get_stats()["requests_waiting"] == 1, "the waiter to queue")
         raw = held.raw
         held.close()
         waiter.join(10)
@@ -221,7 +214,7 @@ def test_a_refused_connect_leaves_waiting_for_a_good_connection_possible(monkeyp
         got: list = []
         waiter = threading.Thread(target=lambda: got.append(p.getconn()))
         waiter.start()
-        eventually(lambda: p.get_stats().get("connections_num") == 1, "the refused connect")
+        wait_until(lambda: p.get_stats().get("connections_num") == 1, "the refused connect")
         assert p.get_stats()["requests_waiting"] == 1  # still waiting, not failed
         raw = held.raw
         held.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -17,13 +16,7 @@ import pytest
 from fastpool import ConnectionPool, Pool
 from fastpool.base import AttemptWithBackoff
 from fastpool.pool import PoolCore
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from typing import Any
 
 import psycopg
@@ -19,19 +18,13 @@ import pytest
 
 from fastpool import ConnectionPool, NullConnectionPool, PoolClosed
 from fastpool._pool_logic import PoolLogic
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
 # How long a close() waits for the waiter's PoolClosed before it gives up:
 # only a bound on a broken pool, never reached when the order is right.
 GIVE_UP = 10.0
-
-
-def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("cls", [ConnectionPool, NullConnectionPool])

@@ -9,18 +9,11 @@ import time
 import pytest
 
 from fastpool import ConnectionPool, PoolTimeout, base
+from tests.support.waiting import wait_until
 
 from .conftest import kill_backend, pool_records
 
 pytestmark = pytest.mark.postgres
-
-
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_lifetime_jitter_is_within_95_to_100_percent(make_pool) -> None:

@@ -11,18 +11,11 @@ import pytest
 
 import fastpool
 from fastpool import ConnectionPool, NullConnectionPool
+from tests.support.waiting import wait_until
 
 from .conftest import kill_backend
 
 pytestmark = pytest.mark.postgres
-
-
-def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def pid_of(conn) -> int:

@@ -6,26 +6,19 @@ tests/pool_async/test_async_log_parity_pg.py."""
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import pytest
 
 import fastpool
+from tests.support.waiting import wait_until
 
 from .conftest import kill_backend
 
 psycopg_pool = pytest.importorskip("psycopg_pool")
 
 pytestmark = pytest.mark.postgres
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def settled(p: Any) -> None:

@@ -10,7 +10,7 @@ import math
 import re
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -24,6 +24,7 @@ from fastpool import (
 )
 from fastpool._core import MAX_CAPACITY
 from fastpool.metrics import DEFAULT_BUCKETS, HISTOGRAM_BOUNDS, PoolCollector
+from tests.support.waiting import wait_until
 
 prometheus_client = pytest.importorskip("prometheus_client")
 pytestmark = pytest.mark.postgres
@@ -144,13 +145,6 @@ def both_exporters(*pools: Any) -> Samples:
         re.sub("_(bucket|count|sum)$", "", n) for n, _ in prom.keys() - shared.keys()
     } == HISTOGRAMS
     return otel
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
 
 
 def expected(

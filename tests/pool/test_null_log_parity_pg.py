@@ -8,24 +8,17 @@ is tests/pool_async/test_async_null_log_parity_pg.py."""
 from __future__ import annotations
 
 import threading
-import time
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import pytest
 
 import fastpool
+from tests.support.waiting import wait_until
 
 psycopg_pool = pytest.importorskip("psycopg_pool")
 
 pytestmark = pytest.mark.postgres
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
 
 
 def in_transaction(conn: Any, admin: psycopg.Connection) -> None:

@@ -12,6 +12,7 @@ import fastpool
 from fastpool import ConnectionPool, PoolClosed, PoolTimeout, waiting
 from tests.support.stubs import StubConnection
 from tests.support.threads import run_threads
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -28,13 +29,6 @@ def stub_pool():
     yield make
     for p in made:
         p.close()
-
-
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def start_waiter(pool, results: list, name, timeout: float = 10.0) -> threading.Thread:

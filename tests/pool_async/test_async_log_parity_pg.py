@@ -4,29 +4,21 @@ records on the ``psycopg`` loggers."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any, Callable
 
 import psycopg
 import pytest
 
 import fastpool
+from tests.support.waiting import async_wait_until
 
 psycopg_pool = pytest.importorskip("psycopg_pool")
 
 pytestmark = pytest.mark.postgres
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
-
-
 async def settled(p: Any) -> None:
-    await wait_until(lambda: p.get_stats()["pool_available"] == 1)
+    await async_wait_until(lambda: p.get_stats()["pool_available"] == 1)
 
 
 def backend_gone(admin: psycopg.Connection, pid: int) -> Callable[[], bool]:
@@ -60,7 +52,7 @@ async def rollback_fails_on_return(p: Any, admin: psycopg.Connection) -> None:
     await conn.execute("SELECT 1")
     pid = conn.info.backend_pid
     admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-    await wait_until(backend_gone(admin, pid))
+    await async_wait_until(backend_gone(admin, pid))
     await p.putconn(conn)
     await settled(p)
 
@@ -69,7 +61,7 @@ async def check_finds_a_dead_connection(p: Any, admin: psycopg.Connection) -> No
     async with p.connection() as conn:
         pid = conn.info.backend_pid
     admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-    await wait_until(backend_gone(admin, pid))
+    await async_wait_until(backend_gone(admin, pid))
     await p.check()
     await settled(p)
 

@@ -6,24 +6,17 @@ returned connection, and with nobody waiting)."""
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import pytest
 
 import fastpool
+from tests.support.waiting import async_wait_until
 
 psycopg_pool = pytest.importorskip("psycopg_pool")
 
 pytestmark = pytest.mark.postgres
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 async def in_transaction(conn: Any, admin: psycopg.Connection) -> None:
@@ -87,7 +80,7 @@ def test_same_warning_records_as_psycopg_pool(
 
             if waiter:
                 task = asyncio.ensure_future(waiting_client())
-                await wait_until(lambda: p.get_stats()["requests_waiting"] == 1)
+                await async_wait_until(lambda: p.get_stats()["requests_waiting"] == 1)
             await misuse(conn, admin)
             await p.putconn(conn)
             if waiter:
@@ -95,7 +88,7 @@ def test_same_warning_records_as_psycopg_pool(
                 release.set()
                 await task
             # psycopg_pool resets in a worker when there is a reset callback
-            await wait_until(lambda: p.get_stats()["pool_size"] == 0)
+            await async_wait_until(lambda: p.get_stats()["pool_size"] == 0)
 
     seen = {}
     for cls in (psycopg_pool.AsyncNullConnectionPool, fastpool.AsyncNullConnectionPool):

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import math
 import threading
-import time
 
 import pytest
 
@@ -28,6 +27,7 @@ from fastpool import (
     PoolTimeout,
 )
 from fastpool.base import AttemptWithBackoff
+from tests.support.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -43,20 +43,6 @@ NO_TIME_LEFT = [
     (-math.inf, "-inf"),
     (-(10**400), "-inf"),
 ]
-
-
-def eventually(predicate, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
-async def async_eventually(predicate, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def counted(pool) -> tuple[int, int]:
@@ -166,7 +152,7 @@ def test_huge_getconn_timeout_waits_for_a_returned_connection(pg_dsn, timeout, c
         got: list = []
         waiter = threading.Thread(target=lambda: got.append(pool.getconn(timeout=timeout)))
         waiter.start()
-        eventually(lambda: pool.get_stats()["requests_waiting"] == 1, "the waiter to queue")
+        wait_until(lambda: pool.get_stats()["requests_waiting"] == 1, "the waiter to queue")
         pool.putconn(held)
         waiter.join(10)
         assert got and got[0] is held  # handed over, nothing raised
@@ -185,7 +171,7 @@ def test_async_huge_getconn_timeout_waits_for_a_returned_connection(pg_dsn, time
             await pool.wait(timeout=timeout)
             held = await pool.getconn(timeout=timeout)
             waiter = asyncio.ensure_future(pool.getconn(timeout=timeout))
-            await async_eventually(
+            await async_wait_until(
                 lambda: pool.get_stats()["requests_waiting"] == 1, "the waiter to queue"
             )
             await pool.putconn(held)
@@ -277,7 +263,7 @@ def test_expiry_goes_on_with_a_far_off_max_idle(pg_dsn, max_idle) -> None:
     # sweep, again and again (each sweep replaces the idle, expired connection).
     with ConnectionPool(pg_dsn, min_size=1, max_lifetime=0.2, max_idle=max_idle, open=True) as pool:
         pool.wait()
-        eventually(
+        wait_until(
             lambda: pool.get_stats().get("connections_num", 0) >= 4, "expired connections replaced"
         )
         assert all(t.is_alive() for t in pool._workers.threads)
@@ -293,7 +279,7 @@ def test_shrinking_goes_on_with_an_infinite_lifetime(pg_dsn, max_lifetime) -> No
         b = pool.getconn(timeout=10)  # grows to 2
         pool.putconn(a)
         pool.putconn(b)
-        eventually(lambda: pool.get_stats()["pool_size"] == 1, "the unused connection closed")
+        wait_until(lambda: pool.get_stats()["pool_size"] == 1, "the unused connection closed")
         with pool.connection() as conn:  # never expires: the same one keeps serving
             assert conn.execute("SELECT 1").fetchone() == (1,)
 
@@ -304,7 +290,7 @@ def test_async_expiry_and_shrinking_go_on_with_infinite_periods(pg_dsn) -> None:
             pg_dsn, min_size=1, max_lifetime=0.2, max_idle=math.inf, open=False
         ) as pool:
             await pool.wait()
-            await async_eventually(
+            await async_wait_until(
                 lambda: pool.get_stats().get("connections_num", 0) >= 4,
                 "expired connections replaced",
             )
@@ -316,7 +302,7 @@ def test_async_expiry_and_shrinking_go_on_with_infinite_periods(pg_dsn) -> None:
             b = await pool.getconn(timeout=10)
             await pool.putconn(a)
             await pool.putconn(b)
-            await async_eventually(
+            await async_wait_until(
                 lambda: pool.get_stats()["pool_size"] == 1, "the unused connection closed"
             )
 

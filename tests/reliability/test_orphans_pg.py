@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable
 
 import psycopg
 import pytest
 
 import fastpool
 from fastpool._pool_logic import PoolLogic
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -25,13 +25,6 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(autouse=True)
 def fast_scans(monkeypatch) -> None:
     monkeypatch.setattr(PoolLogic, "_orphan_scan_period", 0.02)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.01)
 
 
 def backends(admin: psycopg.Connection, app: str) -> int:
