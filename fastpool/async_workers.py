@@ -13,17 +13,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import threading
-import weakref
-from typing import Any, Callable
+from typing import Any
 
-from .workers import log_task_failure
+from .workers import STOP, BaseWorkers, Task, log_task_failure
 
 logger: logging.Logger = logging.getLogger("psycopg.pool")
-
-Task = Callable[..., Any]
-_STOP = object()
 
 
 def _being_cancelled() -> bool:
@@ -34,19 +29,16 @@ def _being_cancelled() -> bool:
     return cancelling is None or cancelling() > 0
 
 
-class AsyncWorkers:
+class AsyncWorkers(BaseWorkers):
     """A task queue, its worker tasks and the pending timers of one async pool.
     Created and started inside the pool's running loop."""
 
     def __init__(self, pool: Any, num_workers: int, log: logging.Logger = logger) -> None:
-        self._pool_ref = weakref.ref(pool)
-        self._log = log  # the pool family's logger
-        self._name = pool.name
+        super().__init__(pool, log)
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._timers: set[asyncio.TimerHandle] = set()
-        self._stopping = False
         self._num_workers = num_workers
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -68,12 +60,9 @@ class AsyncWorkers:
         else:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
-    def run_later(self, delay: float, task: Task, *args: Any) -> None:
-        """Run ``task`` in ``delay`` seconds; an infinite delay is never."""
-        if delay == math.inf:
-            return
+    def _run_later(self, delay: float, task: Task, args: tuple[Any, ...]) -> None:
         if not self._in_loop_thread():
-            self._loop.call_soon_threadsafe(self.run_later, delay, task, *args)
+            self._loop.call_soon_threadsafe(self._run_later, delay, task, args)
             return
         if self._stopping:
             return
@@ -96,7 +85,7 @@ class AsyncWorkers:
         if self._loop.is_closed():
             return  # the tasks and timers ended with their loop
         for _ in self.tasks:
-            self._put(_STOP)
+            self._put(STOP)
 
     async def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the workers; cancel the ones left."""
@@ -110,14 +99,8 @@ class AsyncWorkers:
             t.cancel()
 
     async def _work(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is _STOP:
-                return
-            task, args = item
-            pool = self._pool_ref()
-            if pool is None:
-                return
+        while (call := self._next_call(await self._queue.get())) is not None:
+            pool, task, args = call
             try:
                 result = task(pool, *args)
                 if inspect.isawaitable(result):
@@ -135,4 +118,4 @@ class AsyncWorkers:
                 # these, as it should; say which task raised it.
                 log_task_failure(task, ex, self._log)
                 raise
-            del pool  # don't keep the pool alive while waiting on the queue
+            del pool, call  # don't keep the pool alive while waiting on the queue

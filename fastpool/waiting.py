@@ -20,27 +20,21 @@ if TYPE_CHECKING:
     import asyncio
 
 
-class Waiter:
-    """One waiting thread. Its lock is only a wake-up signal: created held,
-    released by whoever serves or fails the waiter, acquired by the waiter.
+class BaseWaiter:
+    """What a waiting thread (``Waiter``) and a waiting task (``AsyncWaiter``)
+    share: the outcome, ``slot`` or ``error``, which the pool writes under its
+    lock before the wake-up, so it never depends on the wake-up having been
+    consumed. How a waiter sleeps and is woken is its subclass's."""
 
-    The outcome is ``slot``/``error``, written under the pool's lock before the
-    wake-up, so it never depends on the wake-up having been consumed: a waiter
-    interrupted (KeyboardInterrupt, an asynchronous exception) just after it was
-    served finds its slot here without waiting again. A waiter whose outcome is
-    set owns that slot, queued or not, until it hands it on."""
+    __slots__ = ("slot", "error")
 
-    __slots__ = ("_sem", "wake", "slot", "error", "busy")
+    if TYPE_CHECKING:
+        # A thread's is its lock's release, a task's resolves its future.
+        wake: Callable[[], object]
 
     def __init__(self) -> None:
-        self._sem = threading.Lock()
-        self._sem.acquire()
-        # A C-level call: serving a waiter runs no Python code after the
-        # outcome is written, so no exception can land between the two.
-        self.wake: Callable[[], None] = self._sem.release
         self.slot: int = -1
         self.error: BaseException | None = None
-        self.busy: bool = False  # in use by a checkout of its thread
 
     def fail(self, error: BaseException) -> None:
         """Wake the waiter with an error (pool lock held)."""
@@ -49,8 +43,30 @@ class Waiter:
 
     @property
     def settled(self) -> bool:
-        """Served or failed (read under the pool lock to decide)."""
+        """Served or failed (read under the pool lock, or on a task's loop
+        after waking, to decide)."""
         return self.slot != -1 or self.error is not None
+
+
+class Waiter(BaseWaiter):
+    """One waiting thread. Its lock is only a wake-up signal: created held,
+    released by whoever serves or fails the waiter, acquired by the waiter.
+
+    A waiter interrupted (KeyboardInterrupt, an asynchronous exception) just
+    after it was served finds its slot in its outcome without waiting again.
+    A waiter whose outcome is set owns that slot, queued or not, until it
+    hands it on."""
+
+    __slots__ = ("_sem", "wake", "busy")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sem = threading.Lock()
+        self._sem.acquire()
+        # A C-level call: serving a waiter runs no Python code after the
+        # outcome is written, so no exception can land between the two.
+        self.wake: Callable[[], None] = self._sem.release
+        self.busy: bool = False  # in use by a checkout of its thread
 
     def wait(self, timeout: float) -> None:
         """Block until woken, or ``timeout`` passes. Whether it was served is
@@ -109,7 +125,7 @@ def remove_waiter(queue: "deque[Waiter]", w: Waiter) -> bool:
     return True
 
 
-class AsyncWaiter:
+class AsyncWaiter(BaseWaiter):
     """One waiting asyncio task: a future the pool resolves when it serves or
     fails the waiter (under its lock, so the outcome is set before the wake-up).
 
@@ -118,24 +134,13 @@ class AsyncWaiter:
     the lock: never by the future, which a cancellation or a timeout may
     have settled first."""
 
-    __slots__ = ("_loop", "_fut", "_thread", "slot", "error")
+    __slots__ = ("_loop", "_fut", "_thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self._loop = loop
         self._fut: asyncio.Future[None] = loop.create_future()
         self._thread = threading.get_ident()
-        self.slot: int = -1
-        self.error: BaseException | None = None
-
-    def fail(self, error: BaseException) -> None:
-        """Wake the waiter with an error (pool lock held)."""
-        self.error = error
-        self.wake()
-
-    @property
-    def settled(self) -> bool:
-        """Served or failed (read on the waiter's loop after waking)."""
-        return self.slot != -1 or self.error is not None
 
     def wake(self) -> bool:
         """Resolve the future on its loop; False if that loop has closed (the

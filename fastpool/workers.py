@@ -5,6 +5,8 @@ delayed tasks into queued ones. Neither ever runs on a client's thread.
 Tasks are ``(function, args)`` where ``function(pool, *args)`` is called with
 the pool dereferenced from a weak reference: a forgotten pool can still be
 garbage-collected (and then its threads stop), as with psycopg_pool.
+``BaseWorkers`` is what these and the async pools' task workers
+(``fastpool.async_workers``) share.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .base import clamp_wait
 logger: logging.Logger = logging.getLogger("psycopg.pool")
 
 Task = Callable[..., Any]
-_STOP = object()
+# Queued once per worker by stop(): that worker ends.
+STOP = object()
 
 
 # The scheduler sleeps at most this long between looks at its heap, so a task
@@ -49,19 +52,49 @@ def log_task_failure(task: Task, ex: BaseException, log: logging.Logger = logger
         )
 
 
-class Workers:
-    """A task queue, its worker threads and a scheduler thread for one pool."""
+class BaseWorkers:
+    """What the thread workers (``Workers``) and the task workers
+    (``AsyncWorkers``) of a pool share: the pool held by a weak reference, the
+    order to stop, and delays. How tasks are queued, run and delayed is each
+    subclass's."""
 
-    def __init__(self, pool: Any, num_workers: int, log: logging.Logger = logger) -> None:
+    def __init__(self, pool: Any, log: logging.Logger) -> None:
         self._pool_ref = weakref.ref(pool)
         self._log = log  # the pool family's logger
         self._name = pool.name
+        self._stopping = False
+
+    def run_later(self, delay: float, task: Task, *args: Any) -> None:
+        """Run ``task`` in ``delay`` seconds; an infinite delay is never."""
+        if delay != math.inf:
+            self._run_later(delay, task, args)
+
+    def _run_later(self, delay: float, task: Task, args: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def _next_call(self, item: Any) -> tuple[Any, Task, tuple[Any, ...]] | None:
+        """What a worker calls for an ``item`` taken off the queue: the pool,
+        the task and its arguments; None when the worker ends instead (it was
+        told to stop, or its pool was garbage-collected)."""
+        if item is STOP:
+            return None
+        pool = self._pool_ref()
+        if pool is None:
+            return None
+        task, args = item
+        return pool, task, args
+
+
+class Workers(BaseWorkers):
+    """A task queue, its worker threads and a scheduler thread for one pool."""
+
+    def __init__(self, pool: Any, num_workers: int, log: logging.Logger = logger) -> None:
+        super().__init__(pool, log)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Scheduler state: a heap of (when, seq, task, args) guarded by _cond.
         self._cond = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, Task, tuple[Any, ...]]] = []
         self._seq = itertools.count()
-        self._stopping = False
         self.threads: list[threading.Thread] = [
             threading.Thread(target=self._work, name=f"{self._name}-worker-{i}", daemon=True)
             for i in range(num_workers)
@@ -79,10 +112,7 @@ class Workers:
     def run_soon(self, task: Task, *args: Any) -> None:
         self._queue.put((task, args))
 
-    def run_later(self, delay: float, task: Task, *args: Any) -> None:
-        """Run ``task`` in ``delay`` seconds; an infinite delay is never."""
-        if delay == math.inf:
-            return
+    def _run_later(self, delay: float, task: Task, args: tuple[Any, ...]) -> None:
         with self._cond:
             if self._stopping:
                 return
@@ -96,7 +126,7 @@ class Workers:
             self._heap.clear()
             self._cond.notify()
         for _ in range(len(self.threads) - 1):
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -108,19 +138,13 @@ class Workers:
                 self._log.warning("couldn't stop thread %r within %s seconds", t.name, timeout)
 
     def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            task, args = item
-            pool = self._pool_ref()
-            if pool is None:
-                return
+        while (call := self._next_call(self._queue.get())) is not None:
+            pool, task, args = call
             try:
                 task(pool, *args)
             except BaseException as ex:  # a dead worker would leave its tasks undone
                 log_task_failure(task, ex, self._log)
-            del pool  # don't keep the pool alive while blocked on the queue
+            del pool, call  # don't keep the pool alive while blocked on the queue
 
     def _schedule_loop(self) -> None:
         with self._cond:
