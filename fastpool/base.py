@@ -302,22 +302,31 @@ class PoolCommon:
     """Configuration and statistics common to every fastpool pool (the psycopg
     pools' and the DB-API ``Pool``'s)."""
 
+    # No defaults here: they are psycopg_pool's, stated in AsyncConnectionPool's
+    # signature (ConnectionPool's is generated from it) and restated in Pool's
+    # and the null pools' (checked against it by tests/dbapi/test_dbapi_family.py
+    # and tests/typing/test_typing.py); each constructor passes every setting
+    # on, so one it forgets is an error rather than a silent default. Restated,
+    # not shared: users of a drop-in need explicit keyword parameters that mypy,
+    # pyright and inspect.signature() all see, which ``**kwargs:
+    # Unpack[TypedDict]`` would hide (the defaults, the run-time signature), and
+    # a generated signature is one more mechanism for a list that rarely changes.
     def __init__(
         self,
         *,
-        min_size: int = 4,
-        max_size: int | None = None,
-        name: str | None = None,
-        timeout: float = 30.0,
-        max_waiting: int = 0,
-        max_lifetime: float = 60 * 60.0,
-        max_idle: float = 10 * 60.0,
-        reconnect_timeout: float = 5 * 60.0,
-        reconnect_failed: Callable[[Any], Any] | None = None,
-        num_workers: int = 3,
-        check_bypass: float = 0.0,
-        fork_safe: bool = False,
-        leak_threshold: float | None = None,
+        min_size: int,
+        max_size: int | None,
+        name: str | None,
+        timeout: float,
+        max_waiting: int,
+        max_lifetime: float,
+        max_idle: float,
+        reconnect_timeout: float,
+        reconnect_failed: Callable[[Any], Any] | None,
+        num_workers: int,
+        check_bypass: float,
+        fork_safe: bool,
+        leak_threshold: float | None,
     ) -> None:
         min_size, max_size = self._check_size(min_size, max_size)
         if name is not None and not isinstance(name, str):

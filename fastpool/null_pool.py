@@ -36,7 +36,8 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
 
     if TYPE_CHECKING:
         # At run time NullPoolLogic.__init__ passes its arguments on to
-        # ConnectionPool's: the signature type checkers must see (min_size 0).
+        # ConnectionPool's: the signature type checkers must see (min_size 0),
+        # restated rather than derived (see the comment on PoolCommon.__init__).
         def __init__(
             self,
             conninfo: ConninfoParam = "",

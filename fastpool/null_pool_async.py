@@ -49,7 +49,8 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
 
     if TYPE_CHECKING:
         # At run time NullPoolLogic.__init__ passes its arguments on to
-        # AsyncConnectionPool's: the signature type checkers must see (min_size 0).
+        # AsyncConnectionPool's: the signature type checkers must see (min_size 0),
+        # restated rather than derived (see the comment on PoolCommon.__init__).
         def __init__(
             self,
             conninfo: AsyncConninfoParam = "",

@@ -910,7 +910,7 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
             reconnect_failed=reconnect_failed,
             num_workers=num_workers,
             check_bypass=check_bypass,
-            # sync: fork_safe=fork_safe,
+            fork_safe=False,  # sync: fork_safe=fork_safe,
             leak_threshold=leak_threshold,
         )
         if close_returns and not CLOSE_RETURNS_BUILTIN:

@@ -6,16 +6,19 @@ as psycopg_pool does)."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from fastpool import ConnectionPool, Pool
-from fastpool.base import AttemptWithBackoff
+from fastpool.base import AttemptWithBackoff, PoolCommon
 from fastpool.pool import PoolCore
+from tests.support.stubs import StubConnection
 from tests.support.waiting import wait_until
 
 
@@ -99,3 +102,47 @@ def test_psycopg_pool_logs_to_psycopg_pool_only(caplog: pytest.LogCaptureFixture
     finally:
         pool.close()
     assert not [r for r in caplog.records if r.name == "fastpool"]
+
+
+def test_pool_restates_the_common_settings_unchanged() -> None:
+    # The settings every pool takes are PoolCommon's; their defaults are
+    # psycopg_pool's, stated by AsyncConnectionPool (ConnectionPool's signature
+    # is generated from it) and restated in Pool's typed signature (see the
+    # comment on PoolCommon.__init__): same names, keyword-only, same defaults.
+    source = inspect.signature(ConnectionPool.__init__).parameters
+    params = inspect.signature(Pool.__init__).parameters
+    common = [n for n in inspect.signature(PoolCommon.__init__).parameters if n != "self"]
+    assert common
+    for name in common:
+        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert source[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert params[name].default == source[name].default, name
+
+
+def test_pool_never_gives_psycopg_pools_open_warning(
+    connect: Callable[[], sqlite3.Connection],
+) -> None:
+    # psycopg_pool warns on the first use of a pool its constructor opened
+    # because ``open`` was left out, and so do its drop-ins...
+    StubConnection.reset_stats()
+    with pytest.warns(DeprecationWarning, match="'open' parameter will become 'False'"):
+        psycopg_pool = ConnectionPool("", connection_class=StubConnection, min_size=1)
+        try:
+            psycopg_pool.wait()
+        finally:
+            psycopg_pool.close()
+    # ...on the core's checkout path, which Pool shares: its ``open`` is a
+    # plain True by default, so the warning never reaches a Pool user.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pool = Pool(connect, min_size=1)
+        try:
+            pool.wait()
+            pool.getconn().close()
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+        finally:
+            pool.close()
+        with Pool(connect, min_size=1, open=False) as pool:
+            pool.getconn().close()
+    assert [str(w.message) for w in caught] == []
