@@ -234,7 +234,9 @@ def test_failed_checks_back_off_and_stop_at_the_deadline(make_pool, monkeypatch)
         p.getconn(timeout=1.0)
     gaps = [b - a for a, b in zip(times, times[1:])]
     # at ~0, 0, 0.1, 0.3 and 0.7 s; the next delay (0.8 s) is cut to the
-    # deadline, and no check starts once it has passed
-    assert len(times) == 5, gaps
-    assert gaps[0] < gaps[1] < gaps[2] < gaps[3]
+    # deadline, and no check starts once it has passed. A loaded machine only
+    # stretches the gaps (checked from below) and so may leave room for fewer.
+    scheduled = [0.0, 0.1, 0.2, 0.4]
+    assert 3 <= len(times) <= 5, gaps
+    assert all(gap >= 0.95 * delay for gap, delay in zip(gaps, scheduled)), gaps
     assert all(t - t0 < 1.0 for t in times)
