@@ -41,7 +41,7 @@ CYTHON_MODULES = {"fastpool._fastpool": "src/_fastpool.pyx"}
 # (tests/conftest.py), never part of ext_modules, so never in a wheel.
 TEST_CYTHON_MODULES = {"_fastpool_stress": "tests/support/_fastpool_stress.pyx"}
 # Where Cython finds fastpool/_fastpool.pxd (the ring's declarations, which the
-# test-only modules cimport) and the C compiler fp_atomic.h.
+# test-only modules cimport) and the C compiler fp_atomic.h and fp_attrs.h.
 INCLUDE_DIRS = ["src"]
 
 

@@ -43,6 +43,31 @@ cdef extern from *:
     """
     int fp_enable_vectorcall(object type, Py_ssize_t offset)
 
+cdef extern from "fp_attrs.h":
+    # A connection's attribute read or written without the generic lookup
+    # where CPython's own specialised bytecode would do the same (see the
+    # header); NULL / False: do it the generic way.
+    ctypedef struct fp_attr:
+        pass
+    PyObject *fp_attr_peek(object obj, fp_attr *cache, object name)
+    bint fp_attr_poke(object obj, fp_attr *cache, object name, object value)
+
+
+cdef inline object _get_attr(object obj, fp_attr *cache, str name, object default):
+    # getattr(obj, name, default)
+    cdef PyObject *value = fp_attr_peek(obj, cache, name)
+    if value is not NULL:
+        return <object>value
+    return getattr(obj, name, default)
+
+
+cdef inline int _set_attr(object obj, fp_attr *cache, str name, object value) except -1:
+    # setattr(obj, name, value)
+    if not fp_attr_poke(obj, cache, name, value):
+        setattr(obj, name, value)
+    return 0
+
+
 cdef enum:
     _H_MAX_BOUNDS = 64    # room for fastpool._constants.BOUNDS
 
@@ -216,6 +241,8 @@ cdef class PoolFastPath:
     # with-block that sees it unchanged since its checkout knows its
     # connection was not given back meanwhile without reading conn._pool.
     cdef int64_t _returns
+    # The connections' attributes the fast path reads and writes (fp_attrs.h)
+    cdef fp_attr _attr_pool, _attr_tpc, _attr_num_transactions, _attr_pipeline
 
     def _checkout_fast(self, timeout):
         """The lock-free checkout: a connection ready to hand out (counted in
@@ -250,7 +277,7 @@ cdef class PoolFastPath:
                     fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
                     fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
                     conn = rec.conn
-                    conn._pool = self
+                    _set_attr(conn, &self._attr_pool, "_pool", self)
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
                     slot_out[0] = slot
@@ -278,12 +305,12 @@ cdef class PoolFastPath:
         cdef int64_t slot
         cdef int code
         cdef SlotRecord rec
-        if getattr(conn, "_pool", None) is not self:
+        if _get_attr(conn, &self._attr_pool, "_pool", None) is not self:
             self._raise_foreign(conn)
             return -1
         fp_fetch_add_relaxed_i64(&self._returns, 1)
         slot = conn._fp_slot
-        conn._pool = None
+        _set_attr(conn, &self._attr_pool, "_pool", None)
         if (slot < 0 or slot >= len(self._slots)
                 or (<SlotRecord>PyList_GET_ITEM(self._slots, slot)).conn is not conn):
             # Checked out before a fork and returned in the child: the parent owns
@@ -295,7 +322,8 @@ cdef class PoolFastPath:
         if not self._closed:
             now = _monotonic()
             if (conn.pgconn.transaction_status == _IDLE
-                    and getattr(conn, "_tpc", None) is None  # no prepared two-phase xact
+                    # no prepared two-phase xact
+                    and _get_attr(conn, &self._attr_tpc, "_tpc", None) is None
                     and now < rec.expire_at
                     and self._reset is None
                     and rec.created_at > self._drained_at):
@@ -346,7 +374,7 @@ cdef class PoolFastPath:
         # Only a return through _return_fast_c can have done it, and if none
         # happened in the whole pool since the checkout, none did.
         if (fp_load_relaxed_i64(&self._returns) != returns_seen
-                and getattr(conn, "_pool", None) is not self):
+                and _get_attr(conn, &self._attr_pool, "_pool", None) is not self):
             return False
         pgconn = rec.pgconn
         if pgconn is None:
@@ -354,9 +382,10 @@ cdef class PoolFastPath:
         status = _transaction_status(rec, pgconn)
         if type(status) is not int or <long>status != _IDLE:
             return False
-        if (getattr(conn, "_tpc", None) is not None
-                or getattr(conn, "_num_transactions", 0)
-                or (failed and getattr(conn, "_pipeline", None) is not None)):
+        if (_get_attr(conn, &self._attr_tpc, "_tpc", None) is not None
+                or _get_attr(conn, &self._attr_num_transactions, "_num_transactions", 0)
+                or (failed
+                    and _get_attr(conn, &self._attr_pipeline, "_pipeline", None) is not None)):
             # commit()/rollback() would raise, or rollback() sync a pipeline.
             # (commit() at IDLE returns before it would sync one.)
             return False
@@ -365,7 +394,7 @@ cdef class PoolFastPath:
             return False
         if self._check is not None:
             rec.last_used = now
-        conn._pool = None
+        _set_attr(conn, &self._attr_pool, "_pool", None)
         code = fp_release(&self._ring.r, slot)
         if code != FP_OK:
             _raise_for(code, "release", slot, self._ring.r.capacity)

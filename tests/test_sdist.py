@@ -52,6 +52,7 @@ def test_sdist_holds_what_the_test_suite_needs(sdist: Path) -> None:
         "src/_fastpool.pyx",
         "src/_pool_hotpath.pxi",
         "src/fp_atomic.h",
+        "src/fp_attrs.h",
         "src/fastpool/_fastpool.pxd",
         "fastpool/py.typed",
         "fastpool/_fastpool.pyi",
