@@ -53,12 +53,26 @@ cdef extern from "fp_attrs.h":
     bint fp_attr_poke(object obj, fp_attr *cache, object name, object value)
 
 
-cdef inline object _get_attr(object obj, fp_attr *cache, str name, object default):
-    # getattr(obj, name, default)
+cdef inline bint _attr_is(object obj, fp_attr *cache, str name, object default,
+                          object expected) except -1:
+    # getattr(obj, name, default) is expected (no reference taken)
     cdef PyObject *value = fp_attr_peek(obj, cache, name)
     if value is not NULL:
-        return <object>value
-    return getattr(obj, name, default)
+        return value == <PyObject *>expected
+    return getattr(obj, name, default) is expected
+
+
+cdef object _ZERO = 0
+
+
+cdef inline bint _attr_true(object obj, fp_attr *cache, str name, object default) except -1:
+    # bool(getattr(obj, name, default)) (no reference taken; 0 is one object)
+    cdef PyObject *value = fp_attr_peek(obj, cache, name)
+    if value is NULL:
+        return bool(getattr(obj, name, default))
+    if value == <PyObject *>_ZERO:
+        return False
+    return bool(<object>value)
 
 
 cdef inline int _set_attr(object obj, fp_attr *cache, str name, object value) except -1:
@@ -305,7 +319,7 @@ cdef class PoolFastPath:
         cdef int64_t slot
         cdef int code
         cdef SlotRecord rec
-        if _get_attr(conn, &self._attr_pool, "_pool", None) is not self:
+        if not _attr_is(conn, &self._attr_pool, "_pool", None, self):
             self._raise_foreign(conn)
             return -1
         fp_fetch_add_relaxed_i64(&self._returns, 1)
@@ -323,7 +337,7 @@ cdef class PoolFastPath:
             now = _monotonic()
             if (conn.pgconn.transaction_status == _IDLE
                     # no prepared two-phase xact
-                    and _get_attr(conn, &self._attr_tpc, "_tpc", None) is None
+                    and _attr_is(conn, &self._attr_tpc, "_tpc", None, None)
                     and now < rec.expire_at
                     and self._reset is None
                     and rec.created_at > self._drained_at):
@@ -374,7 +388,7 @@ cdef class PoolFastPath:
         # Only a return through _return_fast_c can have done it, and if none
         # happened in the whole pool since the checkout, none did.
         if (fp_load_relaxed_i64(&self._returns) != returns_seen
-                and _get_attr(conn, &self._attr_pool, "_pool", None) is not self):
+                and not _attr_is(conn, &self._attr_pool, "_pool", None, self)):
             return False
         pgconn = rec.pgconn
         if pgconn is None:
@@ -382,10 +396,10 @@ cdef class PoolFastPath:
         status = _transaction_status(rec, pgconn)
         if type(status) is not int or <long>status != _IDLE:
             return False
-        if (_get_attr(conn, &self._attr_tpc, "_tpc", None) is not None
-                or _get_attr(conn, &self._attr_num_transactions, "_num_transactions", 0)
+        if (not _attr_is(conn, &self._attr_tpc, "_tpc", None, None)
+                or _attr_true(conn, &self._attr_num_transactions, "_num_transactions", 0)
                 or (failed
-                    and _get_attr(conn, &self._attr_pipeline, "_pipeline", None) is not None)):
+                    and not _attr_is(conn, &self._attr_pipeline, "_pipeline", None, None))):
             # commit()/rollback() would raise, or rollback() sync a pipeline.
             # (commit() at IDLE returns before it would sync one.)
             return False
@@ -509,7 +523,7 @@ def _context_enter(ConnectionContext self not None):
 
 
 def _context_exit(ConnectionContext self not None, exc_type, exc_val, exc_tb):
-    return self._exit(exc_type, exc_val, exc_tb)
+    return self._exit(exc_type is not None)
 
 
 @cython.freelist(32)
@@ -541,12 +555,14 @@ cdef class ConnectionContext:
         if not args:
             return self._enter()
         if len(args) == 3:
-            return self._exit(<object>args[0], <object>args[1], <object>args[2])
+            return self._exit(args[0] is not None)
         raise TypeError("a ConnectionContext is called with no arguments (enter) or three (exit)")
 
     __enter__ = _SelfMethod(_context_enter)
     __exit__ = _SelfMethod(_context_exit)
 
+    # (final: called directly, not through the vtable)
+    @cython.final
     cdef object _enter(self):
         cdef int64_t slot
         cdef double now
@@ -567,21 +583,23 @@ cdef class ConnectionContext:
         self.t0 = now
         return conn
 
-    cdef object _exit(self, exc_type, exc_val, exc_tb):
+    @cython.final
+    cdef object _exit(self, bint failed):
+        # failed: the block raised (its exception type is not None)
         cdef double now
         conn = self.conn
         if conn is None:
             raise RuntimeError(_EXIT_WITHOUT_ENTER)
         pool = self.pool
         self.conn = None
-        if self.slot >= 0 and pool._return_clean_c(conn, self.slot, self.returns,
-                                                   exc_type is not None, &now):
+        if self.slot >= 0 and pool._return_clean_c(conn, self.slot, self.returns, failed,
+                                                   &now):
             _count_use(pool, now - self.t0)
             return None
         try:
             status = conn.pgconn.transaction_status
-            if not _commit_sends_nothing(conn, status, exc_type is not None):
-                if exc_type is None:
+            if not _commit_sends_nothing(conn, status, failed):
+                if not failed:
                     conn.commit()
                 else:
                     try:
@@ -610,7 +628,7 @@ cdef PyObject *_context_vectorcall(PyObject *callable, PyObject **args, size_t n
     if kwnames is NULL and n == 0:
         res = self._enter()
     elif kwnames is NULL and n == 3:
-        res = self._exit(<object>args[0], <object>args[1], <object>args[2])
+        res = self._exit(args[0] != <PyObject *>None)
     else:
         raise TypeError("a ConnectionContext is called with no arguments (enter) or three (exit)")
     Py_INCREF(res)
