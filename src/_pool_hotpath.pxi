@@ -53,32 +53,48 @@ cdef extern from "fp_attrs.h":
     bint fp_attr_poke(object obj, fp_attr *cache, object name, object value)
 
 
+# (each shortcut inline, its generic way in a function of its own: the C
+# compiler then inlines the shortcut into the hot path)
+
+cdef bint _attr_is_generic(object obj, str name, object default, object expected) except -1:
+    return getattr(obj, name, default) is expected
+
+
 cdef inline bint _attr_is(object obj, fp_attr *cache, str name, object default,
                           object expected) except -1:
     # getattr(obj, name, default) is expected (no reference taken)
     cdef PyObject *value = fp_attr_peek(obj, cache, name)
     if value is not NULL:
         return value == <PyObject *>expected
-    return getattr(obj, name, default) is expected
+    return _attr_is_generic(obj, name, default, expected)
 
 
 cdef object _ZERO = 0
+
+
+cdef bint _attr_true_generic(object obj, str name, object default) except -1:
+    return bool(getattr(obj, name, default))
 
 
 cdef inline bint _attr_true(object obj, fp_attr *cache, str name, object default) except -1:
     # bool(getattr(obj, name, default)) (no reference taken; 0 is one object)
     cdef PyObject *value = fp_attr_peek(obj, cache, name)
     if value is NULL:
-        return bool(getattr(obj, name, default))
+        return _attr_true_generic(obj, name, default)
     if value == <PyObject *>_ZERO:
         return False
     return bool(<object>value)
 
 
+cdef int _set_attr_generic(object obj, str name, object value) except -1:
+    setattr(obj, name, value)
+    return 0
+
+
 cdef inline int _set_attr(object obj, fp_attr *cache, str name, object value) except -1:
     # setattr(obj, name, value)
     if not fp_attr_poke(obj, cache, name, value):
-        setattr(obj, name, value)
+        _set_attr_generic(obj, name, value)
     return 0
 
 
@@ -92,6 +108,7 @@ cdef enum:
 # fastpool._constants, which they read too: one source, and plain C values on
 # the hot path.
 cdef long _IDLE, _UNKNOWN                 # psycopg.pq.TransactionStatus values
+cdef object _IDLE_STATUS                  # _IDLE as a Python int
 cdef Py_ssize_t _I_REQUESTS_NUM, _I_USAGE_MS  # usage_ms accumulates microseconds
 cdef double _H_BOUNDS[_H_MAX_BOUNDS]
 cdef Py_ssize_t _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM
@@ -99,7 +116,7 @@ cdef str _REENTERED, _EXIT_WITHOUT_ENTER, _ASYNC_REENTERED, _ASYNC_EXIT_WITHOUT_
 
 
 cdef int _load_shared_constants() except -1:
-    global _IDLE, _UNKNOWN, _I_REQUESTS_NUM, _I_USAGE_MS
+    global _IDLE, _IDLE_STATUS, _UNKNOWN, _I_REQUESTS_NUM, _I_USAGE_MS
     global _H_NBOUNDS, _H_WAIT, _H_USE, _H_USE_SUM, _REENTERED, _EXIT_WITHOUT_ENTER
     global _ASYNC_REENTERED, _ASYNC_EXIT_WITHOUT_ENTER
     from fastpool import _constants as shared
@@ -113,6 +130,7 @@ cdef int _load_shared_constants() except -1:
     _H_USE = shared.USE
     _H_USE_SUM = shared.SUMS + 1
     _IDLE = shared.IDLE
+    _IDLE_STATUS = int(shared.IDLE)
     _UNKNOWN = shared.UNKNOWN
     _I_REQUESTS_NUM = shared.I_REQUESTS_NUM
     _I_USAGE_MS = shared.I_USAGE_MS
@@ -173,11 +191,15 @@ cdef int _load_types() except -1:
 _load_types()
 
 
+cdef bint _nonempty_generic(object waiting) except -1:
+    return bool(waiting)
+
+
 cdef inline bint _nonempty(object waiting) except -1:
     # bool(pool._waiting), a deque (whose length is its ob_size) or None
     if type(waiting) is _DEQUE:
         return Py_SIZE(waiting) != 0
-    return bool(waiting)
+    return _nonempty_generic(waiting)
 
 
 cdef inline object _transaction_status(SlotRecord rec, object pgconn):
@@ -269,6 +291,7 @@ cdef class PoolFastPath:
         conn = self._checkout_fast_c(timeout, &slot, &now)
         return -1 if slot < 0 else conn
 
+    @cython.final
     cdef inline object _checkout_fast_c(self, object timeout, int64_t *slot_out, double *now_out):
         # As _checkout_fast; also gives the slot (-1: nothing handed out, the
         # result is None) and the clock reading the expiry was checked against.
@@ -314,6 +337,7 @@ cdef class PoolFastPath:
         Raises ValueError for a connection that isn't this pool's."""
         return self._return_fast_c(conn)
 
+    @cython.final
     cdef inline int64_t _return_fast_c(self, object conn) except -2:
         cdef double now
         cdef int64_t slot
@@ -359,6 +383,7 @@ cdef class PoolFastPath:
                 return -1
         return slot
 
+    @cython.final
     cdef bint _return_clean_c(self, object conn, int64_t slot, int64_t returns_seen, bint failed,
                               double *now_out) except -1:
         """The whole return of a ``with pool.connection()`` block's connection
@@ -394,7 +419,8 @@ cdef class PoolFastPath:
         if pgconn is None:
             return False
         status = _transaction_status(rec, pgconn)
-        if type(status) is not int or <long>status != _IDLE:
+        # (IDLE is a small int, one object: the identity answers at once)
+        if status is not _IDLE_STATUS and (type(status) is not int or <long>status != _IDLE):
             return False
         if (not _attr_is(conn, &self._attr_tpc, "_tpc", None, None)
                 or _attr_true(conn, &self._attr_num_transactions, "_num_transactions", 0)
@@ -434,6 +460,7 @@ cdef class PoolHotPath(PoolFastPath):
         raises PoolTimeout."""
         return self._getconn(timeout)
 
+    @cython.final
     cdef object _getconn(self, object timeout):
         cdef int64_t slot
         cdef double now
@@ -446,6 +473,7 @@ cdef class PoolHotPath(PoolFastPath):
         """Give back a connection obtained with ``getconn()``."""
         self._putconn(conn)
 
+    @cython.final
     cdef int _putconn(self, object conn) except -1:
         cdef int64_t slot = self._return_fast_c(conn)
         if slot >= 0:
