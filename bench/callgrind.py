@@ -42,8 +42,8 @@ NOTE = (
     "under callgrind: two such pairs (the extremes are min and max) in each of {seeds} "
     "interpreter(s), with hash seeds 0, 1, ... (string hashes decide how long dictionary "
     "lookups probe, which moves fastpool.c's count by a few percent). The count includes the "
-    "loop and the `with` statement's own machinery: about 1,650 instructions on CPython 3.11 "
-    "for a compiled context manager that does nothing."
+    "loop, the call of `pool.connection()` and the `with` statement's own machinery: about 815 "
+    "of fastpool.c's instructions on CPython 3.11 (see docs/benchmarks.md)."
 )
 
 

@@ -46,56 +46,14 @@ cdef extern from *:
 cdef extern from "fp_attrs.h":
     # A connection's attribute read or written without the generic lookup
     # where CPython's own specialised bytecode would do the same (see the
-    # header); NULL / False: do it the generic way.
+    # header), else the generic way: getattr(obj, name, default) is expected,
+    # bool(getattr(obj, name, default)), setattr(obj, name, value).
     ctypedef struct fp_attr:
         pass
-    PyObject *fp_attr_peek(object obj, fp_attr *cache, object name)
-    bint fp_attr_poke(object obj, fp_attr *cache, object name, object value)
-
-
-# (each shortcut inline, its generic way in a function of its own: the C
-# compiler then inlines the shortcut into the hot path)
-
-cdef bint _attr_is_generic(object obj, str name, object default, object expected) except -1:
-    return getattr(obj, name, default) is expected
-
-
-cdef inline bint _attr_is(object obj, fp_attr *cache, str name, object default,
-                          object expected) except -1:
-    # getattr(obj, name, default) is expected (no reference taken)
-    cdef PyObject *value = fp_attr_peek(obj, cache, name)
-    if value is not NULL:
-        return value == <PyObject *>expected
-    return _attr_is_generic(obj, name, default, expected)
-
-
-cdef object _ZERO = 0
-
-
-cdef bint _attr_true_generic(object obj, str name, object default) except -1:
-    return bool(getattr(obj, name, default))
-
-
-cdef inline bint _attr_true(object obj, fp_attr *cache, str name, object default) except -1:
-    # bool(getattr(obj, name, default)) (no reference taken; 0 is one object)
-    cdef PyObject *value = fp_attr_peek(obj, cache, name)
-    if value is NULL:
-        return _attr_true_generic(obj, name, default)
-    if value == <PyObject *>_ZERO:
-        return False
-    return bool(<object>value)
-
-
-cdef int _set_attr_generic(object obj, str name, object value) except -1:
-    setattr(obj, name, value)
-    return 0
-
-
-cdef inline int _set_attr(object obj, fp_attr *cache, str name, object value) except -1:
-    # setattr(obj, name, value)
-    if not fp_attr_poke(obj, cache, name, value):
-        _set_attr_generic(obj, name, value)
-    return 0
+    bint fp_attr_is(object obj, fp_attr *cache, object name, object default,
+                    object expected) except -1
+    bint fp_attr_true(object obj, fp_attr *cache, object name, object default) except -1
+    int fp_attr_set(object obj, fp_attr *cache, object name, object value) except -1
 
 
 cdef enum:
@@ -314,7 +272,7 @@ cdef class PoolFastPath:
                     fp_fetch_add_relaxed_i64(&self._counters.values[_I_REQUESTS_NUM], 1)
                     fp_fetch_add_relaxed_i64(&self._hist.values[_H_WAIT], 1)  # no wait
                     conn = rec.conn
-                    _set_attr(conn, &self._attr_pool, "_pool", self)
+                    fp_attr_set(conn, &self._attr_pool, "_pool", self)
                     if self._leak_threshold > 0:
                         self._note_checkout(slot)
                     slot_out[0] = slot
@@ -343,12 +301,12 @@ cdef class PoolFastPath:
         cdef int64_t slot
         cdef int code
         cdef SlotRecord rec
-        if not _attr_is(conn, &self._attr_pool, "_pool", None, self):
+        if not fp_attr_is(conn, &self._attr_pool, "_pool", None, self):
             self._raise_foreign(conn)
             return -1
         fp_fetch_add_relaxed_i64(&self._returns, 1)
         slot = conn._fp_slot
-        _set_attr(conn, &self._attr_pool, "_pool", None)
+        fp_attr_set(conn, &self._attr_pool, "_pool", None)
         if (slot < 0 or slot >= len(self._slots)
                 or (<SlotRecord>PyList_GET_ITEM(self._slots, slot)).conn is not conn):
             # Checked out before a fork and returned in the child: the parent owns
@@ -361,7 +319,7 @@ cdef class PoolFastPath:
             now = _monotonic()
             if (conn.pgconn.transaction_status == _IDLE
                     # no prepared two-phase xact
-                    and _attr_is(conn, &self._attr_tpc, "_tpc", None, None)
+                    and fp_attr_is(conn, &self._attr_tpc, "_tpc", None, None)
                     and now < rec.expire_at
                     and self._reset is None
                     and rec.created_at > self._drained_at):
@@ -413,7 +371,7 @@ cdef class PoolFastPath:
         # Only a return through _return_fast_c can have done it, and if none
         # happened in the whole pool since the checkout, none did.
         if (fp_load_relaxed_i64(&self._returns) != returns_seen
-                and not _attr_is(conn, &self._attr_pool, "_pool", None, self)):
+                and not fp_attr_is(conn, &self._attr_pool, "_pool", None, self)):
             return False
         pgconn = rec.pgconn
         if pgconn is None:
@@ -422,10 +380,10 @@ cdef class PoolFastPath:
         # (IDLE is a small int, one object: the identity answers at once)
         if status is not _IDLE_STATUS and (type(status) is not int or <long>status != _IDLE):
             return False
-        if (not _attr_is(conn, &self._attr_tpc, "_tpc", None, None)
-                or _attr_true(conn, &self._attr_num_transactions, "_num_transactions", 0)
+        if (not fp_attr_is(conn, &self._attr_tpc, "_tpc", None, None)
+                or fp_attr_true(conn, &self._attr_num_transactions, "_num_transactions", 0)
                 or (failed
-                    and not _attr_is(conn, &self._attr_pipeline, "_pipeline", None, None))):
+                    and not fp_attr_is(conn, &self._attr_pipeline, "_pipeline", None, None))):
             # commit()/rollback() would raise, or rollback() sync a pipeline.
             # (commit() at IDLE returns before it would sync one.)
             return False
@@ -434,7 +392,7 @@ cdef class PoolFastPath:
             return False
         if self._check is not None:
             rec.last_used = now
-        _set_attr(conn, &self._attr_pool, "_pool", None)
+        fp_attr_set(conn, &self._attr_pool, "_pool", None)
         code = fp_release(&self._ring.r, slot)
         if code != FP_OK:
             _raise_for(code, "release", slot, self._ring.r.capacity)

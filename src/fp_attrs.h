@@ -111,22 +111,81 @@ static inline PyObject **fp_attr_slot(PyObject *obj, fp_attr *a, PyObject *name)
 
 #endif
 
-/* obj.name where the shortcut applies (a borrowed reference), else NULL: the
- * caller reads it the generic way (NULL is no error). */
-static inline PyObject *fp_attr_peek(PyObject *obj, fp_attr *a, PyObject *name) {
+/* The generic ways: out of line where the shortcut exists (the hot path
+ * keeps only the shortcut inline), inline where it doesn't (as a plain
+ * getattr/setattr in the caller would be). */
 #ifdef FP_ATTR_SHORTCUT
-    PyObject **slot = fp_attr_slot(obj, a, name);
-    return slot != NULL ? *slot : NULL;
+#define FP_GENERIC static __attribute__((noinline))
 #else
-    (void)obj; (void)a; (void)name;
-    return NULL;
+#define FP_GENERIC static inline __attribute__((always_inline))
 #endif
+#define FP_SHORTCUT static inline __attribute__((always_inline))
+
+/* getattr(obj, name, dflt): a new reference, NULL with an exception set */
+FP_GENERIC PyObject *fp_getattr_generic(PyObject *obj, PyObject *name, PyObject *dflt) {
+    PyObject *value;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (PyObject_GetOptionalAttr(obj, name, &value) < 0) return NULL;
+#else
+    if (_PyObject_LookupAttr(obj, name, &value) < 0) return NULL;
+#endif
+    if (value == NULL) {
+        Py_INCREF(dflt);
+        value = dflt;
+    }
+    return value;
 }
 
-/* obj.name = value where the shortcut applies and obj already has the
- * attribute (as STORE_ATTR_INSTANCE_VALUE: the new value in, then the old one
- * released): 1; else 0, nothing done: the caller sets it the generic way. */
-static inline int fp_attr_poke(PyObject *obj, fp_attr *a, PyObject *name, PyObject *value) {
+FP_GENERIC int fp_attr_is_generic(PyObject *obj, PyObject *name, PyObject *dflt,
+                                  PyObject *expected) {
+    PyObject *value = fp_getattr_generic(obj, name, dflt);
+    if (value == NULL) return -1;
+    int is = value == expected;
+    Py_DECREF(value);
+    return is;
+}
+
+FP_GENERIC int fp_attr_true_generic(PyObject *obj, PyObject *name, PyObject *dflt) {
+    PyObject *value = fp_getattr_generic(obj, name, dflt);
+    if (value == NULL) return -1;
+    int true_ = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return true_;
+}
+
+/* getattr(obj, name, dflt) is expected: 1 or 0; -1 with an exception set */
+FP_SHORTCUT int fp_attr_is(PyObject *obj, fp_attr *a, PyObject *name, PyObject *dflt,
+                           PyObject *expected) {
+#ifdef FP_ATTR_SHORTCUT
+    PyObject **slot = fp_attr_slot(obj, a, name);
+    if (slot != NULL) return *slot == expected;
+#else
+    (void)a;
+#endif
+    return fp_attr_is_generic(obj, name, dflt, expected);
+}
+
+/* bool(getattr(obj, name, dflt)): 1 or 0; -1 with an exception set */
+FP_SHORTCUT int fp_attr_true(PyObject *obj, fp_attr *a, PyObject *name, PyObject *dflt) {
+#ifdef FP_ATTR_SHORTCUT
+    PyObject **slot = fp_attr_slot(obj, a, name);
+    if (slot != NULL) {
+        PyObject *value = *slot;
+        /* (an int is true where it has digits: its ob_size, on 3.11) */
+        if (PyLong_CheckExact(value)) return Py_SIZE(value) != 0;
+        return PyObject_IsTrue(value);
+    }
+#else
+    (void)a;
+#endif
+    return fp_attr_true_generic(obj, name, dflt);
+}
+
+/* setattr(obj, name, value), name an interned str: 0; -1 with an exception
+ * set. The shortcut only
+ * replaces a value the instance already has (as STORE_ATTR_INSTANCE_VALUE:
+ * the new value in, then the old one released). */
+FP_SHORTCUT int fp_attr_set(PyObject *obj, fp_attr *a, PyObject *name, PyObject *value) {
 #ifdef FP_ATTR_SHORTCUT
     PyObject **slot = fp_attr_slot(obj, a, name);
     if (slot != NULL) {
@@ -134,12 +193,16 @@ static inline int fp_attr_poke(PyObject *obj, fp_attr *a, PyObject *name, PyObje
         Py_INCREF(value);
         *slot = value;
         Py_DECREF(old);
-        return 1;
+        return 0;
     }
 #else
-    (void)obj; (void)a; (void)name; (void)value;
+    (void)a;
 #endif
-    return 0;
+    /* (name is an interned str, so its type's slot directly, as Cython does:
+     * PyObject_SetAttr would intern it again on every call) */
+    setattrofunc setattro = Py_TYPE(obj)->tp_setattro;
+    if (setattro != NULL) return setattro(obj, name, value);
+    return PyObject_SetAttr(obj, name, value);
 }
 
 #endif /* FASTPOOL_FP_ATTRS_H */
