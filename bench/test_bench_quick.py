@@ -46,7 +46,11 @@ ASYNC_TABLES = {"async_cycle_10", "async_select1_10"}
 LIFO_TABLES = {"lifo_select1_thread", "lifo_select1_async"}
 # The callgrind case runs where valgrind is installed (scripts/test installs it).
 INSTRUCTION_TABLES = (
-    {"pool_instructions_autocommit", "pool_instructions_transaction"}
+    {
+        f"pool_instructions_{kind}{mode}"
+        for kind in ("", "async_")
+        for mode in ("autocommit", "transaction")
+    }
     if shutil.which("valgrind")
     else set()
 )
