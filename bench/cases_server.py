@@ -139,7 +139,14 @@ def _flagged_cell(res: Result) -> str:
     return f"**{len(bad)}/{len(res.extra)}**: {'; '.join(bad[0]['flagged'])[:120]}"
 
 
-def _columns(results: dict[str, Result], nodb: bool) -> dict[str, Callable[[Result], str]]:
+def _busiest_cell(res: Result) -> str:
+    shares = [e.get("busiest_process_cpu_share", math.nan) for e in res.extra]
+    return " ".join("-" if math.isnan(v) else f"{v * 100:.0f}%" for v in shares) or "-"
+
+
+def _columns(
+    results: dict[str, Result], nodb: bool, workers: int = 1
+) -> dict[str, Callable[[Result], str]]:
     cols: dict[str, Callable[[Result], str]] = {}
     if not nodb:
         cols[f"x vs {BASELINE}"] = _ratio_cell(results, BASELINE)
@@ -154,6 +161,10 @@ def _columns(results: dict[str, Result], nodb: bool) -> dict[str, Callable[[Resu
         )
     cols["max ms (worst run)"] = _worst_cell("max_ms")
     cols["server CPU µs/req"] = _median_cell("cpu_us_per_req")
+    if workers > 1:
+        # one run per repeat: the worker holding most wrk connections decides
+        # its throughput (see runner.run_once)
+        cols["busiest worker's CPU share, by run"] = _busiest_cell
     cols["DB sessions max (allowed)"] = _sessions_cell
     cols["flagged runs"] = _flagged_cell
     return cols
@@ -219,7 +230,7 @@ def _table(
         "(requests/s, higher is better)",
         results,
         [],  # the ratio columns pair clean runs only: see _columns
-        _columns(results, nodb),
+        _columns(results, nodb, server.workers),
         note=_note(results, nodb),
     )
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cases_server import _clean, _flagged_cell, paired
+from bench.cases_server import _busiest_cell, _clean, _flagged_cell, paired
 from bench.compare import CASES
 from bench.harness import Result
-from bench.server import runner, settings
+from bench.server import process, runner, settings
 from tests.support.passes import core_independent
 from tests.support.postgres import mask_password
 
@@ -169,6 +169,8 @@ def test_quick_server_case_runs_and_measures(tmp_path: Path, pg_dsn: str) -> Non
             assert run["requests"] > 0 and run["errors"] == 0
             for key in ("p50_ms", "p99_ms", "max_ms", "cpu_us_per_req"):
                 assert math.isfinite(run[key]) and run[key] > 0, (case, name, key, run)
+            # one worker (and gunicorn's master, or none): the worker did the work
+            assert 0.5 < run["busiest_process_cpu_share"] <= 1, (case, name, run)
             assert 0 <= run["sessions_max"] <= run["sessions_allowed"], (case, name, run)
             if name == "fastpool":  # its pool of 10 was open all along
                 assert run["sessions_max"] == 10, (case, run)
@@ -218,3 +220,13 @@ def test_flagged_runs_are_left_out_of_medians_and_ratios() -> None:
     none_clean = raw("broken", [5.0], flagged={0})
     assert none_clean.runs == [] and math.isnan(none_clean.median)
     assert math.isnan(paired(none_clean, theirs))
+
+
+def test_the_busiest_process_share_of_a_server_cpu() -> None:
+    before = {10: 1.0, 11: 2.0}
+    after = {10: 1.5, 11: 3.5, 12: 0.0}  # 12: a process that appeared meanwhile
+    assert process.busiest_share(before, after) == 0.75
+    assert math.isnan(process.busiest_share(before, before))  # no CPU used at all
+    res = Result("fastpool", "requests/s", higher_is_better=True, runs=[1.0, 2.0])
+    res.extra = [{"busiest_process_cpu_share": 0.5}, {"busiest_process_cpu_share": 0.914}]
+    assert _busiest_cell(res) == "50% 91%"

@@ -120,13 +120,26 @@ def group_pids(pgid: int) -> list[int]:
 def group_cpu_seconds(pgid: int) -> float:
     """User + system CPU time of every live process in the group (and of the
     children they reaped): the whole server, master and workers."""
-    ticks = 0
+    return sum(group_cpu_by_pid(pgid).values())
+
+
+def group_cpu_by_pid(pgid: int) -> dict[int, float]:
+    """As ``group_cpu_seconds``, process by process."""
+    seconds = {}
     for pid in group_pids(pgid):
         fields = _stat_fields(str(pid))
         if fields is not None:
             # utime, stime, cutime, cstime: fields 14-17 of stat(5), 11-14 here
-            ticks += sum(int(f) for f in fields[11:15])
-    return ticks / CLOCK_TICKS
+            seconds[pid] = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
+    return seconds
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
+    """The share of the group's CPU time between two readings taken by the
+    process that used most of it (nan if the group used none)."""
+    used = [after[pid] - before.get(pid, 0.0) for pid in after]
+    total = sum(used)
+    return max(used) / total if total > 0 else float("nan")
 
 
 @dataclass

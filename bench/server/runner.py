@@ -188,9 +188,15 @@ def run_once(run: Run) -> tuple[float, dict[str, Any]]:
                 warm = wrk.run(url, run.warmup, run.connections)
                 if sum(warm.errors.values()):
                     flagged.append(f"errors while warming up: {_errors_text(warm.errors)}")
-            cpu0 = process.group_cpu_seconds(server.pid)
+            cpu0 = process.group_cpu_by_pid(server.pid)
             result = wrk.run(url, run.seconds, run.connections)
-            cpu = process.group_cpu_seconds(server.pid) - cpu0
+            cpu1 = process.group_cpu_by_pid(server.pid)
+            cpu = sum(cpu1.values()) - sum(cpu0.values())
+            # With several workers, each keeps the wrk connections it accepted
+            # (keep-alive) for the whole run, and the kernel does not share them
+            # out evenly: one worker holding most of them serves the run at
+            # about one worker's throughput, whatever the pool.
+            info["busiest_process_cpu_share"] = process.busiest_share(cpu0, cpu1)
             # how busy the machine was (a shared 2-core machine: other work moves the numbers)
             info["loadavg_1min"] = os.getloadavg()[0]
             if server.proc.poll() is not None:
