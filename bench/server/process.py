@@ -8,6 +8,7 @@ the runner did not start."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -71,9 +72,16 @@ def start(cmd: list[str], env: dict[str, str], cwd: Path, port: int, log: Path) 
     return Server(proc, port, log)
 
 
-def wait_healthy(server: Server, token: str, timeout: float = 60.0) -> float:
-    """Poll GET /health until it answers ``token``; returns the seconds it took."""
+def wait_healthy(server: Server, token: str, workers: int = 1, timeout: float = 60.0) -> float:
+    """Poll GET /health, a new connection each time, until it answers ``token``
+    from ``workers`` different worker processes; returns the seconds it took.
+
+    Every worker must have answered, not just the first one up: a worker still
+    importing the app or opening its pool is not accepting yet, and the load
+    generator's keep-alive connections would all go to (and stay with) the ones
+    that are, so a two-worker server would be measured as a one-worker one."""
     t0 = time.monotonic()
+    seen: set[int] = set()
     while True:
         if server.proc.poll() is not None:
             raise ServerFailed(
@@ -83,14 +91,17 @@ def wait_healthy(server: Server, token: str, timeout: float = 60.0) -> float:
         try:
             with urllib.request.urlopen(server.url("/health"), timeout=2) as resp:
                 body = resp.read().decode()
-            if token in body:
+            if token not in body:
+                raise ServerFailed(f"another server answers on port {server.port}: {body[:200]!r}")
+            seen.add(int(json.loads(body)["pid"]))
+            if len(seen) >= workers:
                 return time.monotonic() - t0
-            raise ServerFailed(f"another server answers on port {server.port}: {body[:200]!r}")
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() - t0 > timeout:
             raise ServerFailed(
-                f"no healthy answer within {timeout:.0f} s:\n" + server.log_text()[-4000:]
+                f"{len(seen)} of {workers} workers answered within {timeout:.0f} s:\n"
+                + server.log_text()[-4000:]
             )
         time.sleep(0.05)
 
