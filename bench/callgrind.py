@@ -1,5 +1,6 @@
-"""Case 9: the pool's own cost per ``with pool.connection()``, in CPU
-instructions counted by callgrind.
+"""Case 9: the pool's own cost per ``with pool.connection()`` (and per
+``async with pool.connection()`` on the async pools), in CPU instructions
+counted by callgrind.
 
 Wall-clock times move by tens of percent on a shared machine; instruction
 counts under valgrind do not. One child interpreter
@@ -14,7 +15,11 @@ brackets around each region cancel out. Two (N, 2N) pairs give two estimates
 
 The count covers everything the line costs: the ``for`` loop, the call of
 ``pool.connection()``, the ``with`` statement's machinery and the pool's
-checkout and return. Skipped, with a note, where valgrind is not installed."""
+checkout and return. The async cycle runs in one coroutine that the event
+loop runs once per region, so the loop's own cost cancels out like the rest
+of a region's brackets; what a pool's checkout or return suspends for (a
+trip through the loop) counts as the pool's. Skipped, with a note, where
+valgrind is not installed."""
 
 from __future__ import annotations
 
@@ -27,16 +32,25 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import cases_async
+from .callgrind_probe import ASYNC_POOLS
 from .contenders import Setup, available
 from .harness import Result
 from .report import Table
 
 NAMES = ["fastpool.c", "fastpool.python", "psycopg_pool"]
+ASYNC_NAMES = list(ASYNC_POOLS)
 MODES = {
     "autocommit": "autocommit",
     "transaction": "non-autocommit (nothing executed: the connection comes back idle)",
 }
 ROOT = Path(__file__).resolve().parents[1]
+NOTE_ASYNC = (
+    "As above, with `async with pool.connection() as conn: pass` in one coroutine, which the "
+    "event loop runs once per region (asyncio's default loop): the loop's cost cancels out with "
+    "the rest of the region's brackets, and any trip through the loop a pool's checkout or "
+    "return makes counts as the pool's."
+)
 NOTE = (
     "The difference between regions of {n2} and {n} cycles, divided by {n}, in one interpreter "
     "under callgrind: two such pairs (the extremes are min and max) in each of {seeds} "
@@ -112,7 +126,8 @@ def _dumps(folder: Path) -> dict[int, int]:
 
 
 def case_instructions(args: argparse.Namespace) -> list[Table]:
-    """9. Instructions per ``with pool.connection()`` cycle, one thread, real connections."""
+    """9. Instructions per ``with pool.connection()`` cycle, one thread, real
+    connections; and per ``async with pool.connection()`` cycle, one task."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print(
@@ -121,29 +136,35 @@ def case_instructions(args: argparse.Namespace) -> list[Table]:
         )
         return []
     names = list(available(NAMES, Setup(args.dsn)))
+    async_names = list(cases_async.available(ASYNC_NAMES))
     n = args.callgrind_cycles
     counts: dict[tuple[str, str], list[float]] = {}
     for seed in range(args.callgrind_seeds):
-        for key, estimates in count(args.dsn, n, names, valgrind, seed).items():
+        for key, estimates in count(args.dsn, n, names + async_names, valgrind, seed).items():
             counts.setdefault(key, []).extend(estimates)
+    note = NOTE.format(n=n, n2=2 * n, seeds=args.callgrind_seeds)
     tables = []
-    for mode, what in MODES.items():
-        results = {}
-        for name in names:
-            res = Result(name, "instructions/cycle")
-            res.runs = counts[(name, mode)]
-            res.extra = [{"cycles": n} for _ in res.runs]
-            results[name] = res
-        tables.append(
-            Table(
-                f"pool_instructions_{mode}",
-                f"9. instructions per `with pool.connection()` cycle (no query), 1 thread, "
-                f"real connections, {what}, counted by callgrind (lower is better)",
-                results,
-                ["psycopg_pool"],
-                note=NOTE.format(n=n, n2=2 * n, seeds=args.callgrind_seeds),
+    for kind, contenders, baseline, statement, who in (
+        ("", names, "psycopg_pool", "with", "1 thread"),
+        ("async_", async_names, "psycopg_pool async", "async with", "1 asyncio task"),
+    ):
+        for mode, what in MODES.items():
+            results = {}
+            for name in contenders:
+                res = Result(name, "instructions/cycle")
+                res.runs = counts[(name, mode)]
+                res.extra = [{"cycles": n} for _ in res.runs]
+                results[name] = res
+            tables.append(
+                Table(
+                    f"pool_instructions_{kind}{mode}",
+                    f"9. instructions per `{statement} pool.connection()` cycle (no query), "
+                    f"{who}, real connections, {what}, counted by callgrind (lower is better)",
+                    results,
+                    [baseline],
+                    note=note + (" " + NOTE_ASYNC if kind else ""),
+                )
             )
-        )
     return tables
 
 

@@ -1,6 +1,8 @@
 """Run under callgrind by the instruction-count case (``bench/callgrind.py``):
 ``N`` and ``2N`` cycles of ``with pool.connection() as conn: pass`` on real
-connections, for each named pool and each transaction mode.
+connections, for each named pool and each transaction mode; for the async
+pools (names in ``ASYNC_POOLS``) ``async with pool.connection() as conn: pass``
+in one coroutine, which the event loop runs once per region.
 
 ``python -m bench.callgrind_probe DSN N NAME[,NAME...]`` prints one JSON line:
 the labels of the measured regions, in the order callgrind dumps them.
@@ -14,16 +16,23 @@ cycles removes, together with anything else paid once per region."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import sys
 from typing import Any
 
-from .contenders import CONTENDERS, Setup
+from .contenders import CONTENDERS, Setup, fastpool_module
 
 MODES = {"autocommit": True, "transaction": False}
 POOL_SIZE = 10
+# name -> where its AsyncConnectionPool comes from: a fastpool core, or psycopg_pool
+ASYNC_POOLS = {
+    "fastpool.c async": "c",
+    "fastpool.python async": "python",
+    "psycopg_pool async": "psycopg_pool",
+}
 
 
 def cycles(pool: Any, n: int) -> None:
@@ -40,9 +49,62 @@ def region(pool: Any, n: int) -> None:
     os.getpgrp()  # callgrind: dump them
 
 
+async def async_cycles(pool: Any, n: int) -> None:
+    """The async measured loop, as a handler writes it. Nothing in the block
+    awaits, so the task suspends only where the pool itself makes it: the
+    event loop's cost of running the coroutine is one step per region, paid
+    alike by every pool, and the difference between regions cancels it."""
+    for _ in itertools.repeat(None, n):
+        async with pool.connection() as conn:  # noqa: F841 - as in user code
+            pass
+
+
+def async_region(loop: asyncio.AbstractEventLoop, pool: Any, n: int) -> None:
+    coro = async_cycles(pool, n)  # made outside: the same in every region
+    os.getppid()  # callgrind: zero the counters
+    loop.run_until_complete(coro)
+    os.getpgrp()  # callgrind: dump them
+
+
+def async_pool(impl: str, dsn: str, autocommit: bool) -> Any:
+    if impl == "psycopg_pool":
+        from psycopg_pool import AsyncConnectionPool
+    else:
+        AsyncConnectionPool = fastpool_module(impl).AsyncConnectionPool
+    return AsyncConnectionPool(
+        dsn,
+        min_size=POOL_SIZE,
+        max_size=POOL_SIZE,
+        open=False,
+        kwargs={"autocommit": autocommit},
+    )
+
+
+def measure_async(name: str, dsn: str, n: int) -> list[dict]:
+    labels: list[dict] = []
+    for mode, autocommit in MODES.items():
+        loop = asyncio.new_event_loop()
+        pool = async_pool(ASYNC_POOLS[name], dsn, autocommit)
+        try:
+            loop.run_until_complete(pool.open(wait=True))
+            loop.run_until_complete(async_cycles(pool, 200))  # as for the sync pools
+            async_region(loop, pool, 0)
+            labels.append({"impl": name, "mode": mode, "cycles": 0})
+            for k in (n, 2 * n, n, 2 * n):
+                async_region(loop, pool, k)
+                labels.append({"impl": name, "mode": mode, "cycles": k})
+        finally:
+            loop.run_until_complete(pool.close())
+            loop.close()
+    return labels
+
+
 def main(dsn: str, n: int, names: list[str]) -> list[dict]:
     labels: list[dict] = []
     for name in names:
+        if name in ASYNC_POOLS:
+            labels += measure_async(name, dsn, n)
+            continue
         factory = CONTENDERS[name].factory
         for mode, autocommit in MODES.items():
             c: Any = factory(Setup(dsn, size=POOL_SIZE, autocommit=autocommit))

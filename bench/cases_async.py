@@ -284,7 +284,7 @@ def _measure_once(
         loop.close()
 
 
-def _available(names: list[str]) -> dict[str, Callable[[str, int], AsyncContender]]:
+def available(names: list[str]) -> dict[str, Callable[[str, int], AsyncContender]]:
     import importlib
 
     sqla = ("sqlalchemy", "greenlet")  # greenlet: SQLAlchemy's asyncio layer
@@ -317,7 +317,7 @@ def case_async(args: argparse.Namespace) -> list[Table]:
         for tasks in args.async_tasks:
             impls = {
                 name: functools.partial(_measure_once, factory, args, select, tasks)
-                for name, factory in _available(names).items()
+                for name, factory in available(names).items()
             }
             results: dict[str, Result] = interleaved(impls, args.repeats)
             what = "SELECT 1 end to end" if select else "checkout + return (no query)"

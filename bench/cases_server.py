@@ -8,7 +8,9 @@ contender gets a fresh server per run, health-checked and warmed up, loaded by
 wrk; runs are interleaved (order rotated per repeat) and repeated. A run with
 any error, status >= 400, traceback in the server's log, database session over
 the expected count or left behind, or unclean stop is *flagged*: shown in the
-table, left out of every median and ratio. See bench/server/ for the parts."""
+table, left out of every median and ratio. With several workers, a run in which
+one worker did nearly all the work is re-run on a fresh server, and flagged if
+it stays so (runner.run_balanced). See bench/server/ for the parts."""
 
 from __future__ import annotations
 
@@ -139,7 +141,36 @@ def _flagged_cell(res: Result) -> str:
     return f"**{len(bad)}/{len(res.extra)}**: {'; '.join(bad[0]['flagged'])[:120]}"
 
 
-def _columns(results: dict[str, Result], nodb: bool) -> dict[str, Callable[[Result], str]]:
+def _busiest_cell(res: Result) -> str:
+    shares = [e.get("busiest_process_cpu_share", math.nan) for e in res.extra]
+    return " ".join("-" if math.isnan(v) else f"{v * 100:.0f}%" for v in shares) or "-"
+
+
+def _reruns_cell(res: Result) -> str:
+    shares = [share for e in res.extra for share in e.get("unbalanced_reruns", [])]
+    if not shares:
+        return "0"
+    return f"{len(shares)} ({' '.join(f'{v * 100:.0f}%' for v in shares)})"
+
+
+def _balance_note(results: dict[str, Result]) -> str:
+    """How many runs were re-run, or flagged, for one worker doing the work."""
+    runs = [e for res in results.values() for e in res.extra]
+    rerun = [e for e in runs if e.get("unbalanced_reruns")]
+    attempts = sum(len(e["unbalanced_reruns"]) for e in rerun)
+    flagged = sum(any(r.startswith("unbalanced") for r in e["flagged"]) for e in runs)
+    limit = f"{runner.UNBALANCED_SHARE:.0%}"
+    return (
+        f"Worker balance: a run whose busiest worker used more than {limit} of the server's "
+        f"CPU is re-run on a fresh server (at most {runner.BALANCE_RERUNS} times) and flagged "
+        f"if it stays so; here {len(rerun)} of {len(runs)} runs were re-run ({attempts} "
+        f"attempts set aside, in no figure), {flagged} flagged."
+    )
+
+
+def _columns(
+    results: dict[str, Result], nodb: bool, workers: int = 1
+) -> dict[str, Callable[[Result], str]]:
     cols: dict[str, Callable[[Result], str]] = {}
     if not nodb:
         cols[f"x vs {BASELINE}"] = _ratio_cell(results, BASELINE)
@@ -154,6 +185,11 @@ def _columns(results: dict[str, Result], nodb: bool) -> dict[str, Callable[[Resu
         )
     cols["max ms (worst run)"] = _worst_cell("max_ms")
     cols["server CPU µs/req"] = _median_cell("cpu_us_per_req")
+    if workers > 1:
+        # one run per repeat: the worker holding most wrk connections decides
+        # its throughput (see runner.run_once)
+        cols["busiest worker's CPU share, by run"] = _busiest_cell
+        cols["unbalanced attempts re-run (their share)"] = _reruns_cell
     cols["DB sessions max (allowed)"] = _sessions_cell
     cols["flagged runs"] = _flagged_cell
     return cols
@@ -181,7 +217,7 @@ def case_server(args: argparse.Namespace) -> list[Table]:
             for server, endpoint, names in plan:
                 impls = {
                     name: functools.partial(
-                        runner.run_once,
+                        runner.run_balanced,
                         runner.Run(
                             server=server,
                             endpoint=endpoint,
@@ -219,12 +255,12 @@ def _table(
         "(requests/s, higher is better)",
         results,
         [],  # the ratio columns pair clean runs only: see _columns
-        _columns(results, nodb),
-        note=_note(results, nodb),
+        _columns(results, nodb, server.workers),
+        note=_note(results, nodb, server.workers),
     )
 
 
-def _note(results: dict[str, Result], nodb: bool) -> str:
+def _note(results: dict[str, Result], nodb: bool, workers: int = 1) -> str:
     loads = [e["loadavg_1min"] for r in results.values() for e in r.extra if "loadavg_1min" in e]
     load = (
         f"Machine load (1-minute average) at the end of these runs: {min(loads):.1f}–"
@@ -233,9 +269,11 @@ def _note(results: dict[str, Result], nodb: bool) -> str:
         if loads
         else ""
     )
+    balance = _balance_note(results) + " " if workers > 1 else ""
     if nodb:
-        return load
+        return (balance + load).strip()
     return (
         "Ratios are medians of per-repeat ratios over the repeats where neither run is "
-        "flagged; flagged runs are left out of every figure but the last two columns. " + load
+        "flagged; flagged runs are left out of every figure but the last "
+        f"{'four' if workers > 1 else 'two'} columns. " + balance + load
     ).strip()

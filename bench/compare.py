@@ -133,7 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--callgrind-cycles",
         type=int,
-        help="instruction-count case: N of its N and 2N cycle regions (default 2000, quick 100)",
+        help="instruction-count case: N of its N and 2N cycle regions (default 2000, quick 500)",
     )
     p.add_argument(
         "--callgrind-seeds",
@@ -160,7 +160,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.pool_threads = _ints(args.pool_threads or ("10,64" if q else "10,16,20,64"))
     args.e2e_threads = _ints(args.e2e_threads or ("1,10" if q else "1,10,64"))
     args.memory_conns = _ints(args.memory_conns or ("2,6" if q else "10,60"))
-    args.callgrind_cycles = args.callgrind_cycles or (100 if q else 2000)
+    args.callgrind_cycles = args.callgrind_cycles or (500 if q else 2000)
     args.callgrind_seeds = args.callgrind_seeds or (1 if q else 3)
     args.async_tasks = _ints(args.async_tasks or ("10" if q else "1,10,64"))
     # the spike: 50 callers, 5 idle connections, max 20, slow connect

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cases_server import _clean, _flagged_cell, paired
+from bench.cases_server import _busiest_cell, _clean, _flagged_cell, _note, _reruns_cell, paired
 from bench.compare import CASES
 from bench.harness import Result
-from bench.server import runner, settings
+from bench.server import process, runner, settings
 from tests.support.passes import core_independent
 from tests.support.postgres import mask_password
 
@@ -46,7 +46,11 @@ ASYNC_TABLES = {"async_cycle_10", "async_select1_10"}
 LIFO_TABLES = {"lifo_select1_thread", "lifo_select1_async"}
 # The callgrind case runs where valgrind is installed (scripts/test installs it).
 INSTRUCTION_TABLES = (
-    {"pool_instructions_autocommit", "pool_instructions_transaction"}
+    {
+        f"pool_instructions_{kind}{mode}"
+        for kind in ("", "async_")
+        for mode in ("autocommit", "transaction")
+    }
     if shutil.which("valgrind")
     else set()
 )
@@ -86,13 +90,15 @@ def test_quick_bench_runs_every_case(tmp_path: Path, pg_dsn: str) -> None:
                 "sqlalchemy AsyncAdaptedFastQueuePool",
             } <= set(impls), (case, sorted(impls))
         elif case in INSTRUCTION_TABLES:
-            assert {"fastpool.python", "psycopg_pool"} <= set(impls), (case, sorted(impls))
+            suffix = " async" if "_async_" in case else ""
+            ours, theirs = f"fastpool.c{suffix}", f"psycopg_pool{suffix}"
+            assert {f"fastpool.python{suffix}", theirs} <= set(impls), (case, sorted(impls))
             for name, res in impls.items():
                 # two estimates from two (N, 2N) pairs: instruction counts agree
                 # closely, or the brackets caught something else
                 assert max(res["runs"]) <= 1.05 * min(res["runs"]), (case, name, res["runs"])
-            if "fastpool.c" in impls:  # a count far from this shows a broken measurement
-                assert impls["fastpool.c"]["median"] < impls["psycopg_pool"]["median"] / 3, case
+            if ours in impls:  # a count far from this shows a broken measurement
+                assert impls[ours]["median"] < impls[theirs]["median"] / 3, case
         else:
             assert "fastpool.python" in impls, case
             if case != "pool_spike":  # the spike runs on stub connections only
@@ -165,6 +171,8 @@ def test_quick_server_case_runs_and_measures(tmp_path: Path, pg_dsn: str) -> Non
             assert run["requests"] > 0 and run["errors"] == 0
             for key in ("p50_ms", "p99_ms", "max_ms", "cpu_us_per_req"):
                 assert math.isfinite(run[key]) and run[key] > 0, (case, name, key, run)
+            # one worker (and gunicorn's master, or none): the worker did the work
+            assert 0.5 < run["busiest_process_cpu_share"] <= 1, (case, name, run)
             assert 0 <= run["sessions_max"] <= run["sessions_allowed"], (case, name, run)
             if name == "fastpool":  # its pool of 10 was open all along
                 assert run["sessions_max"] == 10, (case, run)
@@ -214,3 +222,92 @@ def test_flagged_runs_are_left_out_of_medians_and_ratios() -> None:
     none_clean = raw("broken", [5.0], flagged={0})
     assert none_clean.runs == [] and math.isnan(none_clean.median)
     assert math.isnan(paired(none_clean, theirs))
+
+
+def test_the_busiest_process_share_of_a_server_cpu() -> None:
+    before = {10: 1.0, 11: 2.0}
+    after = {10: 1.5, 11: 3.5, 12: 0.0}  # 12: a process that appeared meanwhile
+    assert process.busiest_share(before, after) == 0.75
+    assert math.isnan(process.busiest_share(before, before))  # no CPU used at all
+    res = Result("fastpool", "requests/s", higher_is_better=True, runs=[1.0, 2.0])
+    res.extra = [{"busiest_process_cpu_share": 0.5}, {"busiest_process_cpu_share": 0.914}]
+    assert _busiest_cell(res) == "50% 91%"
+
+
+# Busiest-worker CPU shares recorded in two-worker runs before the server balanced
+# its workers (bench/results/server/worker-split.json): shared, and one worker alone.
+SHARED = (0.503, 0.542, 0.62, 0.663, 0.704)
+ALONE = (0.998, 1.0)
+
+
+def test_an_unbalanced_run_is_rerun_then_flagged() -> None:
+    for share in SHARED:
+        assert runner.balance_verdict(share, workers=2, reruns_done=0) == "keep"
+    for share in ALONE:
+        assert runner.balance_verdict(share, workers=2, reruns_done=0) == "rerun"
+        assert runner.balance_verdict(share, workers=2, reruns_done=1) == "rerun"
+        assert runner.balance_verdict(share, workers=2, reruns_done=2) == "flag"
+        assert runner.balance_verdict(share, workers=1, reruns_done=0) == "keep"
+    assert runner.balance_verdict(math.nan, workers=2, reruns_done=0) == "keep"
+
+
+def _scripted_runs(
+    monkeypatch: pytest.MonkeyPatch, shares: list[float], errors: bool = False
+) -> list[float]:
+    """Make run_once return runs with these busiest shares, in order; the
+    returned list empties as they are used."""
+    left = list(shares)
+
+    def fake_run_once(run: runner.Run) -> tuple[float, dict]:
+        share = left.pop(0)
+        flagged = ["3 responses with HTTP status >= 400"] if errors else []
+        return 1000 * (1.5 - share), {"busiest_process_cpu_share": share, "flagged": flagged}
+
+    monkeypatch.setattr(runner, "run_once", fake_run_once)
+    return left
+
+
+def test_the_case_reruns_unbalanced_runs_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = runner.Run(
+        runner.ServerSetup.parse("gthread:2x16"), "select1", "fastpool", "", "", 10, 5, 2, 64
+    )
+    outcomes = []
+    for shares in ([0.55], [1.0, 0.6], [1.0, 0.998, 1.0]):
+        left = _scripted_runs(monkeypatch, shares)
+        outcomes.append(runner.run_balanced(run))
+        assert left == []  # every scripted attempt was used, none more
+    (v0, i0), (v1, i1), (v2, i2) = outcomes
+    assert i0["unbalanced_reruns"] == [] and i0["flagged"] == [] and v0 == 950
+    assert i1["unbalanced_reruns"] == [1.0] and i1["flagged"] == [] and v1 == 900
+    assert i2["unbalanced_reruns"] == [1.0, 0.998]
+    assert i2["flagged"] == [
+        "unbalanced workers: one did 100% of the server's CPU (limit 75%), after 2 re-runs"
+    ]
+    # a run flagged for its own reasons is not re-run: its errors are the news
+    _scripted_runs(monkeypatch, [1.0], errors=True)
+    _, errored = runner.run_balanced(run)
+    assert errored["unbalanced_reruns"] == [] and len(errored["flagged"]) == 1
+
+    res = Result("fastpool", "requests/s", higher_is_better=True, runs=[v0, v1, v2])
+    res.extra = [i0, i1, i2]
+    res = _clean(res)
+    assert res.runs == [950, 900]  # the flagged run is in no figure
+    assert _reruns_cell(res) == "3 (100% 100% 100%)"
+    note = _note({"fastpool": res}, nodb=False, workers=2)
+    assert "2 of 3 runs were re-run (3 attempts set aside, in no figure), 1 flagged" in note
+    assert "Worker balance" not in _note({"fastpool": res}, nodb=False, workers=1)
+
+
+@pytest.mark.postgres
+def test_a_two_worker_server_is_measured_once_both_workers_answer(pg_dsn: str) -> None:
+    """Each worker has its own SO_REUSEPORT socket, and the run starts only once
+    both have answered the health check."""
+    _needs_server_tools()
+    server = runner.ServerSetup.parse("gthread:2x2")
+    assert "--reuse-port" in server.command(8000)
+    assert "--reuse-port" not in runner.ServerSetup.parse("gthread:1x2").command(8000)
+    _, info = runner.run_once(
+        runner.Run(server, "nodb", "no database", pg_dsn, "unused", 1, 1, 0, 4)
+    )
+    assert info["flagged"] == [], info
+    assert info["requests"] > 0 and 0 < info["busiest_process_cpu_share"] <= 1

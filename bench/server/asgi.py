@@ -6,6 +6,7 @@ and closes at shutdown."""
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections.abc import Awaitable
 from typing import Any, Callable
@@ -23,7 +24,8 @@ _kept: list[Any] = []  # the self-test's deliberately leaked connection (one per
 
 
 async def _health() -> object:
-    return SETTINGS.run_id
+    # the pid: the runner waits until every worker has answered
+    return {"run_id": SETTINGS.run_id, "pid": os.getpid()}
 
 
 async def _nodb() -> object:

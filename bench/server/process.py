@@ -8,6 +8,7 @@ the runner did not start."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -71,9 +72,16 @@ def start(cmd: list[str], env: dict[str, str], cwd: Path, port: int, log: Path) 
     return Server(proc, port, log)
 
 
-def wait_healthy(server: Server, token: str, timeout: float = 60.0) -> float:
-    """Poll GET /health until it answers ``token``; returns the seconds it took."""
+def wait_healthy(server: Server, token: str, workers: int = 1, timeout: float = 60.0) -> float:
+    """Poll GET /health, a new connection each time, until it answers ``token``
+    from ``workers`` different worker processes; returns the seconds it took.
+
+    Every worker must have answered, not just the first one up: a worker still
+    importing the app or opening its pool is not accepting yet, and the load
+    generator's keep-alive connections would all go to (and stay with) the ones
+    that are, so a two-worker server would be measured as a one-worker one."""
     t0 = time.monotonic()
+    seen: set[int] = set()
     while True:
         if server.proc.poll() is not None:
             raise ServerFailed(
@@ -83,14 +91,17 @@ def wait_healthy(server: Server, token: str, timeout: float = 60.0) -> float:
         try:
             with urllib.request.urlopen(server.url("/health"), timeout=2) as resp:
                 body = resp.read().decode()
-            if token in body:
+            if token not in body:
+                raise ServerFailed(f"another server answers on port {server.port}: {body[:200]!r}")
+            seen.add(int(json.loads(body)["pid"]))
+            if len(seen) >= workers:
                 return time.monotonic() - t0
-            raise ServerFailed(f"another server answers on port {server.port}: {body[:200]!r}")
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() - t0 > timeout:
             raise ServerFailed(
-                f"no healthy answer within {timeout:.0f} s:\n" + server.log_text()[-4000:]
+                f"{len(seen)} of {workers} workers answered within {timeout:.0f} s:\n"
+                + server.log_text()[-4000:]
             )
         time.sleep(0.05)
 
@@ -120,13 +131,26 @@ def group_pids(pgid: int) -> list[int]:
 def group_cpu_seconds(pgid: int) -> float:
     """User + system CPU time of every live process in the group (and of the
     children they reaped): the whole server, master and workers."""
-    ticks = 0
+    return sum(group_cpu_by_pid(pgid).values())
+
+
+def group_cpu_by_pid(pgid: int) -> dict[int, float]:
+    """As ``group_cpu_seconds``, process by process."""
+    seconds = {}
     for pid in group_pids(pgid):
         fields = _stat_fields(str(pid))
         if fields is not None:
             # utime, stime, cutime, cstime: fields 14-17 of stat(5), 11-14 here
-            ticks += sum(int(f) for f in fields[11:15])
-    return ticks / CLOCK_TICKS
+            seconds[pid] = sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
+    return seconds
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
+    """The share of the group's CPU time between two readings taken by the
+    process that used most of it (nan if the group used none)."""
+    used = [after[pid] - before.get(pid, 0.0) for pid in after]
+    total = sum(used)
+    return max(used) / total if total > 0 else float("nan")
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any, Callable
@@ -31,7 +32,8 @@ def _selftest_fail() -> object:
 
 
 ROUTES: dict[str, Callable[[], object]] = {
-    "/health": lambda: SETTINGS.run_id,
+    # the pid: the runner waits until every worker has answered
+    "/health": lambda: {"run_id": SETTINGS.run_id, "pid": os.getpid()},
     "/nodb": lambda: "ok",
     "/select1": POOL.select1,
     "/txn": POOL.txn,
