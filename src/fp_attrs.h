@@ -114,12 +114,22 @@ static inline PyObject **fp_attr_slot(PyObject *obj, fp_attr *a, PyObject *name)
 /* The generic ways: out of line where the shortcut exists (the hot path
  * keeps only the shortcut inline), inline where it doesn't (as a plain
  * getattr/setattr in the caller would be). */
-#ifdef FP_ATTR_SHORTCUT
-#define FP_GENERIC static __attribute__((noinline))
-#else
-#define FP_GENERIC static inline __attribute__((always_inline))
+#if defined(_MSC_VER)
+#define FP_NOINLINE __declspec(noinline)
+#define FP_ALWAYS_INLINE __forceinline
+#elif defined(__GNUC__) || defined(__clang__)
+#define FP_NOINLINE __attribute__((noinline))
+#define FP_ALWAYS_INLINE inline __attribute__((always_inline))
+#else  /* (any other C99 compiler: only hints are lost) */
+#define FP_NOINLINE
+#define FP_ALWAYS_INLINE inline
 #endif
-#define FP_SHORTCUT static inline __attribute__((always_inline))
+#ifdef FP_ATTR_SHORTCUT
+#define FP_GENERIC static FP_NOINLINE
+#else
+#define FP_GENERIC static FP_ALWAYS_INLINE
+#endif
+#define FP_SHORTCUT static FP_ALWAYS_INLINE
 
 /* getattr(obj, name, dflt): a new reference, NULL with an exception set */
 FP_GENERIC PyObject *fp_getattr_generic(PyObject *obj, PyObject *name, PyObject *dflt) {
