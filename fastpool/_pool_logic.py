@@ -43,6 +43,11 @@ else:
     _LogicBase = object
 
 monotonic: Callable[[], float] = time.monotonic
+
+# What a holder (a ``Holder``, a checkout's waiter) holds once the slot it held
+# is out of the pool, until the replacement of its connection is asked for:
+# see ``_forget_slot`` and ``_replace_discarded``.
+REPLACING = -3  # (not -2: a null pool waiter's CONNECT_YOURSELF)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -261,6 +266,34 @@ class PoolLogic(_LogicBase):
             out.reverse()  # taken from the top of the stack
         return out
 
+    def _claim_all_idle(self, into: list[tuple[int, Any]], drain: bool = False) -> None:
+        """Claim every idle slot for ``check()`` or ``drain()`` (which first
+        marks every connection made until now as stale) into the caller's list
+        ``into`` (so that, whatever lands after, the caller's handler finds
+        them); none in a closed pool. Newest first: popped, they come oldest
+        first, and given back in reverse they keep the order they were
+        returned in."""
+        with self._lock:
+            if self._closed:
+                return
+            if drain:
+                self._drained_at = monotonic()
+            into.extend(self._take_all_idle_locked()[::-1])
+
+    def _forget_all(self, claimed: list[tuple[int, Any]]) -> list[Any]:
+        """Take claimed slots out of the pool; their connections, to close."""
+        conns = []
+        with self._lock:
+            for slot, conn in claimed:
+                self._forget_slot(slot)
+                conns.append(conn)
+        return conns
+
+    def _forget_all_idle(self) -> list[Any]:
+        """Take every idle slot out of a closed pool; their connections, to close."""
+        with self._lock:
+            return self._forget_all(self._take_all_idle_locked())
+
     def _try_acquire_oldest(self) -> int:
         """Claim the idle slot returned longest ago, or -1: how maintenance
         visits idle slots (each once, in n claims and give-backs, which leave
@@ -275,10 +308,11 @@ class PoolLogic(_LogicBase):
 
     def _forget_slot(self, slot: int, holder: Any = None) -> None:
         """Take a held slot out of the pool (its connection is going away);
-        ``holder``, a waiter holding the slot, lets go of it in the same step."""
+        ``holder``, holding the slot, lets go of it in the same step: it holds
+        REPLACING until ``_replace_discarded(holder)``."""
         with self._lock:
             if holder is not None:
-                holder.slot = -1
+                holder.slot = REPLACING
             self._clear_slot(slot)
             self._ring.retire(slot)
             self._nconns -= 1
@@ -675,11 +709,19 @@ class PoolLogic(_LogicBase):
             self.check_bypass and now - self._slots[slot].last_used < self.check_bypass
         )
 
-    def _replace_discarded(self) -> None:
+    def _replace_discarded(self, holder: Any = None) -> None:
         """A connection was discarded (broken, expired, drained, failed its
         check): make one in its place, as psycopg_pool does, so the pool keeps
-        its size. Shrinking is the ``max_idle`` task's job alone."""
+        its size. Shrinking is the ``max_idle`` task's job alone.
+
+        With ``holder``, only if it holds REPLACING, which it lets go of in the
+        same step: however an exception lands, a discard through a holder asks
+        for its replacement exactly once."""
         with self._lock:
+            if holder is not None:
+                if holder.slot != REPLACING:
+                    return
+                holder.slot = -1
             if not self._closed:
                 self._grow_locked(1)
 
@@ -774,15 +816,15 @@ class PoolLogic(_LogicBase):
         )
         return slot, conn
 
-    def _take_expired_idle(self) -> list[tuple[int, Any]]:
+    def _take_expired_idle(self, expired: list[tuple[int, Any]]) -> None:
         """The expiry sweep's decision (rescheduling itself): claim the idle
-        connections past their lifetime, give the others back at once."""
+        connections past their lifetime into the caller's list ``expired``,
+        give the others back at once."""
         workers = self._workers
         if self._closed or workers is None:
-            return []
+            return
         workers.run_later(self._expiry_sweep_period(), type(self)._expiry_task)
         now = monotonic()
-        expired = []
         # Claim each idle slot (so no checkout can race us), oldest first, keep
         # it for a few microseconds, and give back the ones still within lifetime.
         for _ in range(self._ring.idle_count()):
@@ -794,4 +836,3 @@ class PoolLogic(_LogicBase):
                 expired.append((slot, rec.conn))
             else:
                 self._give_back(slot)
-        return expired

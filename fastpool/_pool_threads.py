@@ -39,10 +39,10 @@ else:  # pragma: no cover - without psycopg nothing uses it
 
 
 class Holder:
-    """Holds one slot for a maintenance step (check, drain) so that an
+    """Holds one slot for a multi-step operation (check, drain, a discard) so that an
     exception never finds it held by nobody."""
 
     __slots__ = ("slot",)
 
-    def __init__(self) -> None:
-        self.slot: int = -1
+    def __init__(self, slot: int = -1) -> None:
+        self.slot: int = slot

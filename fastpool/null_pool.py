@@ -165,7 +165,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         except BaseException as ex:
             if w.slot == CONNECT_YOURSELF:  # not installed: ours to close, and the place to free
                 if conn is not None:
-                    self._close_quietly_now(conn)
+                    self._close_on_error(conn)
                 self._connect_failed(ex, timeout, w)
             raise
 
@@ -227,7 +227,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             if not handed:
                 if self._slots[slot].conn is conn:
                     self._retire_returned(slot)
-                self._close_quietly_now(conn)
+                self._close_on_error(conn)
                 self._free_connection_slot()
             raise
 
@@ -240,7 +240,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
                 holder.slot = -1
             self._clear_slot(slot)
             self._ring.retire(slot)
-        self._close_quietly_now(conn)
+        self._close_on_error(conn)
         self._free_connection_slot()
 
     def _give_back(self, slot: int) -> None:

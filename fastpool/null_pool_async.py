@@ -331,7 +331,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
                     w.slot == CONNECT_YOURSELF
                 ):  # not installed: ours to close, and the place to free
                     if conn is not None:
-                        self._close_quietly_now(conn)
+                        self._close_on_error(conn)
                     self._connect_failed(ex, timeout, w)
                 raise
 
@@ -393,7 +393,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
                 if not handed:
                     if self._slots[slot].conn is conn:
                         self._retire_returned(slot)
-                    self._close_quietly_now(conn)
+                    self._close_on_error(conn)
                     self._free_connection_slot()
                 raise
 
@@ -406,7 +406,7 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
                     holder.slot = -1
                 self._clear_slot(slot)
                 self._ring.retire(slot)
-            self._close_quietly_now(conn)
+            self._close_on_error(conn)
             self._free_connection_slot()
 
     if True:  # ASYNC

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
 from ._conn_protocol import PSYCOPG
 from ._core import PoolHotPath
 from ._fork import reinit_in_forked_child
-from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
+from ._pool_logic import DISCARDED, FAILED_CHECK, REPLACING, PoolLogic
 from ._pool_threads import CLOSE_RETURNS_BUILTIN, Holder, PoolConnection
 from .abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
 from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, PoolCommon, Stats
@@ -100,34 +101,27 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
         idle, workers = closing
         if workers is not None:
             workers.stop()
-        self._close_idle(idle)
+        self._close_all(self._forget_all(idle))
         # Connections already unreachable (a thread died holding one, a task
         # dropped one) would never come back to be closed: close them now.
         self._reclaim_orphans(confirmed_only=False)
         if workers is not None:
             workers.join(timeout)
 
-    def _close_idle(self, idle: list[tuple[int, Any]] | None = None) -> None:
-        """Close idle connections of a closed pool (default: whatever is in the ring)."""
-        if idle is None:
-            with self._lock:
-                idle = self._take_all_idle_locked()
-        with self._lock:
-            for slot, _ in idle:
-                self._forget_slot(slot)
-        self._close_all(conn for _, conn in idle)
+    def _close_idle(self) -> None:
+        """Close what is idle in a closed pool (close() raced a return)."""
+        self._close_all(self._forget_all_idle())
 
-    @classmethod
-    def _close_all(cls, conns: Any) -> None:
-        """Close connections no longer in the pool; if closing one is
-        interrupted (KeyboardInterrupt...), still close the others, then raise."""
-        conns = iter(conns)
+    def _close_all(self, conns: list[Any]) -> None:
+        """Close connections no longer in the pool; if that is interrupted, the
+        others are still closed (``_close_on_error``), then the exception goes on."""
+        rest = iter(conns)
         try:
-            for conn in conns:
-                cls._close_quietly(conn)
+            for conn in rest:
+                self._close_quietly(conn)
         except BaseException:
-            for conn in conns:
-                cls._close_quietly_now(conn)
+            for conn in rest:
+                self._close_on_error(conn)
             raise
 
     def __enter__(self) -> Self:
@@ -235,6 +229,7 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
         """An exception ended a checkout: take ``w`` off the queue and give
         back what it holds (a slot handed over, or one whose checkout was not
         finished), without waiting for anything."""
+        self._replace_discarded(w)  # a discard it was in the middle of
         with self._lock:
             remove_waiter(self._waiting, w)
             slot = w.slot  # final: a server writes it under this lock
@@ -279,39 +274,6 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
             self._note_checkout(slot)
         return conn
 
-    def _discard_held(self, h: Any, conn: Any) -> None:
-        """``_discard`` for the slot a holder (a checkout's waiter, a
-        ``_Holder``) holds: it lets go of it in the same step that takes it
-        out of the pool; if that step was not reached, it still holds it."""
-        try:
-            self._forget_slot(h.slot, h)
-            self._close_and_replace(conn)
-        except BaseException:
-            if h.slot == -1:  # out of the pool already: finish closing it
-                self._close_quietly_now(conn)
-                self._replace_discarded()
-            raise
-
-    def _discard_held_now(self, h: Any) -> None:
-        """In an exception handler: discard what ``h`` still holds, if anything."""
-        if h.slot >= 0:
-            conn = self._slots[h.slot].conn
-            self._forget_slot(h.slot, h)
-            self._close_quietly_now(conn)
-            self._replace_discarded()
-
-    def _take_idle_into(self, h: Holder) -> bool:
-        """Claim the idle connection returned longest ago into holder ``h``;
-        False if none."""
-        with self._lock:
-            h.slot = self._try_acquire_oldest()
-            return h.slot >= 0
-
-    def _give_back_held(self, h: Any) -> None:
-        """Return the slot holder ``h`` holds (see ``_give_back``)."""
-        slot, h.slot = h.slot, -1
-        self._give_back(slot)
-
     # ------------------------------------------------------------------
     # Return
     # ------------------------------------------------------------------
@@ -321,36 +283,79 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
         says (DISCARDED: retry now; FAILED_CHECK: retry after a backoff)."""
         raise NotImplementedError
 
-    def _drop_interrupted(self, slot: int, conn: Any) -> None:
-        """An exception interrupted the return of ``conn``: if its slot is
-        still held here, take it out of the pool; close the connection."""
-        with self._lock:
-            held = (
-                self._slots[slot].conn is conn and self._ring.is_in_use(slot) and not self._closed
-            )
-        # (a slot this return already handed on is in use by someone else only
-        # in an open pool, where handing on raises nothing: see _give_back)
-        if held or (self._closed and self._slots[slot].conn is conn and self._ring.is_in_use(slot)):
-            self._forget_slot(slot)
-        self._close_quietly_now(conn)
-        self._replace_discarded()
-
     # ------------------------------------------------------------------
     # Connections
     # ------------------------------------------------------------------
 
-    def _discard(self, slot: int, conn: Any) -> None:
-        """Close a held slot's connection and have a new one made in its place."""
-        self._forget_slot(slot)
-        self._close_and_replace(conn)
+    # Every step that holds a slot keeps it in a holder (a ``Holder``, a
+    # checkout's waiter: ``.slot``, -1 for nothing), and the one handler of
+    # the operation gives back or discards what the holder still holds. A
+    # cancelled task and an interrupted thread (KeyboardInterrupt...) are the
+    # same case; they differ only in how a connection is closed while the
+    # exception is on its way (``_close_on_error``).
 
-    def _close_and_replace(self, conn: Any) -> None:
-        """Close a connection already out of the pool and make a new one if
-        needed, even if the close is interrupted."""
+    def _discard(self, slot: int, conn: Any) -> None:
+        """Close a held slot's connection and have a new one made in its place
+        (if interrupted before the slot left the pool, the caller still holds it)."""
+        h = Holder(slot)
+        try:
+            self._discard_held(h, conn)
+        except BaseException:
+            self._replace_discarded(h)  # (if it was not asked for yet)
+            raise
+
+    def _discard_held(self, h: Holder | Any, conn: Any) -> None:
+        """``_discard`` for the slot holder ``h`` holds: it lets go of it in
+        the same step that takes it out of the pool (if that step was not
+        reached, it still holds it, for the caller's handler). Once out of the
+        pool, the connection is closed even if that is interrupted, and
+        replaced once (``h`` holds REPLACING until that is asked for: a
+        handler that finds it there asks)."""
+        try:
+            self._forget_slot(h.slot, h)
+            self._close_quietly(conn)
+        except BaseException:
+            if h.slot == REPLACING:
+                self._close_on_error(conn)
+                self._replace_discarded(h)
+            raise
+        self._replace_discarded(h)
+
+    def _discard_held_now(self, h: Holder | Any) -> None:
+        """In an exception handler: discard what ``h`` still holds, if
+        anything (its connection is in an unknown state), or finish the
+        discard it was in the middle of."""
+        if h.slot >= 0:
+            conn = self._slots[h.slot].conn
+            self._forget_slot(h.slot, h)
+            self._close_on_error(conn)
+        self._replace_discarded(h)
+
+    def _give_back_held(self, h: Holder | Any) -> None:
+        """Return the slot holder ``h`` holds (see ``_give_back``)."""
+        slot, h.slot = h.slot, -1
+        self._give_back(slot)
+
+    def _drop_interrupted(self, slot: int, conn: Any) -> None:
+        """An exception interrupted the return of ``conn`` before its slot was
+        handed on: if the slot is still held here, take it out of the pool and
+        have a new connection made (if it is out already, whoever took it out
+        made one); close the connection."""
+        with self._lock:
+            held = self._slots[slot].conn is conn and self._ring.is_in_use(slot)
+        if held:
+            self._forget_slot(slot)
+        self._close_on_error(conn)
+        if held:
+            self._replace_discarded()
+
+    def _close_on_error(self, conn: Any) -> None:
+        """Close a connection out of the pool while an exception is on its
+        way: now, and nothing raised here may hide it."""
         try:
             self._close_quietly(conn)
-        finally:
-            self._replace_discarded()
+        except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
+            pass
 
     @classmethod
     def _close_quietly(cls, conn: Any) -> None:
@@ -363,14 +368,6 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
     def _ping_idle(self, conn: Any) -> None:
         """``check()``'s test of an idle connection (raise if it is broken)."""
         raise NotImplementedError
-
-    @classmethod
-    def _close_quietly_now(cls, conn: Any) -> None:
-        """Close while an exception is on its way: nothing raised here may hide it."""
-        try:
-            cls._close_quietly(conn)
-        except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
-            pass
 
     # ------------------------------------------------------------------
     # Maintenance tasks (run by the workers; first argument is the pool)
@@ -422,9 +419,29 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
             self._close_quietly(victim[1])
 
     def _expiry_task(self) -> None:
-        for slot, conn in self._take_expired_idle():
-            self._protocol.logger.info("discarding expired connection %s", conn)
-            self._discard(slot, conn)
+        self._discard_claimed(self._take_expired_idle, "discarding expired connection %s")
+
+    def _discard_claimed(
+        self, claim: Callable[[list[tuple[int, Any]]], None], log_each: str | None = None
+    ) -> None:
+        """Discard the idle slots ``claim(into)`` claims (logging ``log_each``
+        % conn first, if given). Interrupted, it still discards them all (the
+        ones not reached yet, stale or expired, must not be served again)."""
+        h = Holder()
+        claimed: list[tuple[int, Any]] = []
+        try:
+            claim(claimed)
+            while claimed:
+                h.slot, conn = claimed.pop()
+                if log_each is not None:
+                    self._protocol.logger.info(log_each, conn)
+                self._discard_held(h, conn)
+        except BaseException:
+            self._discard_held_now(h)
+            while claimed:
+                h.slot = claimed.pop()[0]
+                self._discard_held_now(h)
+            raise
 
     # ------------------------------------------------------------------
     # Sizing, health
@@ -437,19 +454,15 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
     def check(self) -> None:
         """Verify the state of the idle connections; replace the broken ones.
 
-        They are claimed one at a time (the others stay available), each
-        through a holder, so an interrupt (KeyboardInterrupt...) leaves the
-        one being checked discarded and replaced, the rest untouched."""
-        with self._lock:
-            if self._closed:
-                return
-            n = self._ring.idle_count()
+        They are all claimed at once, as psycopg_pool does. Interrupted (a
+        cancellation, a KeyboardInterrupt...), the one being checked is
+        discarded and replaced, the others go back untouched."""
         h = Holder()
+        idle: list[tuple[int, Any]] = []
         try:
-            for _ in range(n):
-                if not self._take_idle_into(h):
-                    break
-                conn = self._slots[h.slot].conn
+            self._claim_all_idle(idle)
+            while idle:
+                h.slot, conn = idle.pop()
                 if monotonic() >= self._slots[h.slot].expire_at:
                     self._protocol.logger.info("discarding expired connection %s", conn)
                     self._discard_held(h, conn)
@@ -464,6 +477,8 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
                 self._give_back_held(h)
         except BaseException:
             self._discard_held_now(h)  # interrupted mid-check: its state is unknown
+            for slot, _ in reversed(idle):
+                self._give_back(slot)  # not reached yet: untouched, in their order
             raise
         with self._lock:
             if not self._closed:
@@ -471,24 +486,8 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
 
     def drain(self) -> None:
         """Replace every connection: idle ones now, checked-out ones on return
-        (and any left idle by an interrupt, at their next checkout)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._drained_at = monotonic()
-            n = self._ring.idle_count()
-        h = Holder()
-        try:
-            for _ in range(n):
-                if not self._take_idle_into(h):
-                    break
-                if self._is_stale(h.slot, monotonic()):
-                    self._discard_held(h, self._slots[h.slot].conn)
-                else:  # a replacement made meanwhile
-                    self._give_back_held(h)
-        except BaseException:
-            self._discard_held_now(h)
-            raise
+        (all of them, even if interrupted)."""
+        self._discard_claimed(partial(self._claim_all_idle, drain=True))
 
     # ------------------------------------------------------------------
     # Fork
@@ -713,7 +712,7 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
                 base.check_left_idle(conn, "configure", self._configure)
             return conn
         except BaseException:
-            self._close_quietly_now(conn)
+            self._close_on_error(conn)
             raise
 
     @staticmethod

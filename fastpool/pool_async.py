@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 from . import base
 from ._conn_protocol import PSYCOPG
 from ._core import AsyncConnectionContext, PoolFastPath
-from ._pool_logic import DISCARDED, FAILED_CHECK, PoolLogic
-from ._pool_threads import CLOSE_RETURNS_BUILTIN
+from ._pool_logic import DISCARDED, FAILED_CHECK, REPLACING, PoolLogic
+from ._pool_threads import CLOSE_RETURNS_BUILTIN, Holder
 from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
 from .async_workers import AsyncWorkers
 from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, PoolCommon, Stats
@@ -42,7 +42,7 @@ from .waiting import AsyncWaiter
 
 # sync: from ._fork import reinit_in_forked_child
 if False:  # SYNC
-    from ._pool_threads import Holder, PoolConnection
+    from ._pool_threads import PoolConnection
     from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
 
 if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
@@ -156,19 +156,7 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
         idle, workers = closing
         if workers is not None:
             workers.stop()
-        if True:  # ASYNC
-            with self._lock:
-                for slot, _ in idle:
-                    self._forget_slot(slot)
-            for i, (_, conn) in enumerate(idle):
-                try:
-                    await self._close_quietly(conn)
-                except BaseException:  # cancelled: the rest are closed in the background
-                    for _, other in idle[i + 1 :]:
-                        self._close_in_background(other)
-                    raise
-        else:
-            self._close_idle(idle)
+        await self._close_all(self._forget_all(idle))
         # Connections already unreachable (a thread died holding one, a task
         # dropped one) would never come back to be closed: close them now.
         await self._reclaim_orphans_async(confirmed_only=False)
@@ -184,12 +172,9 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
     if True:  # ASYNC
 
         def _close_idle(self) -> None:
-            # Called by the sync fast path when close() raced a return: close what
-            # is in the ring in a background task.
-            with self._lock:
-                idle = self._take_all_idle_locked()
-            for slot, conn in idle:
-                self._forget_slot(slot)
+            """Close what is idle in a closed pool (close() raced a return):
+            called from sync code, so in background tasks."""
+            for conn in self._forget_all_idle():
                 self._close_in_background(conn)
 
         def _close_in_background(self, conn: Any) -> None:
@@ -198,28 +183,21 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
             task.add_done_callback(self._background.discard)
     else:
 
-        def _close_idle(self, idle: list[tuple[int, Any]] | None = None) -> None:
-            """Close idle connections of a closed pool (default: whatever is in the ring)."""
-            if idle is None:
-                with self._lock:
-                    idle = self._take_all_idle_locked()
-            with self._lock:
-                for slot, _ in idle:
-                    self._forget_slot(slot)
-            self._close_all(conn for _, conn in idle)
+        def _close_idle(self) -> None:
+            """Close what is idle in a closed pool (close() raced a return)."""
+            self._close_all(self._forget_all_idle())
 
-        @classmethod
-        def _close_all(cls, conns: Any) -> None:
-            """Close connections no longer in the pool; if closing one is
-            interrupted (KeyboardInterrupt...), still close the others, then raise."""
-            conns = iter(conns)
-            try:
-                for conn in conns:
-                    cls._close_quietly(conn)
-            except BaseException:
-                for conn in conns:
-                    cls._close_quietly_now(conn)
-                raise
+    async def _close_all(self, conns: list[Any]) -> None:
+        """Close connections no longer in the pool; if that is interrupted, the
+        others are still closed (``_close_on_error``), then the exception goes on."""
+        rest = iter(conns)
+        try:
+            for conn in rest:
+                await self._close_quietly(conn)
+        except BaseException:
+            for conn in rest:
+                self._close_on_error(conn)
+            raise
 
     async def __aenter__(self) -> Self:
         self._open_implicit = False
@@ -379,7 +357,7 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
                     return FAILED_CHECK
                 except BaseException:
                     # Cancelled mid-check: the connection may be mid-query.
-                    self._discard_soon(slot, conn)
+                    self._drop_interrupted(slot, conn)
                     raise
             conn._pool = self
             if self._leak_threshold:
@@ -402,6 +380,7 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
             """An exception ended a checkout: take ``w`` off the queue and give
             back what it holds (a slot handed over, or one whose checkout was not
             finished), without waiting for anything."""
+            self._replace_discarded(w)  # a discard it was in the middle of
             with self._lock:
                 remove_waiter(self._waiting, w)
                 slot = w.slot  # final: a server writes it under this lock
@@ -448,39 +427,6 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
                 self._note_checkout(slot)
             return conn
 
-        def _discard_held(self, h: Any, conn: Any) -> None:
-            """``_discard`` for the slot a holder (a checkout's waiter, a
-            ``_Holder``) holds: it lets go of it in the same step that takes it
-            out of the pool; if that step was not reached, it still holds it."""
-            try:
-                self._forget_slot(h.slot, h)
-                self._close_and_replace(conn)
-            except BaseException:
-                if h.slot == -1:  # out of the pool already: finish closing it
-                    self._close_quietly_now(conn)
-                    self._replace_discarded()
-                raise
-
-        def _discard_held_now(self, h: Any) -> None:
-            """In an exception handler: discard what ``h`` still holds, if anything."""
-            if h.slot >= 0:
-                conn = self._slots[h.slot].conn
-                self._forget_slot(h.slot, h)
-                self._close_quietly_now(conn)
-                self._replace_discarded()
-
-        def _take_idle_into(self, h: Holder) -> bool:
-            """Claim the idle connection returned longest ago into holder ``h``;
-            False if none."""
-            with self._lock:
-                h.slot = self._try_acquire_oldest()
-                return h.slot >= 0
-
-        def _give_back_held(self, h: Any) -> None:
-            """Return the slot holder ``h`` holds (see ``_give_back``)."""
-            slot, h.slot = h.slot, -1
-            self._give_back(slot)
-
     if True:  # ASYNC
 
         def _track_owner(self, conn: Any) -> None:
@@ -515,61 +461,88 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
             says (DISCARDED: retry now; FAILED_CHECK: retry after a backoff)."""
             raise NotImplementedError
 
-        def _drop_interrupted(self, slot: int, conn: Any) -> None:
-            """An exception interrupted the return of ``conn``: if its slot is
-            still held here, take it out of the pool; close the connection."""
-            with self._lock:
-                held = (
-                    self._slots[slot].conn is conn
-                    and self._ring.is_in_use(slot)
-                    and not self._closed
-                )
-            # (a slot this return already handed on is in use by someone else only
-            # in an open pool, where handing on raises nothing: see _give_back)
-            if held or (
-                self._closed and self._slots[slot].conn is conn and self._ring.is_in_use(slot)
-            ):
-                self._forget_slot(slot)
-            self._close_quietly_now(conn)
-            self._replace_discarded()
-
     # ------------------------------------------------------------------
     # Connections
     # ------------------------------------------------------------------
 
+    # Every step that holds a slot keeps it in a holder (a ``Holder``, a
+    # checkout's waiter: ``.slot``, -1 for nothing), and the one handler of
+    # the operation gives back or discards what the holder still holds. A
+    # cancelled task and an interrupted thread (KeyboardInterrupt...) are the
+    # same case; they differ only in how a connection is closed while the
+    # exception is on its way (``_close_on_error``).
+
+    async def _discard(self, slot: int, conn: Any) -> None:
+        """Close a held slot's connection and have a new one made in its place
+        (if interrupted before the slot left the pool, the caller still holds it)."""
+        h = Holder(slot)
+        try:
+            await self._discard_held(h, conn)
+        except BaseException:
+            self._replace_discarded(h)  # (if it was not asked for yet)
+            raise
+
+    async def _discard_held(self, h: Holder | Any, conn: Any) -> None:
+        """``_discard`` for the slot holder ``h`` holds: it lets go of it in
+        the same step that takes it out of the pool (if that step was not
+        reached, it still holds it, for the caller's handler). Once out of the
+        pool, the connection is closed even if that is interrupted, and
+        replaced once (``h`` holds REPLACING until that is asked for: a
+        handler that finds it there asks)."""
+        try:
+            self._forget_slot(h.slot, h)
+            await self._close_quietly(conn)
+        except BaseException:
+            if h.slot == REPLACING:
+                self._close_on_error(conn)
+                self._replace_discarded(h)
+            raise
+        self._replace_discarded(h)
+
+    def _discard_held_now(self, h: Holder | Any) -> None:
+        """In an exception handler: discard what ``h`` still holds, if
+        anything (its connection is in an unknown state), or finish the
+        discard it was in the middle of."""
+        if h.slot >= 0:
+            conn = self._slots[h.slot].conn
+            self._forget_slot(h.slot, h)
+            self._close_on_error(conn)
+        self._replace_discarded(h)
+
+    def _give_back_held(self, h: Holder | Any) -> None:
+        """Return the slot holder ``h`` holds (see ``_give_back``)."""
+        slot, h.slot = h.slot, -1
+        self._give_back(slot)
+
+    def _drop_interrupted(self, slot: int, conn: Any) -> None:
+        """An exception interrupted the return of ``conn`` before its slot was
+        handed on: if the slot is still held here, take it out of the pool and
+        have a new connection made (if it is out already, whoever took it out
+        made one); close the connection."""
+        with self._lock:
+            held = self._slots[slot].conn is conn and self._ring.is_in_use(slot)
+        if held:
+            self._forget_slot(slot)
+        self._close_on_error(conn)
+        if held:
+            self._replace_discarded()
+
     if True:  # ASYNC
 
-        async def _discard(self, slot: int, conn: Any) -> None:
-            """Close a held slot's connection and have a new one made in its place
-            (even if the close is cancelled: then it goes on in the background)."""
-            self._forget_slot(slot)
-            try:
-                await self._close_quietly(conn)
-            except BaseException:
-                self._close_in_background(conn)
-                raise
-            finally:
-                self._replace_discarded()
-
-        def _discard_soon(self, slot: int, conn: Any) -> None:
-            """``_discard`` for a task being cancelled: nothing here awaits."""
-            self._forget_slot(slot)
+        def _close_on_error(self, conn: Any) -> None:
+            """Close a connection out of the pool while an exception is on its
+            way: in a background task (an await in a cancelled task could be
+            cancelled again), so nothing here can hide the exception."""
             self._close_in_background(conn)
-            self._replace_discarded()
     else:
 
-        def _discard(self, slot: int, conn: Any) -> None:
-            """Close a held slot's connection and have a new one made in its place."""
-            self._forget_slot(slot)
-            self._close_and_replace(conn)
-
-        def _close_and_replace(self, conn: Any) -> None:
-            """Close a connection already out of the pool and make a new one if
-            needed, even if the close is interrupted."""
+        def _close_on_error(self, conn: Any) -> None:
+            """Close a connection out of the pool while an exception is on its
+            way: now, and nothing raised here may hide it."""
             try:
                 self._close_quietly(conn)
-            finally:
-                self._replace_discarded()
+            except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
+                pass
 
     @classmethod
     async def _close_quietly(cls, conn: Any) -> None:
@@ -582,16 +555,6 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
     async def _ping_idle(self, conn: Any) -> None:
         """``check()``'s test of an idle connection (raise if it is broken)."""
         raise NotImplementedError
-
-    if False:  # SYNC
-
-        @classmethod
-        def _close_quietly_now(cls, conn: Any) -> None:
-            """Close while an exception is on its way: nothing raised here may hide it."""
-            try:
-                cls._close_quietly(conn)
-            except BaseException:  # noqa: BLE001 - a second interrupt: the first one wins
-                pass
 
     # ------------------------------------------------------------------
     # Maintenance tasks (run by the workers; first argument is the pool)
@@ -682,34 +645,30 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
             self._forget_slot(victim[0])
             await self._close_quietly(victim[1])
 
-    if True:  # ASYNC
+    async def _expiry_task(self) -> None:
+        await self._discard_claimed(self._take_expired_idle, "discarding expired connection %s")
 
-        async def _expiry_task(self) -> None:
-            await self._discard_claimed(
-                self._take_expired_idle(), "discarding expired connection %s"
-            )
-
-        async def _discard_claimed(
-            self, claimed: list[tuple[int, Any]], log_each: str | None = None
-        ) -> None:
-            """Discard each claimed idle slot (logging ``log_each`` % conn first, if
-            given); if cancelled, the rest are discarded in the background: a
-            claimed slot must not stay held."""
-            for i, (slot, conn) in enumerate(claimed):
+    async def _discard_claimed(
+        self, claim: Callable[[list[tuple[int, Any]]], None], log_each: str | None = None
+    ) -> None:
+        """Discard the idle slots ``claim(into)`` claims (logging ``log_each``
+        % conn first, if given). Interrupted, it still discards them all (the
+        ones not reached yet, stale or expired, must not be served again)."""
+        h = Holder()
+        claimed: list[tuple[int, Any]] = []
+        try:
+            claim(claimed)
+            while claimed:
+                h.slot, conn = claimed.pop()
                 if log_each is not None:
                     self._protocol.logger.info(log_each, conn)
-                try:
-                    await self._discard(slot, conn)
-                except BaseException:
-                    for other in claimed[i + 1 :]:
-                        self._discard_soon(*other)
-                    raise
-    else:
-
-        def _expiry_task(self) -> None:
-            for slot, conn in self._take_expired_idle():
-                self._protocol.logger.info("discarding expired connection %s", conn)
-                self._discard(slot, conn)
+                await self._discard_held(h, conn)
+        except BaseException:
+            self._discard_held_now(h)
+            while claimed:
+                h.slot = claimed.pop()[0]
+                self._discard_held_now(h)
+            raise
 
     # ------------------------------------------------------------------
     # Sizing, health
@@ -719,112 +678,43 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
         """Change the size of the pool during runtime."""
         self._resize(min_size, max_size)
 
-    if True:  # ASYNC
+    async def check(self) -> None:
+        """Verify the state of the idle connections; replace the broken ones.
 
-        async def check(self) -> None:
-            """Verify the state of the idle connections; replace the broken ones."""
-            with self._lock:
-                if self._closed:
-                    return
-                idle = self._take_all_idle_locked()
-            now = monotonic()
-            for i, (slot, conn) in enumerate(idle):
+        They are all claimed at once, as psycopg_pool does. Interrupted (a
+        cancellation, a KeyboardInterrupt...), the one being checked is
+        discarded and replaced, the others go back untouched."""
+        h = Holder()
+        idle: list[tuple[int, Any]] = []
+        try:
+            self._claim_all_idle(idle)
+            while idle:
+                h.slot, conn = idle.pop()
+                if monotonic() >= self._slots[h.slot].expire_at:
+                    self._protocol.logger.info("discarding expired connection %s", conn)
+                    await self._discard_held(h, conn)
+                    continue
                 try:
-                    if now >= self._slots[slot].expire_at:
-                        self._protocol.logger.info("discarding expired connection %s", conn)
-                        await self._discard(slot, conn)
-                        continue
-                    try:
-                        await self._ping_idle(conn)
-                    except Exception:
-                        self._stats.add(Stats.CONNECTIONS_LOST)
-                        self._protocol.logger.warning("discarding broken connection: %s", conn)
-                        await self._discard(slot, conn)
-                    else:
-                        self._give_back(slot)
-                except BaseException:
-                    # Cancelled: the one being checked is in an unknown state, the
-                    # rest go back untouched.
-                    if self._slots[slot].conn is conn:
-                        self._discard_soon(slot, conn)
-                    for other, _ in idle[i + 1 :]:
-                        self._give_back(other)
-                    raise
-            self._replace_discarded_to_min()
+                    await self._ping_idle(conn)
+                except Exception:
+                    self._stats.add(Stats.CONNECTIONS_LOST)
+                    self._protocol.logger.warning("discarding broken connection: %s", conn)
+                    await self._discard_held(h, conn)
+                    continue
+                self._give_back_held(h)
+        except BaseException:
+            self._discard_held_now(h)  # interrupted mid-check: its state is unknown
+            for slot, _ in reversed(idle):
+                self._give_back(slot)  # not reached yet: untouched, in their order
+            raise
+        with self._lock:
+            if not self._closed:
+                self._grow_locked(self._min_size - self._nconns)
 
-        def _replace_discarded_to_min(self) -> None:
-            with self._lock:
-                if not self._closed:
-                    self._grow_locked(self._min_size - self._nconns)
-    else:
-
-        def check(self) -> None:
-            """Verify the state of the idle connections; replace the broken ones.
-
-            They are claimed one at a time (the others stay available), each
-            through a holder, so an interrupt (KeyboardInterrupt...) leaves the
-            one being checked discarded and replaced, the rest untouched."""
-            with self._lock:
-                if self._closed:
-                    return
-                n = self._ring.idle_count()
-            h = Holder()
-            try:
-                for _ in range(n):
-                    if not self._take_idle_into(h):
-                        break
-                    conn = self._slots[h.slot].conn
-                    if monotonic() >= self._slots[h.slot].expire_at:
-                        self._protocol.logger.info("discarding expired connection %s", conn)
-                        self._discard_held(h, conn)
-                        continue
-                    try:
-                        self._ping_idle(conn)
-                    except Exception:
-                        self._stats.add(Stats.CONNECTIONS_LOST)
-                        self._protocol.logger.warning("discarding broken connection: %s", conn)
-                        self._discard_held(h, conn)
-                        continue
-                    self._give_back_held(h)
-            except BaseException:
-                self._discard_held_now(h)  # interrupted mid-check: its state is unknown
-                raise
-            with self._lock:
-                if not self._closed:
-                    self._grow_locked(self._min_size - self._nconns)
-
-    if True:  # ASYNC
-
-        async def drain(self) -> None:
-            """Replace every connection: idle ones now, checked-out ones on return."""
-            with self._lock:
-                if self._closed:
-                    return
-                self._drained_at = monotonic()
-                idle = self._take_all_idle_locked()
-            await self._discard_claimed(idle)
-    else:
-
-        def drain(self) -> None:
-            """Replace every connection: idle ones now, checked-out ones on return
-            (and any left idle by an interrupt, at their next checkout)."""
-            with self._lock:
-                if self._closed:
-                    return
-                self._drained_at = monotonic()
-                n = self._ring.idle_count()
-            h = Holder()
-            try:
-                for _ in range(n):
-                    if not self._take_idle_into(h):
-                        break
-                    if self._is_stale(h.slot, monotonic()):
-                        self._discard_held(h, self._slots[h.slot].conn)
-                    else:  # a replacement made meanwhile
-                        self._give_back_held(h)
-            except BaseException:
-                self._discard_held_now(h)
-                raise
+    async def drain(self) -> None:
+        """Replace every connection: idle ones now, checked-out ones on return
+        (all of them, even if interrupted)."""
+        await self._discard_claimed(partial(self._claim_all_idle, drain=True))
 
     if False:  # SYNC
         # ------------------------------------------------------------------
@@ -1031,7 +921,7 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
                 await self._reset_connection(conn)
             except BaseException:
                 # Cancelled mid-reset: the connection's state is unknown.
-                self._discard_soon(slot, conn)
+                self._drop_interrupted(slot, conn)
                 raise
             if PSYCOPG.is_broken(conn):
                 self._count_broken_return(conn, from_getconn)
@@ -1175,7 +1065,7 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
                     base.check_left_idle(conn, "configure", self._configure)
                 return conn
             except BaseException:
-                self._close_quietly_now(conn)
+                self._close_on_error(conn)
                 raise
 
     @staticmethod

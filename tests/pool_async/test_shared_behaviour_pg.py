@@ -1,0 +1,137 @@
+"""Behaviour the sync and async pools share because it is written once (their
+algorithms live in ``pool_async.py``, the sync module is generated), where
+the two used to differ. Each test runs the same body against
+``ConnectionPool`` and ``AsyncConnectionPool`` on real PostgreSQL: a sync
+pool's calls are made from the coroutine, blocking it, and ``ready()``
+passes their results through; an interrupted thread (KeyboardInterrupt) and
+a cancelled task (CancelledError) are the same case."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Callable
+
+import psycopg
+import pytest
+
+import fastpool
+
+pytestmark = pytest.mark.postgres
+
+KINDS = ["sync", "async"]
+
+
+async def ready(result: Any) -> Any:
+    """Await what the async pool returns; the sync pool's result as it is."""
+    return await result if inspect.isawaitable(result) else result
+
+
+def pool_class(kind: str) -> Any:
+    return fastpool.ConnectionPool if kind == "sync" else fastpool.AsyncConnectionPool
+
+
+def interrupt(kind: str) -> type[BaseException]:
+    return KeyboardInterrupt if kind == "sync" else asyncio.CancelledError
+
+
+def connection_class(kind: str, on_close: Callable[[], None]) -> Any:
+    """A connection class whose ``close()`` closes, then calls ``on_close()``
+    (which may raise)."""
+    if kind == "sync":
+
+        class SyncConnection(psycopg.Connection[Any]):
+            def close(self) -> None:
+                super().close()
+                on_close()
+
+        return SyncConnection
+
+    class AsyncConnection(psycopg.AsyncConnection[Any]):
+        async def close(self) -> None:
+            await super().close()
+            on_close()
+
+    return AsyncConnection
+
+
+async def backend_pids(pool: Any, n: int) -> set[int]:
+    """The server pids of ``n`` connections checked out together (then returned)."""
+    conns = [await ready(pool.getconn(timeout=10)) for _ in range(n)]
+    pids = {conn.info.backend_pid for conn in conns}
+    for conn in conns:
+        await ready(pool.putconn(conn))
+    return pids
+
+
+async def settled(pool: Any, size: int) -> None:
+    """Wait (bounded) until the pool holds ``size`` idle connections."""
+    for _ in range(1000):
+        stats = pool.get_stats()
+        if stats["pool_available"] == stats["pool_size"] == size:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"pool did not settle to {size} idle: {pool.get_stats()}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_check_claims_every_idle_connection_at_once(aio, pg_dsn: str, kind: str) -> None:
+    # As psycopg_pool's check(): the idle connections are all claimed first,
+    # and each goes back once tested (the sync pool used to claim them one
+    # at a time, leaving the others available).
+    async def main() -> None:
+        pool = pool_class(kind)(pg_dsn, min_size=3, max_size=3, open=False)
+        await ready(pool.open(wait=True))
+        try:
+            available_while_checking: list[int] = []
+            ping = pool._ping_idle
+
+            def recording_ping(conn: Any) -> Any:
+                available_while_checking.append(pool.get_stats()["pool_available"])
+                return ping(conn)
+
+            pool._ping_idle = recording_ping
+            await ready(pool.check())
+            assert available_while_checking == [0, 1, 2]
+            assert pool.get_stats()["pool_available"] == 3
+        finally:
+            await ready(pool.close())
+
+    aio(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_interrupted_drain_still_discards_every_idle_connection(
+    aio, pg_dsn: str, kind: str
+) -> None:
+    # drain() interrupted while closing its first connection: that one and
+    # the ones not reached yet are all discarded and replaced (the sync pool
+    # used to leave those idle, and its checkout served them again). No
+    # connection drained is ever served again.
+    armed: list[bool] = []
+
+    def on_close() -> None:
+        if armed:
+            armed.clear()
+            raise interrupt(kind)("interrupted while closing")
+
+    async def main() -> None:
+        pool = pool_class(kind)(
+            pg_dsn,
+            min_size=3,
+            max_size=3,
+            open=False,
+            connection_class=connection_class(kind, on_close),
+        )
+        await ready(pool.open(wait=True))
+        try:
+            drained = await backend_pids(pool, 3)
+            armed.append(True)
+            with pytest.raises(interrupt(kind)):
+                await ready(pool.drain())
+            assert not drained & await backend_pids(pool, 3)
+            await settled(pool, 3)
+        finally:
+            await ready(pool.close())
+
+    aio(main())
