@@ -622,13 +622,13 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
     def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
         """The return path (rollback, reset, expiry, a closed pool), also taken
         by a connection that failed the ``check`` callback (``from_getconn``)."""
-        # Anything raised before the slot is handed on (a KeyboardInterrupt in
-        # the rollback or the reset callback...) leaves the connection in an
-        # unknown state: it is closed and replaced, then the exception goes on.
-        # Once the slot is handed on it is no longer ours (it may be idle again,
-        # or in another caller's hands): ``given_back`` is set in the same step
-        # as the call (no statement, no signal check in between), and from then
-        # on an exception leaves the slot alone.
+        # Anything raised before the slot is handed on (a cancellation or a
+        # KeyboardInterrupt in the rollback or the reset callback...) leaves the
+        # connection in an unknown state: it is closed and replaced, then the
+        # exception goes on. Once the slot is handed on it is no longer ours (it
+        # may be idle again, or in another caller's hands): ``given_back`` is
+        # set in the same step as the call (no statement, no signal check in
+        # between), and from then on an exception leaves the slot alone.
         given_back = -1
         try:
             if self._closed:
@@ -658,10 +658,10 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
         status = PSYCOPG.transaction_status(conn)
         if status == IDLE:
             if base.prepared_two_phase(conn):
-                conn.close()
+                self._close_quietly(conn)
         elif status == ACTIVE:
             logger.warning("closing returned connection: %s", conn)
-            conn.close()
+            self._close_quietly(conn)
         elif status in (INTRANS, INERROR):
             logger.warning("rolling back returned connection: %s", conn)
             try:
@@ -673,14 +673,14 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
                     ex,
                     conn,
                 )
-                conn.close()
+                self._close_quietly(conn)
         if self._reset is not None and not PSYCOPG.is_broken(conn):
             try:
                 self._reset(conn)
                 base.check_left_idle(conn, "reset", self._reset)
             except Exception as ex:
                 logger.warning("error resetting connection: %s", ex)
-                conn.close()
+                self._close_quietly(conn)
 
     if TYPE_CHECKING:
 

@@ -908,21 +908,23 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
                 """Give back a connection obtained with ``getconn()``."""
                 ...
 
-    if True:  # ASYNC
-
-        async def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
-            """The return path (rollback, reset, expiry, a closed pool), also taken
-            by a connection that failed the ``check`` callback (``from_getconn``)."""
+    async def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
+        """The return path (rollback, reset, expiry, a closed pool), also taken
+        by a connection that failed the ``check`` callback (``from_getconn``)."""
+        # Anything raised before the slot is handed on (a cancellation or a
+        # KeyboardInterrupt in the rollback or the reset callback...) leaves the
+        # connection in an unknown state: it is closed and replaced, then the
+        # exception goes on. Once the slot is handed on it is no longer ours (it
+        # may be idle again, or in another caller's hands): ``given_back`` is
+        # set in the same step as the call (no statement, no signal check in
+        # between), and from then on an exception leaves the slot alone.
+        given_back = -1
+        try:
             if self._closed:
                 self._forget_slot(slot)
                 await self._close_quietly(conn)
                 return
-            try:
-                await self._reset_connection(conn)
-            except BaseException:
-                # Cancelled mid-reset: the connection's state is unknown.
-                self._drop_interrupted(slot, conn)
-                raise
+            await self._reset_connection(conn)
             if PSYCOPG.is_broken(conn):
                 self._count_broken_return(conn, from_getconn)
                 await self._discard(slot, conn)
@@ -934,53 +936,21 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
                 return
             if not from_getconn:  # (a failed check is no proof of health for check_bypass)
                 self._slots[slot].last_used = now
-            self._give_back(slot)
-
-    else:
-
-        def _putconn_slow(self, slot: int, conn: Any, from_getconn: bool = False) -> None:
-            """The return path (rollback, reset, expiry, a closed pool), also taken
-            by a connection that failed the ``check`` callback (``from_getconn``)."""
-            # Anything raised before the slot is handed on (a KeyboardInterrupt in
-            # the rollback or the reset callback...) leaves the connection in an
-            # unknown state: it is closed and replaced, then the exception goes on.
-            # Once the slot is handed on it is no longer ours (it may be idle again,
-            # or in another caller's hands): ``given_back`` is set in the same step
-            # as the call (no statement, no signal check in between), and from then
-            # on an exception leaves the slot alone.
-            given_back = -1
-            try:
-                if self._closed:
-                    self._forget_slot(slot)
-                    self._close_quietly(conn)
-                    return
-                self._reset_connection(conn)
-                if PSYCOPG.is_broken(conn):
-                    self._count_broken_return(conn, from_getconn)
-                    self._discard(slot, conn)
-                    return
-                now = monotonic()
-                if self._is_stale(slot, now):
-                    logger.info("discarding expired connection")
-                    self._discard(slot, conn)
-                    return
-                if not from_getconn:  # (a failed check is no proof of health for check_bypass)
-                    self._slots[slot].last_used = now
-                self._give_back(given_back := slot)
-            except BaseException:
-                if given_back != slot:
-                    self._drop_interrupted(slot, conn)
-                raise
+            self._give_back(given_back := slot)
+        except BaseException:
+            if given_back != slot:
+                self._drop_interrupted(slot, conn)
+            raise
 
     async def _reset_connection(self, conn: Any) -> None:
         """Bring a returned connection back to IDLE, or close it (psycopg_pool's rules)."""
         status = PSYCOPG.transaction_status(conn)
         if status == IDLE:
             if base.prepared_two_phase(conn):
-                await self._close_quietly(conn)  # sync: conn.close()
+                await self._close_quietly(conn)
         elif status == ACTIVE:
             logger.warning("closing returned connection: %s", conn)
-            await self._close_quietly(conn)  # sync: conn.close()
+            await self._close_quietly(conn)
         elif status in (INTRANS, INERROR):
             logger.warning("rolling back returned connection: %s", conn)
             try:
@@ -992,14 +962,14 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
                     ex,
                     conn,
                 )
-                await self._close_quietly(conn)  # sync: conn.close()
+                await self._close_quietly(conn)
         if self._reset is not None and not PSYCOPG.is_broken(conn):
             try:
                 await self._reset(conn)
                 base.check_left_idle(conn, "reset", self._reset)
             except Exception as ex:
                 logger.warning("error resetting connection: %s", ex)
-                await self._close_quietly(conn)  # sync: conn.close()
+                await self._close_quietly(conn)
 
     if True:  # ASYNC
 

@@ -135,3 +135,49 @@ def test_interrupted_drain_still_discards_every_idle_connection(
             await ready(pool.close())
 
     aio(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_close_that_fails_does_not_fail_the_return(
+    aio, pg_dsn: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The return path closes a connection that its reset left unusable, and
+    # an error of that close is logged, not raised from putconn() (the sync
+    # pool used to raise it); the connection is replaced.
+    armed: list[bool] = []
+
+    def on_close() -> None:
+        if armed:
+            armed.clear()
+            raise RuntimeError("close failed")
+
+    def failing_reset(conn: Any) -> None:
+        armed.append(True)
+        raise psycopg.OperationalError("reset failed")
+
+    async def failing_reset_async(conn: Any) -> None:
+        failing_reset(conn)
+
+    async def main() -> None:
+        pool = pool_class(kind)(
+            pg_dsn,
+            min_size=1,
+            max_size=1,
+            open=False,
+            connection_class=connection_class(kind, on_close),
+            reset=failing_reset if kind == "sync" else failing_reset_async,
+        )
+        await ready(pool.open(wait=True))
+        try:
+            conn = await ready(pool.getconn())
+            first = conn.info.backend_pid
+            await ready(pool.putconn(conn))
+            assert not armed  # the close did fail
+            messages = [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"]
+            assert any(m.startswith("error resetting connection: reset failed") for m in messages)
+            assert any(m.startswith("error closing connection") for m in messages)
+            assert first not in await backend_pids(pool, 1)
+        finally:
+            await ready(pool.close())
+
+    aio(main())
