@@ -38,7 +38,7 @@ from ._pool_threads import CLOSE_RETURNS_BUILTIN, Holder, PoolConnection
 from .abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
 from .base import ACTIVE, IDLE, INERROR, INTRANS, AttemptWithBackoff, BasePool, PoolCommon, Stats
 from .errors import PoolClosed, PoolTimeout
-from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
+from .waiting import Waiter, release_waiter, thread_waiter
 from .workers import Workers
 
 if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
@@ -193,8 +193,8 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
         attempt = None
         # The waiter holds the slot from the moment it is taken or handed over
         # until the connection is returned to the caller, so wherever an
-        # exception lands (a KeyboardInterrupt, an asynchronous exception, a
-        # raising callback) the handler below finds what to give back.
+        # exception lands (a cancellation, a KeyboardInterrupt, a raising
+        # callback) the handler below finds what to give back.
         w = self._new_waiter()  # (the last step before the try: it holds the waiter)
         try:
             while True:
@@ -204,23 +204,42 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
                     self._await(w, deadline, timeout)
                 outcome = self._checkout_checked(w, monotonic())
                 if outcome is not DISCARDED and outcome is not FAILED_CHECK:
-                    release_waiter(w)
+                    self._done_with_waiter(w)
                     return outcome
                 if outcome is FAILED_CHECK:
                     attempt = self._after_failed_check(attempt, deadline, timeout)
                     time.sleep(attempt.delay)
                     self._raise_if_past(deadline, timeout)
+                w = self._waiter_for_retry(w)
         except BaseException:
             self._abandon_checkout(w)
             raise
+
+    # The waiter primitives: what a waiting task and a waiting thread do differently.
+
+    def _new_waiter(self) -> Waiter:
+        return thread_waiter()
+
+    def _waiter_for_retry(self, w: Waiter) -> Waiter:
+        """The waiter for the next try of a checkout: the same one."""
+        return w
+
+    def _done_with_waiter(self, w: Waiter) -> None:
+        """The checkout that took ``w`` is done with it (the thread may reuse it)."""
+        release_waiter(w)
 
     def _await(self, w: Waiter, deadline: float, timeout: float) -> int:
         """Wait (pool lock not held) until ``w`` is served or failed, or the
         deadline passes; its slot (still held by ``w``), or raise. Whether it
         was served is decided by its outcome under the lock, never by the
-        wake-up, which an interrupt may have consumed or not."""
+        wake-up, which an interrupt may have consumed or not. Interrupted
+        while waiting, what it was handed meanwhile goes back."""
         t0 = monotonic()
-        w.wait(deadline - t0)
+        try:
+            w.wait(deadline - t0)
+        except BaseException:
+            self._abandon_checkout(w)
+            raise
         if not w.settled:
             self._stop_waiting(w)  # timed out, unless it was served just now
         return self._wait_outcome(w, monotonic() - t0, timeout)
@@ -228,10 +247,11 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
     def _abandon_checkout(self, w: Waiter) -> None:
         """An exception ended a checkout: take ``w`` off the queue and give
         back what it holds (a slot handed over, or one whose checkout was not
-        finished), without waiting for anything."""
+        finished; or finish a discard it was in the middle of), without
+        waiting for anything."""
         self._replace_discarded(w)  # a discard it was in the middle of
         with self._lock:
-            remove_waiter(self._waiting, w)
+            self._stop_waiting(w)
             slot = w.slot  # final: a server writes it under this lock
         w.slot = -1
         if slot >= 0:
@@ -241,10 +261,7 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
                 if self._leak_threshold:
                     self._note_return(slot)
         self._return_unclaimed(slot)  # (or a null pool's right to connect)
-        release_waiter(w)
-
-    def _new_waiter(self) -> Waiter:
-        return thread_waiter()
+        self._done_with_waiter(w)
 
     def _checkout_checked(self, w: Waiter, now: float) -> object:
         """Finish the checkout of the slot ``w`` holds: enforce lifetime/drain
@@ -267,7 +284,7 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
                 return self._failed_check(w, conn)
             except BaseException:
                 # Interrupted mid-check: the connection may be mid-query.
-                self._discard_held(w, conn)
+                self._discard_held_now(w)
                 raise
         conn._pool = self
         if self._leak_threshold:

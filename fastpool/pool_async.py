@@ -43,7 +43,7 @@ from .waiting import AsyncWaiter
 # sync: from ._fork import reinit_in_forked_child
 if False:  # SYNC
     from ._pool_threads import PoolConnection
-    from .waiting import Waiter, release_waiter, remove_waiter, thread_waiter
+    from .waiting import Waiter, release_waiter, thread_waiter
 
 if TYPE_CHECKING:  # type checkers check the code as it runs with psycopg installed
     from contextlib import AbstractAsyncContextManager
@@ -283,149 +283,118 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
         self._check_open_getconn()
         self._refuse_if_no_time(timeout)
         attempt = None
-        if True:  # ASYNC
+        # The waiter holds the slot from the moment it is taken or handed over
+        # until the connection is returned to the caller, so wherever an
+        # exception lands (a cancellation, a KeyboardInterrupt, a raising
+        # callback) the handler below finds what to give back.
+        w = self._new_waiter()  # (the last step before the try: it holds the waiter)
+        try:
             while True:
                 with self._lock:
-                    got = self._slot_or_waiter_locked()
-                slot = got if type(got) is int else await self._await(got, deadline, timeout)
-                conn = await self._checkout_checked(slot, monotonic())
-                if conn is FAILED_CHECK:
+                    queued = self._slot_or_wait_locked(w)
+                if queued:
+                    await self._await(w, deadline, timeout)
+                outcome = await self._checkout_checked(w, monotonic())
+                if outcome is not DISCARDED and outcome is not FAILED_CHECK:
+                    self._done_with_waiter(w)
+                    return outcome
+                if outcome is FAILED_CHECK:
                     attempt = self._after_failed_check(attempt, deadline, timeout)
                     await asyncio.sleep(attempt.delay)
                     self._raise_if_past(deadline, timeout)
-                elif conn is not DISCARDED:
-                    return conn
-        else:
-            # The waiter holds the slot from the moment it is taken or handed over
-            # until the connection is returned to the caller, so wherever an
-            # exception lands (a KeyboardInterrupt, an asynchronous exception, a
-            # raising callback) the handler below finds what to give back.
-            w = self._new_waiter()  # (the last step before the try: it holds the waiter)
-            try:
-                while True:
-                    with self._lock:
-                        queued = self._slot_or_wait_locked(w)
-                    if queued:
-                        self._await(w, deadline, timeout)
-                    outcome = self._checkout_checked(w, monotonic())
-                    if outcome is not DISCARDED and outcome is not FAILED_CHECK:
-                        release_waiter(w)
-                        return outcome
-                    if outcome is FAILED_CHECK:
-                        attempt = self._after_failed_check(attempt, deadline, timeout)
-                        time.sleep(attempt.delay)
-                        self._raise_if_past(deadline, timeout)
-            except BaseException:
-                self._abandon_checkout(w)
-                raise
+                w = self._waiter_for_retry(w)
+        except BaseException:
+            self._abandon_checkout(w)
+            raise
 
+    # The waiter primitives: what a waiting task and a waiting thread do differently.
     if True:  # ASYNC
 
         def _new_waiter(self) -> AsyncWaiter:
             return AsyncWaiter(asyncio.get_running_loop())
 
-        async def _await(self, w: AsyncWaiter, deadline: float, timeout: float) -> int:
-            """Wait until ``w`` is served; its slot, or raise."""
-            t0 = monotonic()
-            try:
-                await w.wait(deadline - t0)
-            except BaseException:
-                # Cancelled: give back whatever was handed to us meanwhile.
-                if w.settled or not self._stop_waiting(w):
-                    self._return_unclaimed(w.slot)
-                raise
-            if not w.settled:
-                self._stop_waiting(w)  # timed out (or served just now: then settled)
-            return self._wait_outcome(w, monotonic() - t0, timeout)
+        def _waiter_for_retry(self, w: AsyncWaiter) -> AsyncWaiter:
+            """The waiter for the next try of a checkout (``w`` holds nothing
+            and is off the queue): a new one, a future resolves only once."""
+            return self._new_waiter()
 
-        async def _checkout_checked(self, slot: int, now: float) -> Any:
-            """Finish a checkout of a held slot: enforce lifetime/drain and run the
-            ``check`` callback. The connection; or DISCARDED: it was stale and is
-            being replaced (retry now); or FAILED_CHECK: it went back to the pool
-            as psycopg_pool does (retry after a backoff)."""
-            conn = self._slots[slot].conn
-            if self._is_stale(slot, now):
-                self._protocol.logger.info("discarding expired connection %s", conn)
-                await self._discard(slot, conn)
-                return DISCARDED
-            if self._check_due(slot, now):
-                try:
-                    await self._check(conn)
-                except Exception as ex:
-                    self._protocol.logger.info("connection failed check: %s", ex)
-                    await self._putconn_slow(slot, conn, from_getconn=True)
-                    return FAILED_CHECK
-                except BaseException:
-                    # Cancelled mid-check: the connection may be mid-query.
-                    self._drop_interrupted(slot, conn)
-                    raise
-            conn._pool = self
-            if self._leak_threshold:
-                self._note_checkout(slot)
-            return conn
+        def _done_with_waiter(self, w: AsyncWaiter) -> None:
+            """The checkout that took ``w`` is done with it (nothing to do)."""
     else:
-
-        def _await(self, w: Waiter, deadline: float, timeout: float) -> int:
-            """Wait (pool lock not held) until ``w`` is served or failed, or the
-            deadline passes; its slot (still held by ``w``), or raise. Whether it
-            was served is decided by its outcome under the lock, never by the
-            wake-up, which an interrupt may have consumed or not."""
-            t0 = monotonic()
-            w.wait(deadline - t0)
-            if not w.settled:
-                self._stop_waiting(w)  # timed out, unless it was served just now
-            return self._wait_outcome(w, monotonic() - t0, timeout)
-
-        def _abandon_checkout(self, w: Waiter) -> None:
-            """An exception ended a checkout: take ``w`` off the queue and give
-            back what it holds (a slot handed over, or one whose checkout was not
-            finished), without waiting for anything."""
-            self._replace_discarded(w)  # a discard it was in the middle of
-            with self._lock:
-                remove_waiter(self._waiting, w)
-                slot = w.slot  # final: a server writes it under this lock
-            w.slot = -1
-            if slot >= 0:
-                conn = self._slots[slot].conn
-                if (
-                    getattr(conn, "_pool", None) is self
-                ):  # checked out, not yet returned to the caller
-                    conn._pool = None
-                    if self._leak_threshold:
-                        self._note_return(slot)
-            self._return_unclaimed(slot)  # (or a null pool's right to connect)
-            release_waiter(w)
 
         def _new_waiter(self) -> Waiter:
             return thread_waiter()
 
-        def _checkout_checked(self, w: Waiter, now: float) -> object:
-            """Finish the checkout of the slot ``w`` holds: enforce lifetime/drain
-            and run the ``check`` callback. The connection, now the caller's (and
-            referenced from here on, so the orphan scan never mistakes it for
-            dropped); or DISCARDED: it was stale and is being replaced (retry
-            now); or FAILED_CHECK: it went back to the pool as psycopg_pool does
-            (retry after a backoff). ``w`` holds nothing unless it succeeded."""
-            slot = w.slot
+        def _waiter_for_retry(self, w: Waiter) -> Waiter:
+            """The waiter for the next try of a checkout: the same one."""
+            return w
+
+        def _done_with_waiter(self, w: Waiter) -> None:
+            """The checkout that took ``w`` is done with it (the thread may reuse it)."""
+            release_waiter(w)
+
+    async def _await(self, w: AsyncWaiter, deadline: float, timeout: float) -> int:
+        """Wait (pool lock not held) until ``w`` is served or failed, or the
+        deadline passes; its slot (still held by ``w``), or raise. Whether it
+        was served is decided by its outcome under the lock, never by the
+        wake-up, which an interrupt may have consumed or not. Interrupted
+        while waiting, what it was handed meanwhile goes back."""
+        t0 = monotonic()
+        try:
+            await w.wait(deadline - t0)
+        except BaseException:
+            self._abandon_checkout(w)
+            raise
+        if not w.settled:
+            self._stop_waiting(w)  # timed out, unless it was served just now
+        return self._wait_outcome(w, monotonic() - t0, timeout)
+
+    def _abandon_checkout(self, w: AsyncWaiter) -> None:
+        """An exception ended a checkout: take ``w`` off the queue and give
+        back what it holds (a slot handed over, or one whose checkout was not
+        finished; or finish a discard it was in the middle of), without
+        waiting for anything."""
+        self._replace_discarded(w)  # a discard it was in the middle of
+        with self._lock:
+            self._stop_waiting(w)
+            slot = w.slot  # final: a server writes it under this lock
+        w.slot = -1
+        if slot >= 0:
             conn = self._slots[slot].conn
-            if self._is_stale(slot, now):
-                self._protocol.logger.info("discarding expired connection %s", conn)
-                self._discard_held(w, conn)
-                return DISCARDED
-            if self._check_due(slot, now):
-                try:
-                    self._check(conn)
-                except Exception as ex:
-                    self._protocol.logger.info("connection failed check: %s", ex)
-                    return self._failed_check(w, conn)
-                except BaseException:
-                    # Interrupted mid-check: the connection may be mid-query.
-                    self._discard_held(w, conn)
-                    raise
-            conn._pool = self
-            if self._leak_threshold:
-                self._note_checkout(slot)
-            return conn
+            if getattr(conn, "_pool", None) is self:  # checked out, not yet returned to the caller
+                conn._pool = None
+                if self._leak_threshold:
+                    self._note_return(slot)
+        self._return_unclaimed(slot)  # (or a null pool's right to connect)
+        self._done_with_waiter(w)
+
+    async def _checkout_checked(self, w: AsyncWaiter, now: float) -> object:
+        """Finish the checkout of the slot ``w`` holds: enforce lifetime/drain
+        and run the ``check`` callback. The connection, now the caller's (and
+        referenced from here on, so the orphan scan never mistakes it for
+        dropped); or DISCARDED: it was stale and is being replaced (retry
+        now); or FAILED_CHECK: it went back to the pool as psycopg_pool does
+        (retry after a backoff). ``w`` holds nothing unless it succeeded."""
+        slot = w.slot
+        conn = self._slots[slot].conn
+        if self._is_stale(slot, now):
+            self._protocol.logger.info("discarding expired connection %s", conn)
+            await self._discard_held(w, conn)
+            return DISCARDED
+        if self._check_due(slot, now):
+            try:
+                await self._check(conn)
+            except Exception as ex:
+                self._protocol.logger.info("connection failed check: %s", ex)
+                return await self._failed_check(w, conn)
+            except BaseException:
+                # Interrupted mid-check: the connection may be mid-query.
+                self._discard_held_now(w)
+                raise
+        conn._pool = self
+        if self._leak_threshold:
+            self._note_checkout(slot)
+        return conn
 
     if True:  # ASYNC
 
@@ -454,12 +423,10 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
     # Return
     # ------------------------------------------------------------------
 
-    if False:  # SYNC
-
-        def _failed_check(self, w: Waiter, conn: Any) -> object:
-            """What a connection that failed its ``check`` becomes: each family
-            says (DISCARDED: retry now; FAILED_CHECK: retry after a backoff)."""
-            raise NotImplementedError
+    async def _failed_check(self, w: AsyncWaiter, conn: Any) -> object:
+        """What a connection that failed its ``check`` becomes: each family
+        says (DISCARDED: retry now; FAILED_CHECK: retry after a backoff)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------
     # Connections
@@ -880,15 +847,13 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
                 raises PoolTimeout."""
                 ...
 
-    if False:  # SYNC
-
-        def _failed_check(self, w: Waiter, conn: Any) -> object:
-            """psycopg_pool's answer to a failed ``check``: the connection goes
-            back through the return path (kept if it still looks healthy, else
-            counted lost and replaced) and the checkout retries after a backoff."""
-            slot, w.slot = w.slot, -1
-            self._putconn_slow(slot, conn, from_getconn=True)
-            return FAILED_CHECK
+    async def _failed_check(self, w: AsyncWaiter, conn: Any) -> object:
+        """psycopg_pool's answer to a failed ``check``: the connection goes
+        back through the return path (kept if it still looks healthy, else
+        counted lost and replaced) and the checkout retries after a backoff."""
+        slot, w.slot = w.slot, -1
+        await self._putconn_slow(slot, conn, from_getconn=True)
+        return FAILED_CHECK
 
     if True:  # ASYNC
 
