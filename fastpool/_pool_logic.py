@@ -413,23 +413,12 @@ class PoolLogic(_LogicBase):
         """Connections that may be idle at once: no limit of its own."""
         return self._max_size
 
-    def _slot_or_waiter_locked(self) -> Any:
-        """First step of an async checkout that missed the fast path (pool
-        lock held): an idle slot (an int) if nobody is queued, else the
-        caller's waiter, queued (raises PoolClosed or TooManyRequests)."""
-        if self._closed:
-            raise PoolClosed(f"the pool {self.name!r} is already closed")
-        if not self._waiting:
-            slot = self._ring.try_acquire()
-            if slot >= 0:
-                self._hist.add(Histograms.WAIT)  # found one idle: no wait
-                return slot
-        return self._queue_locked(self._new_waiter())
-
     def _slot_or_wait_locked(self, w: Any) -> bool:
-        """The same for a thread, whose waiter ``w`` holds the outcome (so an
-        exception can't separate the slot from its holder): False when
-        ``w.slot`` got an idle slot, True when ``w`` was queued."""
+        """First step of a checkout that missed the fast path (pool lock
+        held), whose waiter ``w`` holds the outcome (so an exception can't
+        separate the slot from its holder): False when ``w.slot`` got an idle
+        slot (nobody queued), True when ``w`` was queued (raises PoolClosed or
+        TooManyRequests)."""
         if self._closed:
             raise PoolClosed(f"the pool {self.name!r} is already closed")
         if not self._waiting:
@@ -771,8 +760,12 @@ class PoolLogic(_LogicBase):
             attempt = AttemptWithBackoff(timeout=self.reconnect_timeout)
         attempt.update_delay(now)
         if not attempt.time_to_give_up(now):
-            if self._workers is not None:
-                self._workers.run_later(attempt.delay, type(self)._add_connection_task, attempt)
+            workers = self._workers
+            if workers is not None:
+                workers.run_later(attempt.delay, type(self)._add_connection_task, attempt)
+            else:  # closed meanwhile: nothing will try again
+                with self._lock:
+                    self._attempt_ended_locked()
             return None
         self._protocol.logger.warning(
             "reconnection attempt in pool %r failed after %s sec", self.name, self.reconnect_timeout

@@ -397,15 +397,19 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
             return
         try:
             conn = self._connect()
-        except BaseException as ex:
-            # Also a BaseException (a callback's SystemExit: this is no main
-            # thread): the attempt must not stay counted as in flight forever,
-            # or the pool would neither grow nor refill for it.
+        except Exception as ex:
             self._protocol.logger.warning("error connecting in %r: %s", self.name, ex)
             self._retry_connection(attempt)
-            if not isinstance(ex, Exception):
-                raise  # for the worker to log (and survive)
             return
+        except BaseException:
+            # Not a failure to connect: the attempt was cancelled (close() timed
+            # out, or the attempt alone) or a callback raised SystemExit in a
+            # worker thread. The attempt must not stay counted as in flight
+            # forever, or the pool would neither grow nor refill for it: it is
+            # retried as a failed one is (a closed pool ends it), then the
+            # exception goes on, for the worker to log (and survive).
+            self._retry_connection(attempt)
+            raise
         slot = self._install_connected(conn)
         if slot < 0:
             self._close_quietly(conn)
@@ -418,7 +422,7 @@ class PoolCore(PoolHotPath, PoolLogic, PoolCommon):
             return
         try:
             self.reconnect_failed()
-        except BaseException as ex:  # (a worker thread: a SystemExit would only end it)
+        except Exception as ex:
             self._protocol.logger.warning(
                 "reconnect_failed callback failed: %s: %s", type(ex).__name__, ex
             )
@@ -720,7 +724,8 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
             self._connect_ended(t0, False)
             raise
         # From here the connection is ours to close if anything goes wrong
-        # (configure fails, or an interrupt lands before the caller has it).
+        # (configure fails: closed before the error goes on; or an interrupt
+        # lands before the caller has it).
         try:
             self._connect_ended(t0, True)
             conn._pool = None
@@ -728,6 +733,9 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
                 self._configure(conn)
                 base.check_left_idle(conn, "configure", self._configure)
             return conn
+        except Exception:
+            self._close_quietly(conn)
+            raise
         except BaseException:
             self._close_on_error(conn)
             raise
@@ -736,7 +744,17 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
     def check_connection(conn: psycopg.Connection[Any]) -> None:
         """A simple check to verify that a connection is still working
         (usable as the ``check`` parameter)."""
-        PSYCOPG.ping(conn)
+        if conn.autocommit:
+            conn.execute("")
+            return
+        conn.autocommit = True
+        try:
+            conn.execute("")
+        finally:
+            try:
+                conn.autocommit = False
+            except Exception:
+                pass  # the connection is broken: keep the original error
 
     def _ping_idle(self, conn: Any) -> None:
         self.check_connection(conn)

@@ -532,33 +532,21 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
             with self._lock:
                 self._attempt_ended_locked()
             return
-        if True:  # ASYNC
-            try:
-                conn = await self._connect()
-            except Exception as ex:
-                self._protocol.logger.warning("error connecting in %r: %s", self.name, ex)
-                await self._retry_connection(attempt)
-                return
-            except BaseException:
-                # The worker was cancelled (close() timed out), or the attempt was
-                # (its worker logs that and goes on): either way this attempt is
-                # over; an open pool makes up for it.
-                with self._lock:
-                    self._attempt_ended_locked()
-                self._replace_discarded()
-                raise
-        else:
-            try:
-                conn = self._connect()
-            except BaseException as ex:
-                # Also a BaseException (a callback's SystemExit: this is no main
-                # thread): the attempt must not stay counted as in flight forever,
-                # or the pool would neither grow nor refill for it.
-                self._protocol.logger.warning("error connecting in %r: %s", self.name, ex)
-                self._retry_connection(attempt)
-                if not isinstance(ex, Exception):
-                    raise  # for the worker to log (and survive)
-                return
+        try:
+            conn = await self._connect()
+        except Exception as ex:
+            self._protocol.logger.warning("error connecting in %r: %s", self.name, ex)
+            await self._retry_connection(attempt)
+            return
+        except BaseException:
+            # Not a failure to connect: the attempt was cancelled (close() timed
+            # out, or the attempt alone) or a callback raised SystemExit in a
+            # worker thread. The attempt must not stay counted as in flight
+            # forever, or the pool would neither grow nor refill for it: it is
+            # retried as a failed one is (a closed pool ends it), then the
+            # exception goes on, for the worker to log (and survive).
+            await self._retry_connection(attempt)
+            raise
         slot = self._install_connected(conn)
         if slot < 0:
             await self._close_quietly(conn)
@@ -569,18 +557,12 @@ class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
         gave_up = self._retry_or_give_up(attempt)
         if gave_up is None:
             return
-        if True:  # ASYNC
-            try:
-                await self.reconnect_failed()
-            except Exception as ex:
-                self._protocol.logger.warning("reconnect_failed callback failed: %s", ex)
-        else:
-            try:
-                self.reconnect_failed()
-            except BaseException as ex:  # (a worker thread: a SystemExit would only end it)
-                self._protocol.logger.warning(
-                    "reconnect_failed callback failed: %s: %s", type(ex).__name__, ex
-                )
+        try:
+            await self.reconnect_failed()
+        except Exception as ex:
+            self._protocol.logger.warning(
+                "reconnect_failed callback failed: %s: %s", type(ex).__name__, ex
+            )
         self._refill_later(gave_up)
 
     if True:  # ASYNC
@@ -978,49 +960,38 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
         except Exception:
             self._connect_ended(t0, False)
             raise
-        if True:  # ASYNC
+        # From here the connection is ours to close if anything goes wrong
+        # (configure fails: closed before the error goes on; or an interrupt
+        # lands before the caller has it).
+        try:
             self._connect_ended(t0, True)
             conn._pool = None
             if self._configure is not None:
-                try:
-                    await self._configure(conn)
-                    base.check_left_idle(conn, "configure", self._configure)
-                except BaseException:
-                    await self._close_quietly(conn)
-                    raise
+                await self._configure(conn)
+                base.check_left_idle(conn, "configure", self._configure)
             return conn
-        else:
-            # From here the connection is ours to close if anything goes wrong
-            # (configure fails, or an interrupt lands before the caller has it).
-            try:
-                self._connect_ended(t0, True)
-                conn._pool = None
-                if self._configure is not None:
-                    self._configure(conn)
-                    base.check_left_idle(conn, "configure", self._configure)
-                return conn
-            except BaseException:
-                self._close_on_error(conn)
-                raise
+        except Exception:
+            await self._close_quietly(conn)
+            raise
+        except BaseException:
+            self._close_on_error(conn)
+            raise
 
     @staticmethod
     async def check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
         """A simple check to verify that a connection is still working
         (usable as the ``check`` parameter)."""
-        if True:  # ASYNC
-            if conn.autocommit:
-                await conn.execute("")
-            else:
-                await conn.set_autocommit(True)
-                try:
-                    await conn.execute("")
-                finally:
-                    try:
-                        await conn.set_autocommit(False)
-                    except Exception:
-                        pass  # the connection is broken: keep the original error
-        else:
-            PSYCOPG.ping(conn)
+        if conn.autocommit:
+            await conn.execute("")
+            return
+        await conn.set_autocommit(True)  # sync: conn.autocommit = True
+        try:
+            await conn.execute("")
+        finally:
+            try:
+                await conn.set_autocommit(False)  # sync: conn.autocommit = False
+            except Exception:
+                pass  # the connection is broken: keep the original error
 
     async def _ping_idle(self, conn: Any) -> None:
         await self.check_connection(conn)

@@ -181,3 +181,49 @@ def test_a_close_that_fails_does_not_fail_the_return(
             await ready(pool.close())
 
     aio(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_attempt_ended_by_an_interrupt_is_retried(
+    aio, pg_dsn: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A worker's connection attempt ended by an interrupt from the configure
+    # callback (a task's CancelledError, a thread's KeyboardInterrupt) is no
+    # failure to connect: not logged as "error connecting" (the sync pool
+    # logged it), and retried like a failed attempt (the async pool replaced
+    # it at once, with no backoff): the pool still reaches its size, and the
+    # connection configure was running on is closed.
+    raised: list[Any] = []
+
+    def configure(conn: Any) -> None:
+        if not raised:
+            raised.append(conn)
+            raise interrupt(kind)("interrupted in configure")
+
+    async def configure_async(conn: Any) -> None:
+        configure(conn)
+
+    async def main() -> None:
+        pool = pool_class(kind)(
+            pg_dsn,
+            min_size=1,
+            max_size=1,
+            open=False,
+            name="interrupted",
+            configure=configure if kind == "sync" else configure_async,
+        )
+        await ready(pool.open(wait=True, timeout=10))
+        try:
+            assert len(raised) == 1
+            await settled(pool, 1)
+            for _ in range(500):
+                if raised[0].closed:
+                    break
+                await asyncio.sleep(0.01)
+            assert raised[0].closed
+            messages = [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"]
+            assert not [m for m in messages if m.startswith("error connecting")]
+        finally:
+            await ready(pool.close())
+
+    aio(main())
