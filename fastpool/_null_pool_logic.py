@@ -91,16 +91,10 @@ class NullPoolLogic(_NullLogicBase):
 
     # Checkout ---------------------------------------------------------------
 
-    def _reserve_or_enqueue_locked(self, deadline: float, timeout: float) -> Any:
-        """First step of a checkout (pool lock held): None if the caller may open
-        a connection now (one is reserved for it), else its queued waiter."""
-        if self._may_connect_locked(deadline, timeout):
-            return None
-        return self._enqueue_locked()
-
     def _reserve_or_wait_locked(self, w: Any, deadline: float, timeout: float) -> bool:
-        """The same for a thread, whose waiter ``w`` holds the outcome: False
-        when ``w`` holds a reserved place (CONNECT_YOURSELF), True when queued."""
+        """First step of a checkout (pool lock held), whose waiter ``w`` holds
+        the outcome: False when ``w`` holds a reserved place (CONNECT_YOURSELF:
+        the caller may open a connection now), True when queued."""
         if self._may_connect_locked(deadline, timeout):
             w.slot = CONNECT_YOURSELF
             return False
@@ -197,14 +191,22 @@ class NullPoolLogic(_NullLogicBase):
         self._slots[slot].last_used = now
         return True
 
-    def _hand_over(self, slot: int) -> bool:
-        """Give a held connection to the oldest waiter, if any (and the pool is open)."""
+    def _hand_over(self, holder: Any) -> bool:
+        """Give the connection ``holder`` holds to the oldest waiter, if any
+        (and the pool is open): ``holder`` lets go of it in the same step."""
         with self._lock:
-            return not self._closed and self._hand_to_oldest_locked(slot)
+            if self._closed or not self._hand_to_oldest_locked(holder.slot):
+                return False
+            holder.slot = -1
+            return True
 
-    def _retire_returned(self, slot: int) -> None:
-        """A returned connection will be closed: its slot leaves the pool."""
+    def _retire_returned(self, slot: int, holder: Any = None) -> None:
+        """A returned connection will be closed: its slot leaves the pool.
+        ``holder``, holding the slot, then holds the connection's place under
+        ``max_size`` (CONNECT_YOURSELF) until ``_free_connection_slot(holder)``."""
         with self._lock:
+            if holder is not None:
+                holder.slot = CONNECT_YOURSELF
             self._clear_slot(slot)
             self._ring.retire(slot)
 
@@ -216,9 +218,12 @@ class NullPoolLogic(_NullLogicBase):
 
     def _free_connection_slot(self, holder: Any = None) -> None:
         """A reserved connection won't exist: let the oldest waiter connect
-        instead. ``holder``: the waiter that held the place lets go of it."""
+        instead. ``holder``: only if it holds the place (CONNECT_YOURSELF),
+        which it lets go of in the same step (so the place passes on once)."""
         with self._lock:
             if holder is not None:
+                if holder.slot != CONNECT_YOURSELF:
+                    return
                 holder.slot = -1
             if not self._hand_to_oldest_locked(CONNECT_YOURSELF):
                 self._nconns -= 1

@@ -21,14 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from . import base
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
+from ._pool_threads import Holder
 from .abc import CT
 from .base import AttemptWithBackoff, Stats
 from .errors import PoolClosed
 from .pool import ConnectionPool, logger, monotonic
-from .waiting import Waiter, release_waiter
+from .waiting import Waiter
 
 if TYPE_CHECKING:
     from .abc import ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
+
+_sleep = time.sleep
 
 
 class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
@@ -128,13 +131,14 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
                 if self._passes_check(w, conn):
                     break
                 attempt = self._after_failed_check(attempt, deadline, timeout)
-                time.sleep(attempt.delay)
+                _sleep(attempt.delay)
+                w = self._waiter_for_retry(w)
             self._note_checkout_of(conn)
-            release_waiter(w)
-            return conn
+            self._done_with_waiter(w)
         except BaseException:
             self._abandon_checkout(w)
             raise
+        return conn
 
     def _getconn_unchecked(self, w: Waiter, deadline: float, timeout: float) -> CT:
         """A connection handed over by a returning client, or a new one; ``w``
@@ -162,7 +166,7 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
                 raise PoolClosed(f"the pool {self.name!r} is already closed")
             conn._pool = self
             return conn  # type: ignore[no-any-return, unused-ignore]  # _connect() returns the pool's untyped connection
-        except BaseException as ex:
+        except BaseException as ex:  # (including a cancellation while connecting)
             if w.slot == CONNECT_YOURSELF:  # not installed: ours to close, and the place to free
                 if conn is not None:
                     self._close_on_error(conn)
@@ -183,9 +187,9 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             self._return_connection(conn, from_getconn=True, holder=w)
             return False
         except BaseException:
-            # Interrupted mid-check (KeyboardInterrupt): the connection may be
-            # mid-query. Close it; its place under max_size passes on.
-            self._drop_now(slot, conn, w)
+            # Interrupted mid-check: the connection may be mid-query. Close it;
+            # its place under max_size passes on.
+            self._drop_held_now(w, conn)
             raise
         return True
 
@@ -200,61 +204,66 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         """psycopg_pool's return: from putconn() with nobody waiting, close the
         connection as it is; else reset it and hand it to the oldest waiter, or
         close it if it is broken, expired or drained, or nobody waits any more.
-        ``holder``, the checkout's waiter holding the slot, lets go of it."""
-        slot = conn._fp_slot
-        handed = False
+        ``holder``, the checkout's waiter holding the slot, passes it to this
+        return's own holder, which lets go of it in the same step that hands it
+        over: an exception never finds it held by nobody, nor closes a
+        connection already in a waiter's hands."""
+        h = Holder(conn._fp_slot)
         try:
             # First: from here on, whatever happens, this call owns the connection.
             conn._pool = None
             if holder is not None:
                 holder.slot = -1
             if self._leak_threshold and not from_getconn:
-                self._note_return(slot)
+                self._note_return(h.slot)
             if from_getconn or not self._close_unreset(conn):
                 self._reset_connection(conn)
-                if self._fit_to_hand_over(conn, slot, from_getconn):
-                    handed = self._hand_over(slot)
-                    if handed:
-                        return
-            self._retire_returned(slot)
-            self._close_quietly(conn)
-            self._free_connection_slot()
+                if self._fit_to_hand_over(conn, h.slot, from_getconn) and self._hand_over(h):
+                    return
+            self._drop_held(h, conn)
         except BaseException:
             # Interrupted (in the reset, the rollback, the close...): the
-            # connection is closed and its place freed all the same.
+            # connection is closed and its place passed on all the same.
             if holder is not None:
                 holder.slot = -1
-            if not handed:
-                if self._slots[slot].conn is conn:
-                    self._retire_returned(slot)
-                self._close_on_error(conn)
-                self._free_connection_slot()
+            self._drop_held_now(h, conn)
             raise
 
-    def _drop_now(self, slot: int, conn: Any, holder: Waiter | None = None) -> None:
-        """In an exception handler: close a held connection (``holder`` lets go
-        of it); its place under ``max_size`` goes to the oldest waiter (who
-        opens a connection) or is freed."""
-        with self._lock:
-            if holder is not None:
-                holder.slot = -1
-            self._clear_slot(slot)
-            self._ring.retire(slot)
-        self._close_on_error(conn)
-        self._free_connection_slot()
+    def _drop_held(self, h: Holder | Waiter, conn: Any) -> None:
+        """Close the connection holder ``h`` holds: its slot leaves the pool
+        (``h`` then holds the connection's place under ``max_size``), and the
+        place goes to the oldest waiter (who opens a connection) or is freed,
+        exactly once, even if the close is interrupted."""
+        try:
+            self._retire_returned(h.slot, h)
+            self._close_quietly(conn)
+        except BaseException:
+            if h.slot == CONNECT_YOURSELF:  # retired: finish
+                self._close_on_error(conn)
+                self._free_connection_slot(h)
+            raise
+        self._free_connection_slot(h)
+
+    def _drop_held_now(self, h: Holder | Waiter, conn: Any) -> None:
+        """In an exception handler: drop what ``h`` still holds (``conn``'s
+        slot, or its place once retired), if anything."""
+        if h.slot >= 0:
+            self._retire_returned(h.slot, h)
+        if h.slot == CONNECT_YOURSELF:
+            self._close_on_error(conn)
+            self._free_connection_slot(h)
 
     def _give_back(self, slot: int) -> None:
         # Only reached from _abandon_checkout: a connection handed over (reset
         # by its returner) or just made, that an interrupted checkout never got
         # to use: the next waiter's, or closed.
-        if not self._hand_over(slot):
-            self._drop_now(slot, self._slots[slot].conn)
+        h = Holder(slot)
+        if not self._hand_over(h):
+            self._drop_held_now(h, self._slots[slot].conn)
 
     def _reclaim_orphan(self, slot: int, conn: Any) -> None:
         # Closed, and its place under max_size passes on (a null pool replaces nothing).
-        self._retire_returned(slot)
-        self._close_quietly(conn)
-        self._free_connection_slot()
+        self._drop_held(Holder(slot), conn)
 
     def check(self) -> None:
         """No idle connections to check in a null pool."""

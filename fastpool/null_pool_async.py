@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import base
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
+from ._pool_threads import Holder
 from .abc import ACT
 from .base import AttemptWithBackoff, Stats
 from .errors import PoolClosed
 from .pool_async import AsyncConnectionPool, logger, monotonic
+from .waiting import AsyncWaiter
 
 if False:  # SYNC
     import threading
     import time
-
-    from .waiting import Waiter, release_waiter
 
 if TYPE_CHECKING:
     from .abc import AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
@@ -42,6 +42,9 @@ if True:  # ASYNC
         await asyncio.sleep(delay)
         while (left := when - monotonic()) > 0:
             await asyncio.sleep(left)
+
+else:
+    _sleep = time.sleep
 
 
 class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
@@ -144,114 +147,6 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
                 return True
             return False
 
-        async def getconn(self, timeout: float | None = None) -> ACT:
-            if self._loop is not None and self._loop is not asyncio.get_running_loop():
-                self._raise_wrong_loop(self._loop)
-            self._stats.add(Stats.REQUESTS_NUM)
-            timeout = self._request_timeout(timeout)
-            deadline = monotonic() + timeout
-            self._check_open_getconn()
-            self._refuse_if_no_time(timeout)
-            attempt: AttemptWithBackoff | None = None
-            while True:
-                conn = await self._getconn_unchecked(deadline, timeout)
-                if await self._passes_check(conn):
-                    break
-                attempt = self._after_failed_check(attempt, deadline, timeout)
-                await _sleep(attempt.delay)
-            self._note_checkout_of(conn)
-            self._track_owner(conn)
-            # The pool keeps its connections untyped (it sets attributes of its own on them).
-            return conn  # type: ignore[no-any-return]
-
-        async def _getconn_unchecked(self, deadline: float, timeout: float) -> Any:
-            """A connection handed over by a returning task, or a new one."""
-            with self._lock:
-                w = self._reserve_or_enqueue_locked(deadline, timeout)
-            slot = CONNECT_YOURSELF if w is None else await self._await(w, deadline, timeout)
-            if slot < 0:
-                return await self._connect_new(deadline, timeout)
-            conn = self._slots[slot].conn
-            conn._pool = self
-            return conn
-
-        async def _connect_new(self, deadline: float, timeout: float) -> Any:
-            """Open a connection for the caller (a connection slot is reserved)."""
-            remaining = deadline - monotonic()
-            try:
-                if remaining <= 0:
-                    raise self._checkout_timed_out(timeout)
-                conn = await self._connect(timeout=remaining)
-            except BaseException as ex:  # including cancellation while connecting
-                self._connect_failed(ex, timeout)
-                raise
-            slot = self._install_or_none(conn)
-            if slot < 0:
-                await self._close_quietly(conn)
-                raise PoolClosed(f"the pool {self.name!r} is already closed")
-            conn._pool = self
-            return conn
-
-        async def _passes_check(self, conn: Any) -> bool:
-            """Run the ``check`` callback on a connection about to be handed out; one
-            that fails is given back as a return would be (False)."""
-            slot = conn._fp_slot
-            if not self._check_due(slot, monotonic()):
-                return True
-            try:
-                await self._check(conn)
-            except Exception as ex:
-                logger.info("connection failed check: %s", ex)
-                await self._return_connection(conn, from_getconn=True)
-                return False
-            except BaseException:
-                # Cancelled mid-check: the connection may be mid-query. Close it;
-                # its place under max_size passes on.
-                self._close_returned_soon(slot, conn)
-                raise
-            return True
-
-        async def putconn(self, conn: Any) -> None:
-            if getattr(conn, "_pool", None) is not self:
-                self._raise_foreign(conn)
-            owner = getattr(conn, "_fp_owner", None)
-            if owner is not None:
-                conn._fp_owner = None
-                owner[0].remove_done_callback(owner[1])
-            if self._leak_threshold:
-                self._note_return(conn._fp_slot)
-            if self._close_unreset(conn):
-                await self._drop(conn._fp_slot, conn)
-            else:
-                await self._return_connection(conn, from_getconn=False)
-
-        async def _return_connection(self, conn: Any, from_getconn: bool) -> None:
-            """Reset a connection and hand it to the oldest waiter; or close it if it
-            is broken, expired or drained, or nobody waits any more."""
-            slot = conn._fp_slot
-            conn._pool = None
-            try:
-                await self._reset_connection(conn)
-            except BaseException:  # cancelled mid-rollback/reset: state unknown
-                self._close_returned_soon(slot, conn)
-                raise
-            if not (self._fit_to_hand_over(conn, slot, from_getconn) and self._hand_over(slot)):
-                await self._drop(slot, conn)
-
-        async def _drop(self, slot: int, conn: Any) -> None:
-            """Close a held connection: its place under ``max_size`` goes to the
-            oldest waiter (who opens a connection) or is freed."""
-            self._retire_returned(slot)
-            try:
-                await self._close_quietly(conn)
-            finally:
-                self._free_connection_slot()
-
-        def _close_returned_soon(self, slot: int, conn: Any) -> None:
-            """``_drop`` for a task being cancelled: nothing here awaits."""
-            self._retire_returned(slot)
-            self._close_in_background(conn)
-            self._free_connection_slot()
     else:
 
         def _connect_for_wait(
@@ -276,164 +171,165 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
                 ready.set()
                 return
 
-        def getconn(self, timeout: float | None = None) -> ACT:
-            self._stats.add(Stats.REQUESTS_NUM)
-            timeout = self._request_timeout(timeout)
-            deadline = monotonic() + timeout
-            self._check_open_getconn()
-            self._refuse_if_no_time(timeout)
-            attempt: AttemptWithBackoff | None = None
-            # As in ConnectionPool: the waiter holds the caller's place, or the
-            # connection handed over, until the caller has it (see _abandon_checkout).
-            w = self._new_waiter()
-            try:
-                while True:
-                    conn = self._getconn_unchecked(w, deadline, timeout)
-                    if self._passes_check(w, conn):
-                        break
-                    attempt = self._after_failed_check(attempt, deadline, timeout)
-                    time.sleep(attempt.delay)
-                self._note_checkout_of(conn)
-                release_waiter(w)
-                return conn
-            except BaseException:
-                self._abandon_checkout(w)
-                raise
+    async def getconn(self, timeout: float | None = None) -> ACT:
+        if True:  # ASYNC
+            if self._loop is not None and self._loop is not asyncio.get_running_loop():
+                self._raise_wrong_loop(self._loop)
+        self._stats.add(Stats.REQUESTS_NUM)
+        timeout = self._request_timeout(timeout)
+        deadline = monotonic() + timeout
+        self._check_open_getconn()
+        self._refuse_if_no_time(timeout)
+        attempt: AttemptWithBackoff | None = None
+        # As in ConnectionPool: the waiter holds the caller's place, or the
+        # connection handed over, until the caller has it (see _abandon_checkout).
+        w = self._new_waiter()
+        try:
+            while True:
+                conn = await self._getconn_unchecked(w, deadline, timeout)
+                if await self._passes_check(w, conn):
+                    break
+                attempt = self._after_failed_check(attempt, deadline, timeout)
+                await _sleep(attempt.delay)
+                w = self._waiter_for_retry(w)
+            self._note_checkout_of(conn)
+            self._done_with_waiter(w)
+        except BaseException:
+            self._abandon_checkout(w)
+            raise
+        if True:  # ASYNC
+            self._track_owner(conn)
+        return conn
 
-        def _getconn_unchecked(self, w: Waiter, deadline: float, timeout: float) -> ACT:
-            """A connection handed over by a returning client, or a new one; ``w``
-            holds its slot."""
-            with self._lock:
-                queued = self._reserve_or_wait_locked(w, deadline, timeout)
-            if queued:
-                self._await(w, deadline, timeout)
-            if w.slot < 0:
-                return self._connect_new(w, deadline, timeout)
-            conn = self._slots[w.slot].conn
+    async def _getconn_unchecked(self, w: AsyncWaiter, deadline: float, timeout: float) -> ACT:
+        """A connection handed over by a returning client, or a new one; ``w``
+        holds its slot."""
+        with self._lock:
+            queued = self._reserve_or_wait_locked(w, deadline, timeout)
+        if queued:
+            await self._await(w, deadline, timeout)
+        if w.slot < 0:
+            return await self._connect_new(w, deadline, timeout)
+        conn = self._slots[w.slot].conn
+        conn._pool = self
+        return conn  # type: ignore[no-any-return, unused-ignore]  # the pool keeps its connections untyped
+
+    async def _connect_new(self, w: AsyncWaiter, deadline: float, timeout: float) -> ACT:
+        """Open a connection for the caller, whose waiter ``w`` holds a
+        reserved place; on success ``w`` holds the connection's slot."""
+        remaining = deadline - monotonic()
+        conn = None
+        try:
+            if remaining <= 0:
+                raise self._checkout_timed_out(timeout)
+            conn = await self._connect(timeout=remaining)
+            if self._install_or_none(conn, w) < 0:
+                raise PoolClosed(f"the pool {self.name!r} is already closed")
             conn._pool = self
-            return conn  # type: ignore[no-any-return, unused-ignore]  # the pool keeps its connections untyped
-
-        def _connect_new(self, w: Waiter, deadline: float, timeout: float) -> ACT:
-            """Open a connection for the caller, whose waiter ``w`` holds a
-            reserved place; on success ``w`` holds the connection's slot."""
-            remaining = deadline - monotonic()
-            conn = None
-            try:
-                if remaining <= 0:
-                    raise self._checkout_timed_out(timeout)
-                conn = self._connect(timeout=remaining)
-                if self._install_or_none(conn, w) < 0:
-                    raise PoolClosed(f"the pool {self.name!r} is already closed")
-                conn._pool = self
-                return conn  # type: ignore[no-any-return, unused-ignore]  # _connect() returns the pool's untyped connection
-            except BaseException as ex:
-                if (
-                    w.slot == CONNECT_YOURSELF
-                ):  # not installed: ours to close, and the place to free
-                    if conn is not None:
-                        self._close_on_error(conn)
-                    self._connect_failed(ex, timeout, w)
-                raise
-
-        def _passes_check(self, w: Waiter, conn: Any) -> bool:
-            """Run the ``check`` callback on the connection ``w`` holds, about to be
-            handed out; one that fails is given back as a return would be (False,
-            and ``w`` holds nothing)."""
-            slot = w.slot
-            if not self._check_due(slot, monotonic()):
-                return True
-            try:
-                self._check(conn)
-            except Exception as ex:
-                logger.info("connection failed check: %s", ex)
-                self._return_connection(conn, from_getconn=True, holder=w)
-                return False
-            except BaseException:
-                # Interrupted mid-check (KeyboardInterrupt): the connection may be
-                # mid-query. Close it; its place under max_size passes on.
-                self._drop_now(slot, conn, w)
-                raise
-            return True
-
-        def putconn(self, conn: Any) -> None:
-            if getattr(conn, "_pool", None) is not self:
-                self._raise_foreign(conn)
-            self._return_connection(conn, from_getconn=False)
-
-        def _return_connection(
-            self, conn: Any, from_getconn: bool, holder: Waiter | None = None
-        ) -> None:
-            """psycopg_pool's return: from putconn() with nobody waiting, close the
-            connection as it is; else reset it and hand it to the oldest waiter, or
-            close it if it is broken, expired or drained, or nobody waits any more.
-            ``holder``, the checkout's waiter holding the slot, lets go of it."""
-            slot = conn._fp_slot
-            handed = False
-            try:
-                # First: from here on, whatever happens, this call owns the connection.
-                conn._pool = None
-                if holder is not None:
-                    holder.slot = -1
-                if self._leak_threshold and not from_getconn:
-                    self._note_return(slot)
-                if from_getconn or not self._close_unreset(conn):
-                    self._reset_connection(conn)
-                    if self._fit_to_hand_over(conn, slot, from_getconn):
-                        handed = self._hand_over(slot)
-                        if handed:
-                            return
-                self._retire_returned(slot)
-                self._close_quietly(conn)
-                self._free_connection_slot()
-            except BaseException:
-                # Interrupted (in the reset, the rollback, the close...): the
-                # connection is closed and its place freed all the same.
-                if holder is not None:
-                    holder.slot = -1
-                if not handed:
-                    if self._slots[slot].conn is conn:
-                        self._retire_returned(slot)
+            return conn  # type: ignore[no-any-return, unused-ignore]  # _connect() returns the pool's untyped connection
+        except BaseException as ex:  # (including a cancellation while connecting)
+            if w.slot == CONNECT_YOURSELF:  # not installed: ours to close, and the place to free
+                if conn is not None:
                     self._close_on_error(conn)
-                    self._free_connection_slot()
-                raise
+                self._connect_failed(ex, timeout, w)
+            raise
 
-        def _drop_now(self, slot: int, conn: Any, holder: Waiter | None = None) -> None:
-            """In an exception handler: close a held connection (``holder`` lets go
-            of it); its place under ``max_size`` goes to the oldest waiter (who
-            opens a connection) or is freed."""
-            with self._lock:
-                if holder is not None:
-                    holder.slot = -1
-                self._clear_slot(slot)
-                self._ring.retire(slot)
+    async def _passes_check(self, w: AsyncWaiter, conn: Any) -> bool:
+        """Run the ``check`` callback on the connection ``w`` holds, about to be
+        handed out; one that fails is given back as a return would be (False,
+        and ``w`` holds nothing)."""
+        slot = w.slot
+        if not self._check_due(slot, monotonic()):
+            return True
+        try:
+            await self._check(conn)
+        except Exception as ex:
+            logger.info("connection failed check: %s", ex)
+            await self._return_connection(conn, from_getconn=True, holder=w)
+            return False
+        except BaseException:
+            # Interrupted mid-check: the connection may be mid-query. Close it;
+            # its place under max_size passes on.
+            self._drop_held_now(w, conn)
+            raise
+        return True
+
+    async def putconn(self, conn: Any) -> None:
+        if getattr(conn, "_pool", None) is not self:
+            self._raise_foreign(conn)
+        if True:  # ASYNC
+            owner = getattr(conn, "_fp_owner", None)
+            if owner is not None:
+                conn._fp_owner = None
+                owner[0].remove_done_callback(owner[1])
+        await self._return_connection(conn, from_getconn=False)
+
+    async def _return_connection(
+        self, conn: Any, from_getconn: bool, holder: AsyncWaiter | None = None
+    ) -> None:
+        """psycopg_pool's return: from putconn() with nobody waiting, close the
+        connection as it is; else reset it and hand it to the oldest waiter, or
+        close it if it is broken, expired or drained, or nobody waits any more.
+        ``holder``, the checkout's waiter holding the slot, passes it to this
+        return's own holder, which lets go of it in the same step that hands it
+        over: an exception never finds it held by nobody, nor closes a
+        connection already in a waiter's hands."""
+        h = Holder(conn._fp_slot)
+        try:
+            # First: from here on, whatever happens, this call owns the connection.
+            conn._pool = None
+            if holder is not None:
+                holder.slot = -1
+            if self._leak_threshold and not from_getconn:
+                self._note_return(h.slot)
+            if from_getconn or not self._close_unreset(conn):
+                await self._reset_connection(conn)
+                if self._fit_to_hand_over(conn, h.slot, from_getconn) and self._hand_over(h):
+                    return
+            await self._drop_held(h, conn)
+        except BaseException:
+            # Interrupted (in the reset, the rollback, the close...): the
+            # connection is closed and its place passed on all the same.
+            if holder is not None:
+                holder.slot = -1
+            self._drop_held_now(h, conn)
+            raise
+
+    async def _drop_held(self, h: Holder | AsyncWaiter, conn: Any) -> None:
+        """Close the connection holder ``h`` holds: its slot leaves the pool
+        (``h`` then holds the connection's place under ``max_size``), and the
+        place goes to the oldest waiter (who opens a connection) or is freed,
+        exactly once, even if the close is interrupted."""
+        try:
+            self._retire_returned(h.slot, h)
+            await self._close_quietly(conn)
+        except BaseException:
+            if h.slot == CONNECT_YOURSELF:  # retired: finish
+                self._close_on_error(conn)
+                self._free_connection_slot(h)
+            raise
+        self._free_connection_slot(h)
+
+    def _drop_held_now(self, h: Holder | AsyncWaiter, conn: Any) -> None:
+        """In an exception handler: drop what ``h`` still holds (``conn``'s
+        slot, or its place once retired), if anything."""
+        if h.slot >= 0:
+            self._retire_returned(h.slot, h)
+        if h.slot == CONNECT_YOURSELF:
             self._close_on_error(conn)
-            self._free_connection_slot()
+            self._free_connection_slot(h)
 
-    if True:  # ASYNC
+    def _give_back(self, slot: int) -> None:
+        # Only reached from _abandon_checkout: a connection handed over (reset
+        # by its returner) or just made, that an interrupted checkout never got
+        # to use: the next waiter's, or closed.
+        h = Holder(slot)
+        if not self._hand_over(h):
+            self._drop_held_now(h, self._slots[slot].conn)
 
-        def _give_back(self, slot: int) -> None:
-            # Only reached when a cancelled waiter had been handed a connection it
-            # never used (already reset by its returner): the next waiter's, or closed.
-            if not self._hand_over(slot):
-                self._close_returned_soon(slot, self._slots[slot].conn)
-
-        async def _reclaim_orphan(self, slot: int, conn: Any) -> None:
-            # Closed, and its place under max_size passes on (a null pool replaces nothing).
-            await self._drop(slot, conn)
-    else:
-
-        def _give_back(self, slot: int) -> None:
-            # Only reached from _abandon_checkout: a connection handed over (reset
-            # by its returner) or just made, that an interrupted checkout never got
-            # to use: the next waiter's, or closed.
-            if not self._hand_over(slot):
-                self._drop_now(slot, self._slots[slot].conn)
-
-        def _reclaim_orphan(self, slot: int, conn: Any) -> None:
-            # Closed, and its place under max_size passes on (a null pool replaces nothing).
-            self._retire_returned(slot)
-            self._close_quietly(conn)
-            self._free_connection_slot()
+    async def _reclaim_orphan(self, slot: int, conn: Any) -> None:
+        # Closed, and its place under max_size passes on (a null pool replaces nothing).
+        await self._drop_held(Holder(slot), conn)
 
     async def check(self) -> None:
         """No idle connections to check in a null pool."""
