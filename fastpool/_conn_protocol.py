@@ -45,22 +45,6 @@ class PsycopgProtocol(ConnProtocol):
     def in_transaction(conn: Any) -> bool:
         return conn.pgconn.transaction_status in (ACTIVE, INTRANS, INERROR)
 
-    @staticmethod
-    def ping(conn: Any) -> None:
-        """An empty query, in autocommit so that it opens no transaction (a
-        sync connection: the async pool awaits the same steps itself)."""
-        if conn.autocommit:
-            conn.execute("")
-            return
-        conn.autocommit = True
-        try:
-            conn.execute("")
-        finally:
-            try:
-                conn.autocommit = False
-            except Exception:
-                pass  # the connection is broken: keep the original error
-
 
 class DbapiProtocol(ConnProtocol):
     """Any DB-API 2.0 driver, through what its connection class offers
