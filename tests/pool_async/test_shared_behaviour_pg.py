@@ -9,8 +9,9 @@ a cancelled task (CancelledError) are the same case."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import psycopg
 import pytest
@@ -35,6 +36,22 @@ def interrupt(kind: str) -> type[BaseException]:
     return KeyboardInterrupt if kind == "sync" else asyncio.CancelledError
 
 
+class RaiseOnce:
+    """Called, raises ``error`` once it was armed (``arm()``), then disarms."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.armed = False
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def __call__(self) -> None:
+        if self.armed:
+            self.armed = False
+            raise self.error
+
+
 def connection_class(kind: str, on_close: Callable[[], None]) -> Any:
     """A connection class whose ``close()`` closes, then calls ``on_close()``
     (which may raise)."""
@@ -53,6 +70,33 @@ def connection_class(kind: str, on_close: Callable[[], None]) -> Any:
             on_close()
 
     return AsyncConnection
+
+
+@contextlib.asynccontextmanager
+async def opened(kind: str, dsn: str, **kwargs: Any) -> AsyncIterator[Any]:
+    """A pool of ``kind``, opened and waited for; closed at exit."""
+    pool = pool_class(kind)(dsn, open=False, **kwargs)
+    await ready(pool.open(wait=True, timeout=10))
+    try:
+        yield pool
+    finally:
+        await ready(pool.close())
+
+
+def callback(kind: str, function: Callable[[Any], None]) -> Any:
+    """``function`` as a pool callback of ``kind`` (a coroutine function for
+    the async pool)."""
+    if kind == "sync":
+        return function
+
+    async def async_callback(conn: Any) -> None:
+        function(conn)
+
+    return async_callback
+
+
+def pool_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"]
 
 
 async def backend_pids(pool: Any, n: int) -> set[int]:
@@ -80,9 +124,7 @@ def test_check_claims_every_idle_connection_at_once(aio, pg_dsn: str, kind: str)
     # and each goes back once tested (the sync pool used to claim them one
     # at a time, leaving the others available).
     async def main() -> None:
-        pool = pool_class(kind)(pg_dsn, min_size=3, max_size=3, open=False)
-        await ready(pool.open(wait=True))
-        try:
+        async with opened(kind, pg_dsn, min_size=3, max_size=3) as pool:
             available_while_checking: list[int] = []
             ping = pool._ping_idle
 
@@ -94,8 +136,6 @@ def test_check_claims_every_idle_connection_at_once(aio, pg_dsn: str, kind: str)
             await ready(pool.check())
             assert available_while_checking == [0, 1, 2]
             assert pool.get_stats()["pool_available"] == 3
-        finally:
-            await ready(pool.close())
 
     aio(main())
 
@@ -108,31 +148,22 @@ def test_interrupted_drain_still_discards_every_idle_connection(
     # the ones not reached yet are all discarded and replaced (the sync pool
     # used to leave those idle, and its checkout served them again). No
     # connection drained is ever served again.
-    armed: list[bool] = []
-
-    def on_close() -> None:
-        if armed:
-            armed.clear()
-            raise interrupt(kind)("interrupted while closing")
+    on_close = RaiseOnce(interrupt(kind)("interrupted while closing"))
 
     async def main() -> None:
-        pool = pool_class(kind)(
+        async with opened(
+            kind,
             pg_dsn,
             min_size=3,
             max_size=3,
-            open=False,
             connection_class=connection_class(kind, on_close),
-        )
-        await ready(pool.open(wait=True))
-        try:
+        ) as pool:
             drained = await backend_pids(pool, 3)
-            armed.append(True)
+            on_close.arm()
             with pytest.raises(interrupt(kind)):
                 await ready(pool.drain())
             assert not drained & await backend_pids(pool, 3)
             await settled(pool, 3)
-        finally:
-            await ready(pool.close())
 
     aio(main())
 
@@ -144,41 +175,29 @@ def test_a_close_that_fails_does_not_fail_the_return(
     # The return path closes a connection that its reset left unusable, and
     # an error of that close is logged, not raised from putconn() (the sync
     # pool used to raise it); the connection is replaced.
-    armed: list[bool] = []
-
-    def on_close() -> None:
-        if armed:
-            armed.clear()
-            raise RuntimeError("close failed")
+    on_close = RaiseOnce(RuntimeError("close failed"))
 
     def failing_reset(conn: Any) -> None:
-        armed.append(True)
+        on_close.arm()
         raise psycopg.OperationalError("reset failed")
 
-    async def failing_reset_async(conn: Any) -> None:
-        failing_reset(conn)
-
     async def main() -> None:
-        pool = pool_class(kind)(
+        async with opened(
+            kind,
             pg_dsn,
             min_size=1,
             max_size=1,
-            open=False,
             connection_class=connection_class(kind, on_close),
-            reset=failing_reset if kind == "sync" else failing_reset_async,
-        )
-        await ready(pool.open(wait=True))
-        try:
+            reset=callback(kind, failing_reset),
+        ) as pool:
             conn = await ready(pool.getconn())
             first = conn.info.backend_pid
             await ready(pool.putconn(conn))
-            assert not armed  # the close did fail
-            messages = [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"]
+            assert not on_close.armed  # the close did fail
+            messages = pool_messages(caplog)
             assert any(m.startswith("error resetting connection: reset failed") for m in messages)
             assert any(m.startswith("error closing connection") for m in messages)
             assert first not in await backend_pids(pool, 1)
-        finally:
-            await ready(pool.close())
 
     aio(main())
 
@@ -200,20 +219,15 @@ def test_an_attempt_ended_by_an_interrupt_is_retried(
             raised.append(conn)
             raise interrupt(kind)("interrupted in configure")
 
-    async def configure_async(conn: Any) -> None:
-        configure(conn)
-
     async def main() -> None:
-        pool = pool_class(kind)(
+        async with opened(
+            kind,
             pg_dsn,
             min_size=1,
             max_size=1,
-            open=False,
             name="interrupted",
-            configure=configure if kind == "sync" else configure_async,
-        )
-        await ready(pool.open(wait=True, timeout=10))
-        try:
+            configure=callback(kind, configure),
+        ) as pool:
             assert len(raised) == 1
             await settled(pool, 1)
             for _ in range(500):
@@ -221,9 +235,7 @@ def test_an_attempt_ended_by_an_interrupt_is_retried(
                     break
                 await asyncio.sleep(0.01)
             assert raised[0].closed
-            messages = [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"]
+            messages = pool_messages(caplog)
             assert not [m for m in messages if m.startswith("error connecting")]
-        finally:
-            await ready(pool.close())
 
     aio(main())
