@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import base
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
@@ -79,12 +79,12 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
         self._check_open_getconn()
         errors: list[Exception] = []
         ready, stop = threading.Event(), threading.Event()
-        threading.Thread(
-            target=self._connect_for_wait,
-            args=(ready, stop, errors),
-            name=f"{self.name}-wait",
-            daemon=True,
-        ).start()
+
+        def connect_until_ready() -> None:
+            if self._connect_for_wait(errors, stop.is_set, stop.wait):
+                ready.set()
+
+        threading.Thread(target=connect_until_ready, name=f"{self.name}-wait", daemon=True).start()
         try:
             ok = ready.wait(base.clamp_wait(seconds))
         finally:
@@ -94,10 +94,14 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
             raise self._wait_timed_out(timeout, errors[-1] if errors else None)
 
     def _connect_for_wait(
-        self, ready: threading.Event, stop: threading.Event, errors: list[Exception]
-    ) -> None:
+        self, errors: list[Exception], stopped: Callable[[], bool], pause: Callable[[float], Any]
+    ) -> bool:
+        """wait()'s connection attempts, each failure logged (and kept last in
+        ``errors``), with backoff (``pause(delay)``) until one connects (True:
+        that connection is closed), ``reconnect_timeout`` passes (False, after
+        the ``reconnect_failed`` callback), or ``stopped()``."""
         attempt: AttemptWithBackoff | None = None
-        while not stop.is_set() and not self._closed:
+        while not stopped() and not self._closed:
             try:
                 conn = self._connect()
             except Exception as ex:
@@ -107,13 +111,15 @@ class NullConnectionPool(NullPoolLogic, ConnectionPool[CT]):
                     try:
                         self.reconnect_failed()
                     except Exception as ex2:
-                        logger.warning("reconnect_failed callback failed: %s", ex2)
-                    return
-                stop.wait(attempt.delay)
+                        logger.warning(
+                            "reconnect_failed callback failed: %s: %s", type(ex2).__name__, ex2
+                        )
+                    return False
+                pause(attempt.delay)
                 continue
             self._close_quietly(conn)
-            ready.set()
-            return
+            return True
+        return False
 
     def getconn(self, timeout: float | None = None) -> CT:
         self._stats.add(Stats.REQUESTS_NUM)

@@ -14,7 +14,7 @@ The sync pool's module is generated from the async one by
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import base
 from ._null_pool_logic import CONNECT_YOURSELF, NullPoolLogic
@@ -94,7 +94,9 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
         if True:  # ASYNC
             deadline = monotonic() + seconds
             task = asyncio.get_running_loop().create_task(
-                self._connect_for_wait(errors), name=f"{self.name}-wait"
+                # (no stop signal: the task is cancelled when wait() ends)
+                self._connect_for_wait(errors, lambda: False, asyncio.sleep),
+                name=f"{self.name}-wait",
             )
             try:
                 while not task.done() and (left := deadline - monotonic()) > 0:
@@ -111,11 +113,13 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
             raise self._wait_timed_out(timeout, errors[-1] if errors else None)
         else:
             ready, stop = threading.Event(), threading.Event()
+
+            def connect_until_ready() -> None:
+                if self._connect_for_wait(errors, stop.is_set, stop.wait):
+                    ready.set()
+
             threading.Thread(
-                target=self._connect_for_wait,
-                args=(ready, stop, errors),
-                name=f"{self.name}-wait",
-                daemon=True,
+                target=connect_until_ready, name=f"{self.name}-wait", daemon=True
             ).start()
             try:
                 ok = ready.wait(base.clamp_wait(seconds))
@@ -125,51 +129,33 @@ class AsyncNullConnectionPool(NullPoolLogic, AsyncConnectionPool[ACT]):
                 self.close()
                 raise self._wait_timed_out(timeout, errors[-1] if errors else None)
 
-    if True:  # ASYNC
-
-        async def _connect_for_wait(self, errors: list[Exception]) -> bool:
-            attempt: AttemptWithBackoff | None = None
-            while not self._closed:
-                try:
-                    conn = await self._connect()
-                except Exception as ex:
-                    errors[:] = [ex]
-                    attempt = self._wait_connect_failed(ex, attempt)
-                    if attempt is None:
-                        try:
-                            await self.reconnect_failed()
-                        except Exception as ex2:
-                            logger.warning("reconnect_failed callback failed: %s", ex2)
-                        return False
-                    await asyncio.sleep(attempt.delay)
-                    continue
-                await self._close_quietly(conn)
-                return True
-            return False
-
-    else:
-
-        def _connect_for_wait(
-            self, ready: threading.Event, stop: threading.Event, errors: list[Exception]
-        ) -> None:
-            attempt: AttemptWithBackoff | None = None
-            while not stop.is_set() and not self._closed:
-                try:
-                    conn = self._connect()
-                except Exception as ex:
-                    errors[:] = [ex]
-                    attempt = self._wait_connect_failed(ex, attempt)
-                    if attempt is None:
-                        try:
-                            self.reconnect_failed()
-                        except Exception as ex2:
-                            logger.warning("reconnect_failed callback failed: %s", ex2)
-                        return
-                    stop.wait(attempt.delay)
-                    continue
-                self._close_quietly(conn)
-                ready.set()
-                return
+    async def _connect_for_wait(
+        self, errors: list[Exception], stopped: Callable[[], bool], pause: Callable[[float], Any]
+    ) -> bool:
+        """wait()'s connection attempts, each failure logged (and kept last in
+        ``errors``), with backoff (``pause(delay)``) until one connects (True:
+        that connection is closed), ``reconnect_timeout`` passes (False, after
+        the ``reconnect_failed`` callback), or ``stopped()``."""
+        attempt: AttemptWithBackoff | None = None
+        while not stopped() and not self._closed:
+            try:
+                conn = await self._connect()
+            except Exception as ex:
+                errors[:] = [ex]
+                attempt = self._wait_connect_failed(ex, attempt)
+                if attempt is None:
+                    try:
+                        await self.reconnect_failed()
+                    except Exception as ex2:
+                        logger.warning(
+                            "reconnect_failed callback failed: %s: %s", type(ex2).__name__, ex2
+                        )
+                    return False
+                await pause(attempt.delay)
+                continue
+            await self._close_quietly(conn)
+            return True
+        return False
 
     async def getconn(self, timeout: float | None = None) -> ACT:
         if True:  # ASYNC
