@@ -17,6 +17,7 @@ The rules are psycopg_pool's null pool's:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,21 @@ class NullPoolLogic(_NullLogicBase):
     # Connections open at once with max_size=0 ("unlimited"): the ring grows up
     # to this; beyond it requests queue (before connecting) until one is returned.
     _slot_limit = MAX_CAPACITY
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # What inspect.signature() shows for the pool (help(), IDEs, frameworks
+        # that inspect a constructor): the parameters of the pool this one
+        # passes them on to, with the null pool's min_size default and without
+        # use_lifo, as psycopg_pool's null pools have (rather than this
+        # __init__'s **kwargs). Type checkers see the declared __init__.
+        passed_to = inspect.signature(super(NullPoolLogic, cls).__init__)
+        params = [
+            p.replace(default=0) if p.name == "min_size" else p
+            for p in list(passed_to.parameters.values())[1:]  # (not self)
+            if p.name != "use_lifo"
+        ]
+        type.__setattr__(cls, "__signature__", passed_to.replace(parameters=params))
 
     def __init__(
         self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any
