@@ -68,13 +68,17 @@ class NullPoolLogic(_NullLogicBase):
         # passes them on to, with the null pool's min_size default and without
         # use_lifo, as psycopg_pool's null pools have (rather than this
         # __init__'s **kwargs). Type checkers see the declared __init__.
-        passed_to = inspect.signature(super(NullPoolLogic, cls).__init__)
-        params = [
-            p.replace(default=0) if p.name == "min_size" else p
-            for p in list(passed_to.parameters.values())[1:]  # (not self)
-            if p.name != "use_lifo"
-        ]
-        type.__setattr__(cls, "__signature__", passed_to.replace(parameters=params))
+        # A subclass with an __init__ of its own gets inspect's usual answer.
+        signature = None
+        if cls.__init__ is NullPoolLogic.__init__:
+            passed_to = inspect.signature(super(NullPoolLogic, cls).__init__)
+            params = [
+                p.replace(default=0) if p.name == "min_size" else p
+                for p in list(passed_to.parameters.values())[1:]  # (not self)
+                if p.name != "use_lifo"
+            ]
+            signature = passed_to.replace(parameters=params)
+        type.__setattr__(cls, "__signature__", signature)
 
     def __init__(
         self, conninfo: Any = "", *, min_size: int = 0, max_size: int | None = None, **kwargs: Any

@@ -34,3 +34,15 @@ def test_null_pools_show_their_own_defaults_and_no_use_lifo(name: str) -> None:
     assert params["min_size"].default == 0
     assert "use_lifo" not in params
     assert "kwargs" in params and params["kwargs"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_a_subclass_shows_its_own_init() -> None:
+    class Plain(fastpool.NullConnectionPool):  # type: ignore[type-arg]
+        pass
+
+    class Custom(fastpool.NullConnectionPool):  # type: ignore[type-arg]
+        def __init__(self, dsn: str, *, app: str = "x") -> None:
+            super().__init__(dsn, open=False)
+
+    assert inspect.signature(Plain) == inspect.signature(fastpool.NullConnectionPool)
+    assert list(inspect.signature(Custom).parameters) == ["dsn", "app"]
