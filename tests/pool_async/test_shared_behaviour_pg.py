@@ -21,6 +21,9 @@ import fastpool
 pytestmark = pytest.mark.postgres
 
 KINDS = ["sync", "async"]
+# With the DB-API pool (fastpool.Pool, on psycopg connections): for what it
+# shares with the sync psycopg pool (the core's check() and drain()).
+WITH_GENERIC = [*KINDS, "generic"]
 
 
 async def ready(result: Any) -> Any:
@@ -33,7 +36,7 @@ def pool_class(kind: str) -> Any:
 
 
 def interrupt(kind: str) -> type[BaseException]:
-    return KeyboardInterrupt if kind == "sync" else asyncio.CancelledError
+    return asyncio.CancelledError if kind == "async" else KeyboardInterrupt
 
 
 class RaiseOnce:
@@ -55,7 +58,7 @@ class RaiseOnce:
 def connection_class(kind: str, on_close: Callable[[], None]) -> Any:
     """A connection class whose ``close()`` closes, then calls ``on_close()``
     (which may raise)."""
-    if kind == "sync":
+    if kind != "async":
 
         class SyncConnection(psycopg.Connection[Any]):
             def close(self) -> None:
@@ -75,7 +78,11 @@ def connection_class(kind: str, on_close: Callable[[], None]) -> Any:
 @contextlib.asynccontextmanager
 async def opened(kind: str, dsn: str, **kwargs: Any) -> AsyncIterator[Any]:
     """A pool of ``kind``, opened and waited for; closed at exit."""
-    pool = pool_class(kind)(dsn, open=False, **kwargs)
+    if kind == "generic":
+        connect = kwargs.pop("connection_class", psycopg.Connection).connect
+        pool = fastpool.Pool(lambda: connect(dsn), open=False, **kwargs)
+    else:
+        pool = pool_class(kind)(dsn, open=False, **kwargs)
     await ready(pool.open(wait=True, timeout=10))
     try:
         yield pool
@@ -118,7 +125,7 @@ async def settled(pool: Any, size: int) -> None:
     raise AssertionError(f"pool did not settle to {size} idle: {pool.get_stats()}")
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", WITH_GENERIC)
 def test_check_claims_every_idle_connection_at_once(aio, pg_dsn: str, kind: str) -> None:
     # As psycopg_pool's check(): the idle connections are all claimed first,
     # and each goes back once tested (the sync pool used to claim them one
@@ -140,7 +147,7 @@ def test_check_claims_every_idle_connection_at_once(aio, pg_dsn: str, kind: str)
     aio(main())
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", WITH_GENERIC)
 def test_interrupted_drain_still_discards_every_idle_connection(
     aio, pg_dsn: str, kind: str
 ) -> None:
