@@ -78,6 +78,7 @@ class NullPoolLogic(_NullLogicBase):
                 if p.name != "use_lifo"
             ]
             signature = passed_to.replace(parameters=params)
+        # (through type: type checkers know no __signature__ attribute on a class)
         type.__setattr__(cls, "__signature__", signature)
 
     def __init__(
