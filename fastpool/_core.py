@@ -23,6 +23,7 @@ if _requested not in ("", "c", "python"):
 _RING_NAMES = ("DEBUG", "MAX_CAPACITY", "Counters", "SlotRing")
 _HOT_PATH_NAMES = (
     "AsyncConnectionContext",
+    "AsyncPoolHotPath",
     "ConnectionContext",
     "PoolFastPath",
     "PoolHotPath",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from ._pycore import DEBUG, MAX_CAPACITY, Counters, SlotRing
     from ._pyhotpath import (
         AsyncConnectionContext,
+        AsyncPoolHotPath,
         ConnectionContext,
         PoolFastPath,
         PoolHotPath,
@@ -92,6 +94,7 @@ __all__ = [
     "IMPL",
     "MAX_CAPACITY",
     "AsyncConnectionContext",
+    "AsyncPoolHotPath",
     "ConnectionContext",
     "Counters",
     "PoolFastPath",

@@ -6,7 +6,7 @@ arguments go to ``__cinit__``, hence ``__new__`` here. tests/typing runs mypy's
 stubtest on this file against the built module."""
 
 from collections.abc import Awaitable, Generator
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import Any, final
 
@@ -129,6 +129,13 @@ class _Ready:
     def __iter__(self) -> Self: ...
     def __next__(self) -> Any: ...
 
+def _async_context_enter(self: AsyncConnectionContext) -> Awaitable[Any]: ...
+def _async_context_exit(
+    self: AsyncConnectionContext,
+    exc_type: type[BaseException] | None,
+    exc_val: BaseException | None,
+    exc_tb: TracebackType | None,
+) -> Awaitable[None]: ...
 @final
 class AsyncConnectionContext:
     def __init__(self, pool: PoolFastPath, timeout: float | None) -> None: ...
@@ -139,3 +146,8 @@ class AsyncConnectionContext:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> Awaitable[None]: ...
+
+class AsyncPoolHotPath(PoolFastPath):
+    """Base class of fastpool.AsyncConnectionPool: its compiled connection()."""
+    # An AsyncConnectionContext (the pool classes declare the typed signature).
+    def connection(self, timeout: float | None = ...) -> AbstractAsyncContextManager[Any, None]: ...

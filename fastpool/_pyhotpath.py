@@ -7,11 +7,11 @@ import asyncio
 import bisect
 import logging
 import time
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, cast, final
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Coroutine, Generator
-    from contextlib import AbstractContextManager
+    from contextlib import AbstractAsyncContextManager, AbstractContextManager
 
 from ._constants import ASYNC_EXIT_WITHOUT_ENTER as _ASYNC_EXIT_WITHOUT_ENTER
 from ._constants import ASYNC_REENTERED as _ASYNC_REENTERED
@@ -407,3 +407,15 @@ class AsyncConnectionContext:
                 else:
                     await pool.putconn(conn)
             _count_use(pool, monotonic() - self.t0)
+
+
+class AsyncPoolHotPath(PoolFastPath):
+    """Base class of AsyncConnectionPool: its ``connection()`` (getconn() and
+    putconn() are coroutines, written in fastpool.pool_async)."""
+
+    def connection(self, timeout: float | None = None) -> AbstractAsyncContextManager[Any, None]:
+        """Async context manager: a connection for the block, committed on
+        success, rolled back on error, then returned to the pool."""
+        # (its __aenter__/__aexit__ return awaitables, which async with takes,
+        # where the protocol declares coroutines)
+        return cast("AbstractAsyncContextManager[Any, None]", AsyncConnectionContext(self, timeout))

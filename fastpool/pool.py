@@ -704,7 +704,8 @@ class ConnectionPool(PoolCore, BasePool, Generic[CT]):
                 self._close_quietly(conn)
 
     if TYPE_CHECKING:
-
+        # Inherited at run time from the compiled PoolHotPath (or its twin,
+        # fastpool._pyhotpath), which can't be generic: its typed signature.
         def connection(self, timeout: float | None = None) -> AbstractContextManager[CT, None]:
             """Context manager: a connection for the block, committed on
             success, rolled back on error, then returned to the pool."""

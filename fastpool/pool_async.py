@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, cast
 
 from . import base
 from ._conn_protocol import PSYCOPG
-from ._core import AsyncConnectionContext, PoolFastPath
+from ._core import AsyncPoolHotPath
 from ._pool_logic import DISCARDED, FAILED_CHECK, REPLACING, PoolLogic
 from ._pool_threads import CLOSE_RETURNS_BUILTIN, Holder
 from .abc import ACT, AsyncConnectFailedCB, AsyncConnectionCB, AsyncConninfoParam, AsyncKwargsParam
@@ -73,7 +73,7 @@ if True:  # ASYNC
         return value
 
 
-class AsyncPoolCore(PoolFastPath, PoolLogic, PoolCommon):
+class AsyncPoolCore(AsyncPoolHotPath, PoolLogic, PoolCommon):
     """The pool machinery both pool families share: open/close, waiting and
     slow checkout, workers and maintenance, sizing, ``check()``/``drain()``, fork
     handling. A family subclasses it with its constructor, its connect and
@@ -918,27 +918,15 @@ class AsyncConnectionPool(AsyncPoolCore, BasePool, Generic[ACT]):
                 logger.warning("error resetting connection: %s", ex)
                 await self._close_quietly(conn)
 
-    if True:  # ASYNC
-
+    if TYPE_CHECKING:
+        # Inherited at run time from the compiled AsyncPoolHotPath (or its twin,
+        # fastpool._pyhotpath), which can't be generic: its typed signature.
         def connection(
             self, timeout: float | None = None
         ) -> AbstractAsyncContextManager[ACT, None]:
-            """Async context manager: a connection for the block, committed on
+            """Context manager: a connection for the block, committed on
             success, rolled back on error, then returned to the pool."""
-            # (its __aenter__/__aexit__ return awaitables, which async with takes,
-            # where the protocol declares coroutines)
-            return cast(
-                "AbstractAsyncContextManager[ACT, None]", AsyncConnectionContext(self, timeout)
-            )
-    else:
-        if TYPE_CHECKING:
-
-            def connection(
-                self, timeout: float | None = None
-            ) -> AbstractAsyncContextManager[ACT, None]:
-                """Context manager: a connection for the block, committed on
-                success, rolled back on error, then returned to the pool."""
-                ...
+            ...
 
     async def _connect(self, timeout: float | None = None) -> Any:
         """Open a connection and run ``configure``; raise on any failure."""

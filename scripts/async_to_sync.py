@@ -76,6 +76,7 @@ RENAMES = {
     "AsyncKwargsParam": "KwargsParam",
     "AsyncNullConnectionPool": "NullConnectionPool",
     "AsyncPoolCore": "PoolCore",
+    "AsyncPoolHotPath": "PoolHotPath",
     "AsyncWaiter": "Waiter",
     "AsyncWorkers": "Workers",
     "PoolFastPath": "PoolHotPath",

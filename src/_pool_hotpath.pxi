@@ -487,11 +487,12 @@ cdef inline void _count_use(PoolFastPath pool, double used) noexcept:
 
 @cython.final
 cdef class _SelfMethod:
-    """``__enter__`` and ``__exit__`` of ConnectionContext. Looked up on an
-    instance (as the ``with`` statement does), the instance itself, which is
+    """``__enter__`` and ``__exit__`` of ConnectionContext (``__aenter__`` and
+    ``__aexit__`` of AsyncConnectionContext). Looked up on an instance (as the
+    ``with`` and ``async with`` statements do), the instance itself, which is
     callable (no arguments: enter; three: exit), through vectorcall (see
-    _context_vectorcall): a ``with`` block then makes no bound method objects
-    and no argument tuple, about 570 of the 2,860 instructions a cycle took.
+    _context_vectorcall): a block then makes no bound method objects and no
+    argument tuple, about 570 of the 2,860 instructions a sync cycle took.
     Looked up on the class (as ``contextlib.ExitStack`` does), the plain
     function."""
 
@@ -705,6 +706,14 @@ cdef inline _Ready _ready(object value):
     return r
 
 
+def _async_context_enter(AsyncConnectionContext self not None):
+    return self._aenter()
+
+
+def _async_context_exit(AsyncConnectionContext self not None, exc_type, exc_val, exc_tb):
+    return self._aexit(exc_type is not None)
+
+
 @cython.final
 @cython.freelist(32)
 cdef class AsyncConnectionContext:
@@ -727,13 +736,31 @@ cdef class AsyncConnectionContext:
     cdef int64_t slot    # >= 0: checked out by the fast path, into this slot
     cdef int64_t returns  # the pool's _returns at that checkout
     cdef bint entered
+    cdef vectorcallfunc vectorcall  # _async_context_vectorcall (as ConnectionContext's)
 
+    # (AsyncPoolHotPath.connection() makes these with __new__ and sets the fields.)
     def __init__(self, PoolFastPath pool not None, timeout):
+        self.vectorcall = <vectorcallfunc>_async_context_vectorcall
         self.pool = pool
         self.timeout = timeout
         self.slot = -1
 
-    def __aenter__(self):
+    def __call__(self, *args):
+        # What __aenter__ and __aexit__ are on an instance (see _SelfMethod);
+        # _async_context_vectorcall serves the same calls without an argument tuple.
+        if not args:
+            return self._aenter()
+        if len(args) == 3:
+            return self._aexit(args[0] is not None)
+        raise TypeError(
+            "an AsyncConnectionContext is called with no arguments (enter) or three (exit)"
+        )
+
+    __aenter__ = _SelfMethod(_async_context_enter)
+    __aexit__ = _SelfMethod(_async_context_exit)
+
+    @cython.final
+    cdef object _aenter(self):
         cdef int64_t slot
         cdef double now
         if self.entered:
@@ -766,25 +793,26 @@ cdef class AsyncConnectionContext:
         self.t0 = _monotonic()
         return self.conn
 
-    def __aexit__(self, exc_type, exc_val, exc_tb):
+    @cython.final
+    cdef object _aexit(self, bint failed):
+        # failed: the block raised (its exception type is not None)
         cdef double now
         conn = self.conn
         if conn is None:
             raise RuntimeError(_ASYNC_EXIT_WITHOUT_ENTER)
         pool = self.pool
         self.conn = None
-        if self.slot >= 0 and pool._return_clean_c(conn, self.slot, self.returns,
-                                                   exc_type is not None, &now):
+        if self.slot >= 0 and pool._return_clean_c(conn, self.slot, self.returns, failed, &now):
             _count_use(pool, now - self.t0)
             return _ready(None)
-        return self._exit_slow(conn, exc_type)
+        return self._exit_slow(conn, failed)
 
-    async def _exit_slow(self, conn, exc_type):
+    async def _exit_slow(self, conn, bint failed):
         pool = self.pool
         try:
             status = conn.pgconn.transaction_status
-            if not _commit_sends_nothing(conn, status, exc_type is not None):
-                if exc_type is None:
+            if not _commit_sends_nothing(conn, status, failed):
+                if not failed:
                     await conn.commit()
                 else:
                     try:
@@ -804,3 +832,47 @@ cdef class AsyncConnectionContext:
                 else:
                     await pool.putconn(conn)
             _count_use(pool, _monotonic() - self.t0)
+
+
+cdef PyObject *_async_context_vectorcall(PyObject *callable, PyObject **args, size_t nargsf,
+                                         PyObject *kwnames) except NULL:
+    # AsyncConnectionContext's __call__ (its __aenter__ and __aexit__), as
+    # _context_vectorcall is ConnectionContext's.
+    cdef AsyncConnectionContext self = <AsyncConnectionContext>callable
+    cdef Py_ssize_t n = PyVectorcall_NARGS(nargsf)
+    if kwnames is NULL and n == 0:
+        res = self._aenter()
+    elif kwnames is NULL and n == 3:
+        res = self._aexit(args[0] != <PyObject *>None)
+    else:
+        raise TypeError(
+            "an AsyncConnectionContext is called with no arguments (enter) or three (exit)"
+        )
+    Py_INCREF(res)
+    return <PyObject *>res
+
+
+cdef int _enable_async_context_vectorcall() except -1:
+    cdef AsyncConnectionContext probe = AsyncConnectionContext.__new__(AsyncConnectionContext)
+    fp_enable_vectorcall(AsyncConnectionContext,
+                         <Py_ssize_t>(<char *>&probe.vectorcall - <char *><PyObject *>probe))
+    return 0
+
+
+_enable_async_context_vectorcall()
+
+
+cdef class AsyncPoolHotPath(PoolFastPath):
+    """Base class of fastpool.AsyncConnectionPool: its ``connection()``
+    compiled, as PoolHotPath's is (getconn() and putconn() are coroutines,
+    written in fastpool.pool_async)."""
+
+    def connection(self, timeout=None):
+        """Async context manager: a connection for the block, committed on
+        success, rolled back on error, then returned to the pool."""
+        cdef AsyncConnectionContext ctx = AsyncConnectionContext.__new__(AsyncConnectionContext)
+        ctx.vectorcall = <vectorcallfunc>_async_context_vectorcall
+        ctx.pool = self
+        ctx.timeout = timeout
+        ctx.slot = -1
+        return ctx

@@ -5,6 +5,7 @@ connection() object, two-phase transactions left prepared in a block."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import typing
 import uuid
 from typing import TypeVar
@@ -131,6 +132,34 @@ def test_a_connection_context_is_entered_once(aio, pg_dsn: str, cls) -> None:
                     assert c2 is not c3
             with pytest.raises(RuntimeError, match="without a connection"):
                 await p.connection().__aexit__(None, None, None)
+
+    aio(main())
+
+
+@pytest.mark.parametrize("cls", POOL_CLASSES)
+def test_a_connection_context_works_in_async_exit_stack_and_explicit_calls(
+    aio, pg_dsn: str, cls
+) -> None:
+    # AsyncExitStack looks __aenter__/__aexit__ up on the class, `async with`
+    # on the instance: the compiled context serves both.
+    async def main() -> None:
+        async with open_pool(pg_dsn, cls, min_size=0, max_size=1) as p:
+            async with contextlib.AsyncExitStack() as stack:
+                conn = await stack.enter_async_context(p.connection())
+                assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+            ctx = p.connection()
+            conn = await ctx.__aenter__()
+            assert await (await conn.execute("SELECT 2")).fetchone() == (2,)
+            with pytest.raises(ZeroDivisionError):
+                async with contextlib.AsyncExitStack() as stack:
+                    stack.push_async_exit(ctx)
+                    1 / 0
+            async with p.connection() as conn2:  # the one place went back both times
+                assert await (await conn2.execute("SELECT 3")).fetchone() == (3,)
+            assert p.get_stats()["requests_num"] == 3
+            # Neither hook takes keyword arguments or another count of arguments.
+            with pytest.raises(TypeError):
+                p.connection().__aenter__(1)  # type: ignore[call-arg]
 
     aio(main())
 
