@@ -30,11 +30,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import cases_async
-from .callgrind_probe import ASYNC_POOLS
-from .contenders import Setup, available
+from .callgrind_probe import ASYNC_POOLS, SELECT1_CONTENDERS, SELECT1_MODE
+from .contenders import Setup, available, fastpool_module
 from .harness import Result
 from .report import Table
 
@@ -62,10 +63,18 @@ NOTE = (
 
 
 def count(
-    dsn: str, n: int, names: list[str], valgrind: str, seed: int = 0
+    dsn: str,
+    n: int,
+    names: list[str],
+    valgrind: str,
+    seed: int = 0,
+    select1_n: int = 0,
+    select1: Sequence[str] = (),
 ) -> dict[tuple[str, str], list[float]]:
     """Run the probe under callgrind; instructions per cycle by (impl, mode):
-    one estimate per (N, 2N) pair. ``seed``: the child's PYTHONHASHSEED."""
+    one estimate per (N, 2N) pair. ``seed``: the child's PYTHONHASHSEED.
+    ``select1``: contenders of the whole-request count (mode "select1", pairs
+    of ``select1_n`` and twice as many requests)."""
     with tempfile.TemporaryDirectory(prefix="fastpool-callgrind-") as tmp:
         cmd = [
             valgrind,
@@ -82,6 +91,8 @@ def count(
             str(n),
             ",".join(names),
         ]
+        if select1:
+            cmd += [str(select1_n), json.dumps(list(select1))]
         # A given hash seed: how long a dict lookup probes depends on the
         # strings' hashes, which otherwise change with every interpreter (by up
         # to a few percent of fastpool.c's count).
@@ -98,13 +109,16 @@ def count(
         )
     regions = [(lab, totals[i + 1]) for i, lab in enumerate(labels)]
     out: dict[tuple[str, str], list[float]] = {}
-    pending: dict[tuple[str, str], float] = {}
+    pending: dict[tuple[str, str], tuple[int, float]] = {}  # a pair's first region
     for lab, instructions in regions:
-        key = (lab["impl"], lab["mode"])
-        if lab["cycles"] == n:
-            pending[key] = instructions
-        elif lab["cycles"] == 2 * n:
-            out.setdefault(key, []).append((instructions - pending.pop(key)) / n)
+        key, cycles = (lab["impl"], lab["mode"]), lab["cycles"]
+        if cycles == 0:  # the warm-up region: its dump also holds what ran before
+            continue
+        if key not in pending:
+            pending[key] = (cycles, instructions)
+        else:
+            first_cycles, first = pending.pop(key)
+            out.setdefault(key, []).append((instructions - first) / (cycles - first_cycles))
     return out
 
 
@@ -137,10 +151,13 @@ def case_instructions(args: argparse.Namespace) -> list[Table]:
         return []
     names = list(available(NAMES, Setup(args.dsn)))
     async_names = list(cases_async.available(ASYNC_NAMES))
+    select1 = _select1_available()
     n = args.callgrind_cycles
+    select1_n = max(n // SELECT1_PER_CYCLES, 20)
     counts: dict[tuple[str, str], list[float]] = {}
     for seed in range(args.callgrind_seeds):
-        for key, estimates in count(args.dsn, n, names + async_names, valgrind, seed).items():
+        found = count(args.dsn, n, names + async_names, valgrind, seed, select1_n, select1)
+        for key, estimates in found.items():
             counts.setdefault(key, []).extend(estimates)
     note = NOTE.format(n=n, n2=2 * n, seeds=args.callgrind_seeds)
     tables = []
@@ -165,7 +182,64 @@ def case_instructions(args: argparse.Namespace) -> list[Table]:
                     note=note + (" " + NOTE_ASYNC if kind else ""),
                 )
             )
+    if DEDICATED in select1:
+        tables.append(_select1_table(select1, counts, select1_n, args.callgrind_seeds))
     return tables
+
+
+# A request costs the client about 100 times a pool cycle: regions of this
+# many times fewer requests than cycles keep the case's run time in bounds.
+SELECT1_PER_CYCLES = 10
+DEDICATED = "dedicated async"
+NOTE_SELECT1 = (
+    "Everything one asyncio task's process executes per request of case 8 (`SELECT 1` through "
+    "`async with pool.connection()`, or on one dedicated connection with no pool; autocommit; "
+    "asyncio's default loop; the server is another process and not counted): psycopg, the event "
+    "loop and the pool. The difference between regions of {n2} and {n} requests, divided by "
+    "{n}; two pairs in each of {seeds} interpreter(s). Where the client's CPU is the "
+    "bottleneck (one task, a server on the same cores), `x vs dedicated async` (dedicated's "
+    "count divided by a contender's) is the most of dedicated's rate it can reach: the "
+    "wall-clock target of case 8 (use_lifo=True at >= 95%) counted without the machine's "
+    "noise. Which server backend "
+    "answers (the hand-out order) costs the client nothing here; it costs the server's "
+    "scheduling, which only case 8 sees."
+)
+
+
+def _select1_available() -> list[str]:
+    out = []
+    for name, spec in SELECT1_CONTENDERS.items():
+        try:
+            if spec is not None:
+                if spec[0] == "psycopg_pool":
+                    import psycopg_pool  # noqa: F401
+                else:
+                    fastpool_module(spec[0])
+        except ImportError as exc:
+            print(f"(skipping {name} in the whole-request count: {exc})")
+            continue
+        out.append(name)
+    return out
+
+
+def _select1_table(
+    select1: list[str], counts: dict[tuple[str, str], list[float]], n: int, seeds: int
+) -> Table:
+    results = {}
+    for name in select1:
+        res = Result(name, "instructions/request")
+        res.runs = counts[(name, SELECT1_MODE)]
+        res.extra = [{"requests": n} for _ in res.runs]
+        results[name] = res
+    return Table(
+        "pool_instructions_async_select1",
+        "9. client instructions per request, SELECT 1, 1 asyncio task, pool of 10 "
+        "(dedicated: one connection, no pool), autocommit, counted by callgrind "
+        "(lower is better)",
+        results,
+        [DEDICATED],
+        note=NOTE_SELECT1.format(n=n, n2=2 * n, seeds=seeds),
+    )
 
 
 if __name__ == "__main__":  # python -m bench.callgrind DSN [N]

@@ -4,8 +4,11 @@ connections, for each named pool and each transaction mode; for the async
 pools (names in ``ASYNC_POOLS``) ``async with pool.connection() as conn: pass``
 in one coroutine, which the event loop runs once per region.
 
-``python -m bench.callgrind_probe DSN N NAME[,NAME...]`` prints one JSON line:
-the labels of the measured regions, in the order callgrind dumps them.
+``python -m bench.callgrind_probe DSN N NAME[,NAME...] [M '["NAME", ...]']``
+prints one JSON line: the labels of the measured regions, in the order
+callgrind dumps them. The optional second list (names of
+``SELECT1_CONTENDERS``) measures regions of ``M`` and ``2M`` whole requests of
+one asyncio task, ``SELECT 1`` each (case 8's task, counted).
 
 Each region is bracketed by two system calls nothing else in the process
 makes: ``os.getppid()`` (callgrind zeroes its counters on entering
@@ -17,10 +20,12 @@ cycles removes, together with anything else paid once per region."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from .contenders import CONTENDERS, Setup, fastpool_module
@@ -66,18 +71,80 @@ def async_region(loop: asyncio.AbstractEventLoop, pool: Any, n: int) -> None:
     os.getpgrp()  # callgrind: dump them
 
 
-def async_pool(impl: str, dsn: str, autocommit: bool) -> Any:
+def async_pool(
+    impl: str, dsn: str, autocommit: bool, size: int = POOL_SIZE, use_lifo: bool = False
+) -> Any:
     if impl == "psycopg_pool":
         from psycopg_pool import AsyncConnectionPool
     else:
         AsyncConnectionPool = fastpool_module(impl).AsyncConnectionPool
+    options = {"use_lifo": True} if use_lifo else {}
     return AsyncConnectionPool(
         dsn,
-        min_size=POOL_SIZE,
-        max_size=POOL_SIZE,
+        min_size=size,
+        max_size=size,
         open=False,
         kwargs={"autocommit": autocommit},
+        **options,
     )
+
+
+# The whole request of case 8's asyncio task: ``SELECT 1`` through a pool (or
+# on one dedicated connection, no pool), autocommit. Name -> (core or
+# psycopg_pool, pool size, use_lifo); None: the dedicated connection.
+SELECT1_CONTENDERS: dict[str, tuple[str, int, bool] | None] = {
+    "dedicated async": None,
+    "fastpool.c async lifo": ("c", POOL_SIZE, True),
+    "fastpool.c async, pool of 1": ("c", 1, False),
+    "fastpool.c async": ("c", POOL_SIZE, False),
+    "psycopg_pool async": ("psycopg_pool", POOL_SIZE, False),
+}
+SELECT1_MODE = "select1"
+
+
+async def select1_requests(pool: Any, n: int) -> None:
+    for _ in itertools.repeat(None, n):
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+
+async def select1_requests_dedicated(conn: Any, n: int) -> None:
+    for _ in itertools.repeat(None, n):
+        await conn.execute("SELECT 1")
+
+
+def measure_select1(name: str, dsn: str, n: int) -> list[dict]:
+    """Regions of ``n`` and ``2n`` requests of one task; the event loop's
+    trips (the request waits for the server) count, as the client pays them."""
+    import psycopg
+
+    loop = asyncio.new_event_loop()
+    spec = SELECT1_CONTENDERS[name]
+    conn = pool = None
+    try:
+        if spec is None:
+            conn = loop.run_until_complete(psycopg.AsyncConnection.connect(dsn, autocommit=True))
+            requests = functools.partial(select1_requests_dedicated, conn)
+        else:
+            impl, size, use_lifo = spec
+            pool = async_pool(impl, dsn, True, size, use_lifo)
+            loop.run_until_complete(pool.open(wait=True))
+            requests = functools.partial(select1_requests, pool)
+        loop.run_until_complete(requests(100))  # every code path taken, caches filled
+        labels = []
+        for k in (0, n, 2 * n, n, 2 * n):
+            coro = requests(k)
+            os.getppid()  # callgrind: zero the counters
+            loop.run_until_complete(coro)
+            os.getpgrp()  # callgrind: dump them
+            labels.append({"impl": name, "mode": SELECT1_MODE, "cycles": k})
+        return labels
+    finally:
+        if pool is not None:
+            loop.run_until_complete(pool.close())
+        if conn is not None:
+            loop.run_until_complete(conn.close())
+        loop.close()
 
 
 def measure_async(name: str, dsn: str, n: int) -> list[dict]:
@@ -99,8 +166,12 @@ def measure_async(name: str, dsn: str, n: int) -> list[dict]:
     return labels
 
 
-def main(dsn: str, n: int, names: list[str]) -> list[dict]:
+def main(
+    dsn: str, n: int, names: list[str], select1_n: int = 0, select1: Sequence[str] = ()
+) -> list[dict]:
     labels: list[dict] = []
+    for name in select1:
+        labels += measure_select1(name, dsn, select1_n)
     for name in names:
         if name in ASYNC_POOLS:
             labels += measure_async(name, dsn, n)
@@ -125,5 +196,8 @@ def main(dsn: str, n: int, names: list[str]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    out = main(sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","))
+    # DSN N NAMES [SELECT1_N SELECT1_NAMES]
+    select1 = json.loads(sys.argv[5]) if len(sys.argv) > 5 else []  # (names hold commas)
+    select1_n = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    out = main(sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), select1_n, select1)
     print(json.dumps(out))
