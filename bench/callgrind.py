@@ -18,8 +18,13 @@ The count covers everything the line costs: the ``for`` loop, the call of
 checkout and return. The async cycle runs in one coroutine that the event
 loop runs once per region, so the loop's own cost cancels out like the rest
 of a region's brackets; what a pool's checkout or return suspends for (a
-trip through the loop) counts as the pool's. Skipped, with a note, where
-valgrind is not installed."""
+trip through the loop) counts as the pool's.
+
+A last table counts case 8's asyncio task whole: the client's instructions per
+``SELECT 1`` request through a pool (``use_lifo=True``, a pool of one, the
+default order, psycopg_pool) and on one dedicated connection with no pool,
+which is what case 8's wall-clock ratio depends on where the client's CPU is
+the bottleneck. Skipped, with a note, where valgrind is not installed."""
 
 from __future__ import annotations
 
