@@ -157,7 +157,7 @@ def test_a_connection_context_works_in_async_exit_stack_and_explicit_calls(
             async with p.connection() as conn2:  # the one place went back both times
                 assert await (await conn2.execute("SELECT 3")).fetchone() == (3,)
             assert p.get_stats()["requests_num"] == 3
-            # Neither hook takes keyword arguments or another count of arguments.
+            # __aenter__ takes no arguments, whichever way it is looked up.
             with pytest.raises(TypeError):
                 p.connection().__aenter__(1)  # type: ignore[call-arg]
 
