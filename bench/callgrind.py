@@ -171,12 +171,7 @@ def case_instructions(args: argparse.Namespace) -> list[Table]:
         ("async_", async_names, "psycopg_pool async", "async with", "1 asyncio task"),
     ):
         for mode, what in MODES.items():
-            results = {}
-            for name in contenders:
-                res = Result(name, "instructions/cycle")
-                res.runs = counts[(name, mode)]
-                res.extra = [{"cycles": n} for _ in res.runs]
-                results[name] = res
+            results = _results(contenders, mode, counts, "cycle", n)
             tables.append(
                 Table(
                     f"pool_instructions_{kind}{mode}",
@@ -211,6 +206,20 @@ NOTE_SELECT1 = (
 )
 
 
+def _results(
+    names: list[str], mode: str, counts: dict[tuple[str, str], list[float]], per: str, n: int
+) -> dict[str, Result]:
+    """One Result per contender: its estimates of instructions ``per`` cycle
+    or request, each from regions of ``n`` and ``2n`` of them."""
+    results = {}
+    for name in names:
+        res = Result(name, f"instructions/{per}")
+        res.runs = counts[(name, mode)]
+        res.extra = [{f"{per}s": n} for _ in res.runs]
+        results[name] = res
+    return results
+
+
 def _select1_available() -> list[str]:
     out = []
     for name, spec in SELECT1_CONTENDERS.items():
@@ -230,12 +239,7 @@ def _select1_available() -> list[str]:
 def _select1_table(
     select1: list[str], counts: dict[tuple[str, str], list[float]], n: int, seeds: int
 ) -> Table:
-    results = {}
-    for name in select1:
-        res = Result(name, "instructions/request")
-        res.runs = counts[(name, SELECT1_MODE)]
-        res.extra = [{"requests": n} for _ in res.runs]
-        results[name] = res
+    results = _results(select1, SELECT1_MODE, counts, "request", n)
     return Table(
         "pool_instructions_async_select1",
         "9. client instructions per request, SELECT 1, 1 asyncio task, pool of 10 "
