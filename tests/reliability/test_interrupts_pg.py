@@ -12,6 +12,7 @@ are printed for the README's reliability section."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import os
@@ -30,7 +31,9 @@ from tests.support.interrupts import (
     Injector,
     assert_conserved,
     async_exc,
+    landed_in_residual_window,
     pool_books,
+    pool_landing_spot,
     run_points,
 )
 
@@ -703,13 +706,19 @@ def test_random_interrupts_under_load(make, admin, cls, monkeypatch) -> None:
     exceptions at random ones every millisecond or so for 2 s. Wherever they
     land (in the pool, in psycopg, in the worker's own loop, which may then
     die holding a connection), afterwards the books balance, the server has
-    exactly the pool's sessions, and a fresh checkout works."""
+    exactly the pool's sessions, and a fresh checkout works. The one
+    allowance: a slot stranded by an exception that landed in a residual
+    window (``landed_in_residual_window``: on the pure-Python core, mostly its
+    ring and hot path, which compiled are single C calls); never more slots
+    than such landings."""
     import random
 
     sized = cls is ConnectionPool
     pool, app = make(cls, min_size=3 if sized else 0, max_size=3)
     stop = threading.Event()
     landed = [0]
+    in_residual_window = [0]
+    spots: collections.Counter[str] = collections.Counter()  # landings in the pool's code
 
     def worker() -> None:
         while not stop.is_set():
@@ -723,8 +732,11 @@ def test_random_interrupts_under_load(make, admin, cls, monkeypatch) -> None:
                         conn.execute("SELECT 1")
                     finally:
                         pool.putconn(conn)
-            except _RandomBoom:
+            except _RandomBoom as boom:
                 landed[0] += 1
+                if landed_in_residual_window(boom):
+                    in_residual_window[0] += 1
+                spots[pool_landing_spot(boom) or "elsewhere"] += 1
             except psycopg.Error:
                 pass  # a query interrupted mid-protocol: its connection is replaced
 
@@ -757,10 +769,19 @@ def test_random_interrupts_under_load(make, admin, cls, monkeypatch) -> None:
     died = sum(1 for t in threads if not t.is_alive())
     assert sent > 100
     # Workers that died holding a connection leave orphans: reclaimed by the scan.
-    assert_conserved(pool, admin, app, size=3 if sized else None, context="random interrupts")
+    books = assert_conserved(
+        pool,
+        admin,
+        app,
+        size=3 if sized else None,
+        context=f"random interrupts (landed at: {dict(spots)})",
+        may_strand=in_residual_window[0],
+    )
     with pool.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
     print(
         f"\n{cls.__name__}: {sent} asynchronous exceptions sent to 8 threads in 2 s,"
-        f" {landed[0]} caught by the workers; books balanced ({died} threads joined)"
+        f" {landed[0]} caught by the workers ({in_residual_window[0]} in a residual window);"
+        f" books settled, {books.size - books.idle - books.connecting} slots stranded"
+        f" ({died} threads joined, {fastpool.__impl__} core)"
     )

@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from types import CodeType, FrameType
+from types import CodeType, FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 import fastpool
@@ -111,6 +111,61 @@ ATOMIC = frozenset(
 )
 
 _with_exits: dict[CodeType, frozenset[int]] = {}
+_entries: dict[CodeType, int] = {}
+
+
+def _entry_offset(code: CodeType) -> int:
+    """Offset of a function's first instruction where an interrupt can land:
+    its RESUME (3.11+), or before its first instruction (3.9, 3.10)."""
+    found = _entries.get(code)
+    if found is None:
+        found = next((i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0)
+        _entries[code] = found
+    return found
+
+
+def _innermost(exc: BaseException) -> TracebackType | None:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb
+
+
+def pool_landing_spot(exc: BaseException) -> str | None:
+    """Where in the pool's own code (the package, twin included) an
+    asynchronously delivered ``exc`` was raised: "file:function:line", or None
+    (it landed elsewhere: in the driver, in the caller)."""
+    tb = _innermost(exc)
+    if tb is None or not tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        return None
+    code = tb.tb_frame.f_code
+    return f"{os.path.basename(code.co_filename)}:{code.co_name}:{tb.tb_lineno}"
+
+
+def landed_in_residual_window(exc: BaseException) -> bool:
+    """An asynchronously delivered ``exc`` was raised in one of the windows
+    this module names as residual: inside the pure-Python twin of the core
+    (``_pycore``, ``_pyhotpath``: their steps are single C calls only when
+    compiled), inside an ``ATOMIC`` bookkeeping step, or on the first
+    instruction of one of the pool's functions (the call itself). The
+    exception is raised where the thread was running Python code: the
+    innermost frame of its traceback. Also residual: one that interrupted
+    the handling of an earlier one of its kind (the pool's clean-up after an
+    interrupt, cut short in turn, as any ``except``/``finally`` block can be)."""
+    context = exc.__context__
+    while context is not None:
+        if type(context) is type(exc):
+            return True
+        context = context.__context__
+    tb = _innermost(exc)
+    if tb is None:
+        return False
+    code = tb.tb_frame.f_code
+    if code.co_filename.startswith(_LEFT_OUT):
+        return True
+    return is_pool_code(code.co_filename) and (
+        code.co_name in ATOMIC or tb.tb_lasti <= _entry_offset(code)
+    )
 
 
 def _run_by_the_gc(code: CodeType) -> bool:
@@ -316,31 +371,40 @@ def assert_conserved(
     checked_out: int = 0,
     timeout: float = 15.0,
     context: str = "",
+    may_strand: int = 0,
 ) -> PoolBooks:
     """Wait (up to ``timeout``) for the pool to settle, then require: books
     balanced with nothing held by nobody, ``checked_out`` connections with
     callers, ``pool_size`` equal to ``size`` (if given: replacements made) and
-    to the server's count of the pool's backends. Returns the books."""
+    to the server's count of the pool's backends. Returns the books.
+
+    ``may_strand``: how many slots may be stranded instead (held by nobody, or
+    gone from the pure-Python ring between two of its steps), one at most per
+    exception that landed in a residual window (``landed_in_residual_window``);
+    the ring's invariants are checked only when none is."""
     deadline = time.monotonic() + timeout
     while True:
         books = pool_books(pool)
         backends = server_backends(admin, app)
+        stranded = books.size - books.idle - books.checked_out - books.connecting
         ok = (
-            books.balanced
-            and books.held == 0
+            0 <= stranded <= may_strand
+            and (books.balanced or may_strand > 0)
             and books.connecting == 0
             and books.checked_out == checked_out
             and backends == books.size
             and (size is None or books.size == size)
         )
         if ok:
-            pool._ring.check_invariants()
+            if stranded == 0:
+                pool._ring.check_invariants()
             return books
         if time.monotonic() > deadline:
             raise AssertionError(
                 f"{context}: books {books} (balanced: {books.balanced}),"
                 f" server backends {backends}, expected size {size},"
-                f" checked out {checked_out}, waiting {len(pool._waiting)}"
+                f" checked out {checked_out}, waiting {len(pool._waiting)},"
+                f" may strand {may_strand}"
             )
         time.sleep(0.01)
 
