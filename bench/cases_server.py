@@ -184,6 +184,12 @@ def _columns(
             fmt(paired(res, results[BASELINE], "p99_ms")) if BASELINE in results else "-"
         )
     cols["max ms (worst run)"] = _worst_cell("max_ms")
+    if any("wait_p99_ms" in e for res in results.values() for e in res.extra):
+        # measured inside the server (bench/server/trace.py), psycopg pools only
+        cols["in server: conn wait p99 ms"] = _median_cell("wait_p99_ms")
+        cols["conn hold p50 / p99 ms"] = lambda res: (
+            f"{_median_cell('hold_p50_ms')(res)} / {_median_cell('hold_p99_ms')(res)}"
+        )
     cols["server CPU µs/req"] = _median_cell("cpu_us_per_req")
     if workers > 1:
         # one run per repeat: the worker holding most wrk connections decides

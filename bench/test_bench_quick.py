@@ -191,10 +191,19 @@ def test_quick_server_case_runs_and_measures(tmp_path: Path, pg_dsn: str) -> Non
             assert 0 <= run["sessions_max"] <= run["sessions_allowed"], (case, name, run)
             if name == "fastpool":  # its pool of 10 was open all along
                 assert run["sessions_max"] == 10, (case, run)
+                # timed inside the server too (bench/server/trace.py): the requests
+                # that asked for a connection during the measured run, so wrk's
+                # count give or take the 8 in flight at either end
+                assert abs(run["traced_requests"] - run["requests"]) <= 8, (case, run)
+                assert 0 <= run["wait_p50_ms"] <= run["wait_p99_ms"], (case, run)
+                assert 0 < run["hold_p50_ms"] <= run["hold_p99_ms"] <= run["max_ms"], (case, run)
+            else:  # only the psycopg pools are traced
+                assert "traced_requests" not in run, (case, name, run)
             assert run["sessions_left"] == 0
     assert "wrk" in data["machine"]["versions"]
     md = (tmp_path / "latest.md").read_text()
     assert "| fastpool |" in md and "| no database |" in md
+    assert "in server: conn wait p99 ms" in md
 
 
 @pytest.mark.postgres

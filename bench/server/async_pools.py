@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from .settings import ITEM, RANGE, SELECT1, Settings, txn_params
+from .trace import RequestTrace, monotonic
 
 TIMEOUT = 30.0
 
@@ -30,10 +31,13 @@ async def _txn_on_cursor(cur: Any, table: str) -> tuple[object, object]:
 
 
 class AsyncPsycopgPool:
-    """fastpool's or psycopg_pool's AsyncConnectionPool: ``async with pool.connection()``."""
+    """fastpool's or psycopg_pool's AsyncConnectionPool: ``async with pool.connection()``.
+    Each request's connection wait and hold are recorded (trace.py), written
+    at close if the runner asked for them."""
 
     def __init__(self, s: Settings, pool_class: Callable[[], type]) -> None:
         self.settings, self.pool_class = s, pool_class
+        self.trace = RequestTrace(s.trace_dir)
 
     async def open(self) -> None:
         s = self.settings
@@ -48,16 +52,26 @@ class AsyncPsycopgPool:
         await self.pool.open(wait=True)
 
     async def select1(self) -> object:
+        asked = monotonic()
         async with self.pool.connection() as conn:
+            got = monotonic()
             cur = await conn.execute(SELECT1)
-            return await cur.fetchone()
+            row = await cur.fetchone()
+        self.trace.record(asked, got, monotonic())
+        return row
 
     async def txn(self) -> object:
-        async with self.pool.connection() as conn, conn.cursor() as cur:
-            return await _txn_on_cursor(cur, self.settings.table)
+        asked = monotonic()
+        async with self.pool.connection() as conn:
+            got = monotonic()
+            async with conn.cursor() as cur:
+                rows = await _txn_on_cursor(cur, self.settings.table)
+        self.trace.record(asked, got, monotonic())
+        return rows
 
     async def close(self) -> None:
         await self.pool.close()
+        self.trace.write()
 
 
 class AsyncSQLAlchemyEngine:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import process, sessions, wrk
+from . import process, sessions, trace, wrk
 from .settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,14 +209,6 @@ def run_once(run: Run) -> tuple[float, dict[str, Any]]:
     """Requests/s of one run, and everything else measured; ``info["flagged"]``
     lists what went wrong (empty for a clean run)."""
     app_name = _next_app_name()
-    settings = Settings(
-        contender=run.contender,
-        dsn=sessions.with_app_name(run.dsn, app_name),
-        pool_size=run.pool_size,
-        autocommit=run.endpoint != "txn",
-        table=run.table,
-        run_id=app_name,
-    )
     allowed = run.server.sessions_allowed(run.contender, run.pool_size, run.connections)
     info: dict[str, Any] = {
         "unit": "requests/s",
@@ -227,6 +219,15 @@ def run_once(run: Run) -> tuple[float, dict[str, Any]]:
     flagged: list[str] = info["flagged"]
     sampler = sessions.Sampler(run.dsn, app_name)
     with tempfile.TemporaryDirectory(prefix="fastpool-bench-server-") as tmp:
+        settings = Settings(
+            contender=run.contender,
+            dsn=sessions.with_app_name(run.dsn, app_name),
+            pool_size=run.pool_size,
+            autocommit=run.endpoint != "txn",
+            table=run.table,
+            run_id=app_name,
+            trace_dir=tmp,  # the pools that trace write their requests' times here at exit
+        )
         port = process.free_port()
         server = process.start(
             run.server.command(port), _server_env(settings), ROOT, port, Path(tmp) / "server.log"
@@ -241,7 +242,9 @@ def run_once(run: Run) -> tuple[float, dict[str, Any]]:
                 if sum(warm.errors.values()):
                     flagged.append(f"errors while warming up: {_errors_text(warm.errors)}")
             cpu0 = process.group_cpu_by_pid(server.pid)
+            measured_from = trace.monotonic()
             result = wrk.run(url, run.seconds, run.connections)
+            measured_to = trace.monotonic()
             cpu1 = process.group_cpu_by_pid(server.pid)
             cpu = sum(cpu1.values()) - sum(cpu0.values())
             # With several workers, each keeps the wrk connections it accepted
@@ -264,6 +267,9 @@ def run_once(run: Run) -> tuple[float, dict[str, Any]]:
             log = server.log_text()
             info["sessions_left"] = sampler.left_after()
             sampler.close()
+        if result is not None:
+            # the connection wait and hold of the measured requests (trace.py)
+            info.update(trace.summarize(tmp, measured_from, measured_to))
     if result is not None:
         info.update(
             requests=result.requests,

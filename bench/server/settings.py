@@ -38,6 +38,7 @@ class Settings:
     autocommit: bool  # False for the transaction endpoint: the request commits
     table: str  # the small table of the transaction endpoint
     run_id: str  # /health answers it, so the runner knows the server is its own
+    trace_dir: str = ""  # where each worker writes its per-request times (trace.py); '': nowhere
 
     def to_env(self) -> dict[str, str]:
         return {
@@ -47,6 +48,7 @@ class Settings:
             PREFIX + "AUTOCOMMIT": "1" if self.autocommit else "0",
             PREFIX + "TABLE": self.table,
             PREFIX + "RUN_ID": self.run_id,
+            PREFIX + "TRACE_DIR": self.trace_dir,
         }
 
     @classmethod
@@ -60,6 +62,7 @@ class Settings:
                 autocommit=env[PREFIX + "AUTOCOMMIT"] == "1",
                 table=env[PREFIX + "TABLE"],
                 run_id=env[PREFIX + "RUN_ID"],
+                trace_dir=env.get(PREFIX + "TRACE_DIR", ""),
             )
         except KeyError as exc:
             raise RuntimeError(

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Protocol
 
 from .settings import ITEM, RANGE, SELECT1, Settings, txn_params
+from .trace import RequestTrace, monotonic
 
 TIMEOUT = 30.0  # seconds a request may wait for a connection
 
@@ -40,10 +41,12 @@ def _txn_on_cursor(cur: Any, table: str) -> tuple[object, object]:
 
 class PsycopgPool:
     """fastpool's or psycopg_pool's ConnectionPool: ``with pool.connection()``,
-    which commits on the way out."""
+    which commits on the way out. Each request's connection wait and hold are
+    recorded (trace.py), written at close if the runner asked for them."""
 
     def __init__(self, s: Settings, pool_class: type) -> None:
         self.table = s.table
+        self.trace = RequestTrace(s.trace_dir)
         self.pool = pool_class(
             s.dsn,
             min_size=s.pool_size,
@@ -55,15 +58,25 @@ class PsycopgPool:
         self.pool.wait()
 
     def select1(self) -> object:
+        asked = monotonic()
         with self.pool.connection() as conn:
-            return conn.execute(SELECT1).fetchone()
+            got = monotonic()
+            row = conn.execute(SELECT1).fetchone()
+        self.trace.record(asked, got, monotonic())
+        return row
 
     def txn(self) -> object:
-        with self.pool.connection() as conn, conn.cursor() as cur:
-            return _txn_on_cursor(cur, self.table)
+        asked = monotonic()
+        with self.pool.connection() as conn:
+            got = monotonic()
+            with conn.cursor() as cur:
+                rows = _txn_on_cursor(cur, self.table)
+        self.trace.record(asked, got, monotonic())
+        return rows
 
     def close(self) -> None:
         self.pool.close()
+        self.trace.write()
 
 
 class SQLAlchemyEngine:
