@@ -30,10 +30,6 @@ class RequestTrace:
         self.directory = directory
         self._times = array("d")
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.directory)
-
     def record(self, asked: float, got: float, returned: float) -> None:
         """One request: when it asked for a connection, got it, gave it back."""
         # One C call: threads of one worker append whole records (the GIL

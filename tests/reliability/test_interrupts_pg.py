@@ -782,6 +782,6 @@ def test_random_interrupts_under_load(make, admin, cls, monkeypatch) -> None:
     print(
         f"\n{cls.__name__}: {sent} asynchronous exceptions sent to 8 threads in 2 s,"
         f" {landed[0]} caught by the workers ({in_residual_window[0]} in a residual window);"
-        f" books settled, {books.size - books.idle - books.connecting} slots stranded"
+        f" books settled, {books.stranded} slots stranded"
         f" ({died} threads joined, {fastpool.__impl__} core)"
     )

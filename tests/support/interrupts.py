@@ -336,6 +336,12 @@ class PoolBooks:
     def balanced(self) -> bool:
         return self.idle + self.checked_out + self.held + self.connecting == self.size
 
+    @property
+    def stranded(self) -> int:
+        """Slots neither idle, with a caller nor being connected: held by
+        nobody, or gone from the pure-Python ring between two of its steps."""
+        return self.size - self.idle - self.checked_out - self.connecting
+
 
 def _owner(conn: object) -> object:
     return getattr(conn, "_pool", None)
@@ -378,25 +384,24 @@ def assert_conserved(
     callers, ``pool_size`` equal to ``size`` (if given: replacements made) and
     to the server's count of the pool's backends. Returns the books.
 
-    ``may_strand``: how many slots may be stranded instead (held by nobody, or
-    gone from the pure-Python ring between two of its steps), one at most per
+    ``may_strand``: how many slots may be stranded instead (``PoolBooks.stranded``), one at most per
     exception that landed in a residual window (``landed_in_residual_window``);
     the ring's invariants are checked only when none is."""
     deadline = time.monotonic() + timeout
     while True:
         books = pool_books(pool)
         backends = server_backends(admin, app)
-        stranded = books.size - books.idle - books.checked_out - books.connecting
         ok = (
-            0 <= stranded <= may_strand
-            and (books.balanced or may_strand > 0)
+            # every slot held by nobody is among the stranded (so with
+            # may_strand 0: balanced, nothing held by nobody)
+            books.held <= books.stranded <= may_strand
             and books.connecting == 0
             and books.checked_out == checked_out
             and backends == books.size
             and (size is None or books.size == size)
         )
         if ok:
-            if stranded == 0:
+            if books.stranded == 0:
                 pool._ring.check_invariants()
             return books
         if time.monotonic() > deadline:
